@@ -1,0 +1,69 @@
+/**
+ * Opens the engine's connections. Every session gets the settings that make server text
+ * deterministic (DESIGN §3.3); the remote session is read-only by default as a second guard.
+ */
+import { Client, type ClientConfig } from 'pg';
+import { toMeterSyncError } from '../errors';
+
+export type DatabaseRole = 'remote' | 'site';
+
+/** A connection string, or a node-postgres client configuration. */
+export type DatabaseTarget = string | ClientConfig;
+
+export interface ConnectOptions {
+  connectTimeoutMs?: number;
+  /** Server-side `statement_timeout`; 0 disables it. */
+  statementTimeoutMs?: number;
+  idleInTransactionTimeoutMs?: number;
+}
+
+export const SESSION_SETTINGS: Readonly<Record<string, string>> = {
+  TimeZone: 'UTC',
+  DateStyle: 'ISO',
+  IntervalStyle: 'postgres',
+  extra_float_digits: '3',
+  bytea_output: 'hex',
+};
+
+function startupOptions(role: DatabaseRole): string {
+  const settings: Record<string, string> = { ...SESSION_SETTINGS };
+  if (role === 'remote') settings.default_transaction_read_only = 'on';
+  return Object.entries(settings)
+    .map(([name, value]) => `-c ${name}=${value}`)
+    .join(' ');
+}
+
+export function clientConfig(
+  target: DatabaseTarget,
+  role: DatabaseRole,
+  options: ConnectOptions = {},
+): ClientConfig {
+  const base: ClientConfig = typeof target === 'string' ? { connectionString: target } : { ...target };
+  return {
+    ...base,
+    application_name: 'meter-sync',
+    options: startupOptions(role),
+    connectionTimeoutMillis: options.connectTimeoutMs ?? base.connectionTimeoutMillis ?? 10_000,
+    statement_timeout: options.statementTimeoutMs ?? base.statement_timeout,
+    idle_in_transaction_session_timeout:
+      options.idleInTransactionTimeoutMs ?? base.idle_in_transaction_session_timeout,
+  };
+}
+
+/** Connects, or throws a MeterSyncError whose message names the role but never the credentials. */
+export async function connect(
+  target: DatabaseTarget,
+  role: DatabaseRole,
+  options: ConnectOptions = {},
+): Promise<Client> {
+  const client = new Client(clientConfig(target, role, options));
+  // A dropped connection must fail the query in flight, not crash the process.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw toMeterSyncError(error, `cannot connect to the ${role} database`);
+  }
+  return client;
+}

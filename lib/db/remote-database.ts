@@ -1,0 +1,80 @@
+/**
+ * The remote side: one REPEATABLE READ READ ONLY transaction per run, so every entity is read
+ * from the same snapshot and a write is impossible (DESIGN §3.1).
+ */
+import type { Readable } from 'node:stream';
+import type { Client } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { EntityMetadata } from '../entities';
+import { toMeterSyncError } from '../errors';
+import { type Row, TEXT_TYPES } from './rows';
+import { remoteSql } from './sync-sql';
+
+export class RemoteSnapshot {
+  private constructor(private readonly client: Client) {}
+
+  static async open(client: Client, tenantId: number): Promise<RemoteSnapshot> {
+    try {
+      await client.query(remoteSql.beginSnapshot);
+      await client.query(remoteSql.setTenant, [String(tenantId)]);
+    } catch (error) {
+      throw toMeterSyncError(error, 'cannot open the remote snapshot');
+    }
+    return new RemoteSnapshot(client);
+  }
+
+  /** Set when a read stopped half way: the connection is left mid-COPY and cannot serve another read. */
+  broken = false;
+
+  /**
+   * Streams the tenant's slice of one entity to `consume`. A read the remote refused is rolled
+   * back to a savepoint, so the snapshot survives for the next entity.
+   */
+  async readSlice<T>(meta: EntityMetadata, consume: (rows: Readable) => Promise<T>): Promise<T> {
+    await this.client.query('SAVEPOINT read_slice');
+    const rows = this.client.query(copyTo(remoteSql.copySlice(meta)));
+    let settled = false;
+    rows.once('end', () => {
+      settled = true;
+    });
+    rows.once('error', () => {
+      settled = true;
+    });
+    try {
+      const result = await consume(rows);
+      await this.client.query('RELEASE SAVEPOINT read_slice');
+      return result;
+    } catch (error) {
+      if (settled) {
+        await this.client.query('ROLLBACK TO SAVEPOINT read_slice').catch(() => {});
+      } else {
+        // The consumer gave up while the server was still sending: only closing the socket ends that.
+        this.broken = true;
+        (
+          this.client as unknown as { connection: { stream: { destroy(): void } } }
+        ).connection.stream.destroy();
+      }
+      throw toMeterSyncError(error, `${meta.name}: reading the remote failed`);
+    }
+  }
+
+  /** Ends the snapshot; it never wrote anything, so nothing is lost either way. */
+  async close(): Promise<void> {
+    if (!this.broken) await this.client.query('ROLLBACK');
+  }
+}
+
+/** The tenant's slice of an entity as rows of server text, in key order (seed task 2). */
+export async function getRemoteRows(client: Client, meta: EntityMetadata, tenantId: number): Promise<Row[]> {
+  await client.query(remoteSql.beginSnapshot);
+  try {
+    const { rows } = await client.query<Row>({
+      text: remoteSql.selectSlice(meta),
+      values: [tenantId],
+      types: TEXT_TYPES,
+    });
+    return rows;
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}

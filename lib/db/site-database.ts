@@ -1,0 +1,154 @@
+/**
+ * The site side: catalog lookups, the run lock, staging remote rows, and the set-based writes.
+ * It implements the generic row functions of the seed (get, upsert, delete by key) on the same
+ * SQL the engine uses, so there is one way to write a row.
+ */
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type Client, escapeIdentifier } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { EntityMetadata } from '../entities';
+import { SiteSchemaError } from '../errors';
+import { formatKey, type Row, TEXT_TYPES } from './rows';
+import {
+  applicableRows,
+  deleteAbsent,
+  deleteListed,
+  type ParentLookup,
+  planSql,
+  type ResolvedEntity,
+  selectRows,
+  siteSql,
+  unnestSource,
+  upsertFrom,
+} from './sync-sql';
+
+// Any constant works; it only has to be the same for every run against one site database.
+export const SITE_LOCK_KEY = '7305818813071261000';
+const ROW_BATCH = 5_000;
+
+export interface WriteCounts {
+  inserted: number;
+  updated: number;
+}
+
+function count(value: unknown): number {
+  return Number(value ?? 0);
+}
+
+export class SiteDatabase {
+  constructor(readonly client: Client) {}
+
+  /** Binds an entity to this site: its table must exist with every declared column. */
+  async resolve(meta: EntityMetadata, stageName = `meter_sync_stage_${meta.name}`): Promise<ResolvedEntity> {
+    const table = escapeIdentifier(meta.table);
+    const { rows } = await this.client.query<{ name: string; type: string }>(siteSql.columnTypes, [table]);
+    if (rows.length === 0) {
+      throw new SiteSchemaError(
+        'SITE_SCHEMA_MISMATCH',
+        `${meta.name}: table ${table} does not exist on the site`,
+      );
+    }
+    const types: Record<string, string> = {};
+    for (const row of rows) types[row.name] = row.type;
+    const missing = meta.columns.filter((c) => !(c in types));
+    if (missing.length > 0) {
+      throw new SiteSchemaError(
+        'SITE_SCHEMA_MISMATCH',
+        `${meta.name}: site table ${table} has no column ${missing.join(', ')}`,
+      );
+    }
+    return { meta, table, types, stage: `pg_temp.${escapeIdentifier(stageName)}` };
+  }
+
+  async isMigrated(): Promise<boolean> {
+    const { rows } = await this.client.query<{ present: boolean }>(siteSql.tableExists, ['sync_run']);
+    return rows[0]?.present === true;
+  }
+
+  /** Takes the run lock for the current transaction; false when another run holds it. */
+  async tryLock(): Promise<boolean> {
+    const { rows } = await this.client.query<{ locked: boolean }>(siteSql.tryLock, [SITE_LOCK_KEY]);
+    return rows[0]?.locked === true;
+  }
+
+  /** Fills the entity's stage table from a COPY text stream; returns the number of rows. */
+  async stage(e: ResolvedEntity, source: Readable): Promise<number> {
+    await this.client.query(siteSql.createStage(e));
+    const sink = this.client.query(copyFrom(siteSql.copyIntoStage(e)));
+    await pipeline(source, sink);
+    // Temporary tables are never analyzed automatically; the plans below join on them.
+    await this.client.query(siteSql.analyzeStage(e));
+    return sink.rowCount;
+  }
+
+  async countRows(e: ResolvedEntity): Promise<number> {
+    const { rows } = await this.client.query(siteSql.countRows(e));
+    return count(rows[0]?.rows);
+  }
+
+  async countApplicable(
+    e: ResolvedEntity,
+    parents: ParentLookup,
+  ): Promise<{ total: number; applicable: number }> {
+    const { rows } = await this.client.query(planSql.countApplicable(e, parents));
+    return { total: count(rows[0]?.total), applicable: count(rows[0]?.applicable) };
+  }
+
+  async sampleSkipped(e: ResolvedEntity, parents: ParentLookup, limit: number): Promise<string[]> {
+    const { rows } = await this.client.query<Row>({
+      text: planSql.sampleSkipped(e, parents),
+      values: [limit],
+      types: TEXT_TYPES,
+    });
+    return rows.map((row) => formatKey(e.meta.keyColumns, row));
+  }
+
+  /** Deletes every site row that the run will not keep; returns how many. */
+  async deleteNotApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<number> {
+    const result = await this.client.query(deleteAbsent(e, applicableRows(e, parents)));
+    return result.rowCount ?? 0;
+  }
+
+  async upsertApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<WriteCounts> {
+    return this.writeCounts(upsertFrom(e, applicableRows(e, parents)));
+  }
+
+  // ---- the generic row functions (seed tasks 3-5) ----
+
+  /** All site rows of an entity as server text, in key order. */
+  async getRows(e: ResolvedEntity): Promise<Row[]> {
+    const { rows } = await this.client.query<Row>({ text: selectRows(e), types: TEXT_TYPES });
+    return rows;
+  }
+
+  /** Inserts or updates rows (composite keys, ON CONFLICT); a row whose text is unchanged is not written. */
+  async upsertRows(e: ResolvedEntity, rows: readonly Row[]): Promise<WriteCounts> {
+    const total: WriteCounts = { inserted: 0, updated: 0 };
+    for (let start = 0; start < rows.length; start += ROW_BATCH) {
+      const batch = rows.slice(start, start + ROW_BATCH);
+      const params = e.meta.columns.map((c) => batch.map((row) => row[c] ?? null));
+      const counts = await this.writeCounts(upsertFrom(e, unnestSource(e.meta.columns)), params);
+      total.inserted += counts.inserted;
+      total.updated += counts.updated;
+    }
+    return total;
+  }
+
+  /** Deletes the rows with the given keys; returns how many existed. */
+  async deleteRows(e: ResolvedEntity, keys: readonly Row[]): Promise<number> {
+    let deleted = 0;
+    for (let start = 0; start < keys.length; start += ROW_BATCH) {
+      const batch = keys.slice(start, start + ROW_BATCH);
+      const params = e.meta.keyColumns.map((c) => batch.map((row) => row[c] ?? null));
+      const result = await this.client.query(deleteListed(e, unnestSource(e.meta.keyColumns)), params);
+      deleted += result.rowCount ?? 0;
+    }
+    return deleted;
+  }
+
+  private async writeCounts(sql: string, params?: unknown[]): Promise<WriteCounts> {
+    const { rows } = await this.client.query(sql, params);
+    return { inserted: count(rows[0]?.inserted), updated: count(rows[0]?.updated) };
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The site schema, owned by meter-sync: versioned migrations applied in order, each once.
+ * Foreign keys are real, NOT DEFERRABLE and NOT cascading: the engine orders its work so they never fire.
+ */
+import type { Client } from 'pg';
+import { toMeterSyncError } from '../errors';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const SITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'meter, register, device_register',
+    sql: `
+      CREATE TABLE meter (
+        id bigint PRIMARY KEY,
+        tenant_id integer NOT NULL,
+        name text NOT NULL,
+        serial_number text,
+        protocol text NOT NULL,
+        ip_address text,
+        port integer,
+        active boolean NOT NULL,
+        config jsonb,
+        updated_at timestamptz NOT NULL
+      );
+      CREATE TABLE register (
+        id bigint PRIMARY KEY,
+        tenant_id integer NOT NULL,
+        name text NOT NULL,
+        address integer NOT NULL,
+        data_type text NOT NULL,
+        unit text,
+        scale numeric(18,6) NOT NULL,
+        description text,
+        updated_at timestamptz NOT NULL
+      );
+      CREATE TABLE device_register (
+        device_id bigint NOT NULL REFERENCES meter (id) ON DELETE NO ACTION NOT DEFERRABLE,
+        register_id bigint NOT NULL REFERENCES register (id) ON DELETE NO ACTION NOT DEFERRABLE,
+        poll_interval_s integer NOT NULL,
+        enabled boolean NOT NULL,
+        PRIMARY KEY (device_id, register_id)
+      );
+      -- Deleting a register checks device_register by register_id.
+      CREATE INDEX device_register_register_id_idx ON device_register (register_id);`,
+  },
+  {
+    version: 2,
+    name: 'sync_run audit table',
+    sql: `
+      CREATE TABLE sync_run (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        site_id text,
+        tenant_id integer NOT NULL,
+        status text NOT NULL CHECK (status IN ('ok', 'partial', 'failed')),
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        duration_ms integer NOT NULL,
+        inserted bigint NOT NULL,
+        updated bigint NOT NULL,
+        deleted bigint NOT NULL,
+        skipped bigint NOT NULL,
+        failed_entities text[] NOT NULL,
+        result jsonb NOT NULL
+      );
+      CREATE INDEX sync_run_started_at_idx ON sync_run (started_at DESC);`,
+  },
+];
+
+export const LATEST_SITE_SCHEMA_VERSION = SITE_MIGRATIONS[SITE_MIGRATIONS.length - 1]!.version;
+
+// Serializes concurrent migrations of one site (any constant distinct from the run lock).
+const MIGRATION_LOCK_KEY = '7305818813071261001';
+
+export interface MigrationReport {
+  readonly from: number;
+  readonly to: number;
+  readonly applied: readonly Migration[];
+}
+
+/** Brings the site schema to the latest version in one transaction; running it again changes nothing. */
+export async function migrateSite(client: Client): Promise<MigrationReport> {
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
+    await client.query(`CREATE TABLE IF NOT EXISTS meter_sync_schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now())`);
+    const { rows } = await client.query<{ version: number }>(
+      'SELECT coalesce(max(version), 0) AS version FROM meter_sync_schema_migrations',
+    );
+    const from = rows[0]!.version;
+    const pending = SITE_MIGRATIONS.filter((m) => m.version > from);
+    for (const migration of pending) {
+      await client.query(migration.sql);
+      await client.query('INSERT INTO meter_sync_schema_migrations (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ]);
+    }
+    await client.query('COMMIT');
+    return { from, to: pending.length > 0 ? pending[pending.length - 1]!.version : from, applied: pending };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw toMeterSyncError(error, 'migration failed');
+  }
+}
+
+/** The site's schema version, 0 when meter-sync never migrated it. */
+export async function siteSchemaVersion(client: Client): Promise<number> {
+  const { rows } = await client.query<{ version: number | null }>(
+    `SELECT CASE WHEN to_regclass('meter_sync_schema_migrations') IS NULL THEN 0
+       ELSE (SELECT coalesce(max(version), 0) FROM meter_sync_schema_migrations) END AS version`,
+  );
+  return rows[0]?.version ?? 0;
+}

@@ -1,0 +1,12 @@
+/** The sync engine's public surface. */
+export {
+  DEFAULT_MAX_DELETE_RATIO,
+  MASS_DELETE_MIN_ROWS,
+  type ProgressEvent,
+  performSync,
+  type SyncOptions,
+  syncEntity,
+} from './perform-sync';
+export { planSteps, type Step } from './plan-steps';
+export type { EntityResult, EntityStatus, ErrorReport, RunStatus, SyncResult } from './sync-result';
+export { runStatus, totals } from './sync-result';

@@ -1,0 +1,75 @@
+/** The result of a run (DESIGN §4): returned by the library, printed by the CLI, returned by the Lambda. */
+
+export type RunStatus = 'ok' | 'partial' | 'failed' | 'locked';
+export type EntityStatus = 'ok' | 'failed' | 'skipped';
+
+export interface ErrorReport {
+  code: string;
+  message: string;
+  key?: string;
+}
+
+export interface EntityResult {
+  entity: string;
+  status: EntityStatus;
+  inserted: number;
+  updated: number;
+  deleted: number;
+  skipped: number;
+  unchanged: number;
+  remoteRows: number;
+  durationMs: number;
+  error?: ErrorReport;
+  /** Up to a few keys of the remote rows skipped because a parent is missing. */
+  skippedKeys?: string[];
+}
+
+export interface SyncResult {
+  ok: boolean;
+  status: RunStatus;
+  siteId?: string;
+  tenantId: number;
+  dryRun: boolean;
+  startedAt: string;
+  durationMs: number;
+  entities: EntityResult[];
+  /** Why the run as a whole failed (a connection, the lock, the site schema), when it did. */
+  error?: ErrorReport;
+}
+
+export function emptyEntityResult(entity: string, status: EntityStatus = 'ok'): EntityResult {
+  return {
+    entity,
+    status,
+    inserted: 0,
+    updated: 0,
+    deleted: 0,
+    skipped: 0,
+    unchanged: 0,
+    remoteRows: 0,
+    durationMs: 0,
+  };
+}
+
+export function runStatus(entities: readonly EntityResult[]): RunStatus {
+  const failed = entities.filter((e) => e.status === 'failed').length;
+  if (failed === 0) return 'ok';
+  return failed === entities.length ? 'failed' : 'partial';
+}
+
+export function totals(entities: readonly EntityResult[]): {
+  inserted: number;
+  updated: number;
+  deleted: number;
+  skipped: number;
+} {
+  return entities.reduce(
+    (sum, e) => ({
+      inserted: sum.inserted + e.inserted,
+      updated: sum.updated + e.updated,
+      deleted: sum.deleted + e.deleted,
+      skipped: sum.skipped + e.skipped,
+    }),
+    { inserted: 0, updated: 0, deleted: 0, skipped: 0 },
+  );
+}

@@ -1,0 +1,7 @@
+/** The project's typed errors, each with a stable code. */
+export { toMeterSyncError } from './database-error';
+export { EntityMetadataError } from './entity-metadata-error';
+export { MassDeleteGuardError } from './mass-delete-guard-error';
+export { MeterSyncError } from './meter-sync-error';
+export { SiteSchemaError } from './site-schema-error';
+export { UsageError } from './usage-error';

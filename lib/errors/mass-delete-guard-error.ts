@@ -1,0 +1,13 @@
+/** An entity step would delete too large a share of the site's rows; a remote that suddenly returns nothing must not wipe a site. */
+import { MeterSyncError } from './meter-sync-error';
+
+export class MassDeleteGuardError extends MeterSyncError {
+  constructor(entity: string, deleting: number, siteRows: number, maxDeleteRatio: number) {
+    super(
+      'MASS_DELETE_GUARD',
+      `${entity}: refusing to delete ${deleting} of ${siteRows} site rows (more than ${Math.round(maxDeleteRatio * 100)}%); ` +
+        'rerun with allowMassDelete (--allow-mass-delete) if the remote really lost them',
+    );
+    this.name = 'MassDeleteGuardError';
+  }
+}

@@ -1,0 +1,54 @@
+/** A fresh database per test file on the run's one server (see global-setup.ts). */
+import { randomBytes } from 'node:crypto';
+import { Client, escapeIdentifier } from 'pg';
+
+export function serverUrl(): string {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url)
+    throw new Error(
+      'TEST_DATABASE_URL is not set: run the tests through jest (global setup starts a server)',
+    );
+  return url;
+}
+
+/** True when the server is the embedded one, whose password authentication is real (not trust). */
+export function serverChecksPasswords(): boolean {
+  return process.env.TEST_DATABASE_EMBEDDED === '1';
+}
+
+export function databaseUrl(name: string): string {
+  const url = new URL(serverUrl());
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export interface TestDatabase {
+  readonly name: string;
+  readonly url: string;
+  drop(): Promise<void>;
+}
+
+async function withAdmin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: serverUrl() });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase> {
+  const name = `ms_${prefix}_${randomBytes(5).toString('hex')}`;
+  await withAdmin((admin) =>
+    admin.query(`CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'`),
+  );
+  return {
+    name,
+    url: databaseUrl(name),
+    drop: () =>
+      withAdmin((admin) =>
+        admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)} WITH (FORCE)`),
+      ).then(() => {}),
+  };
+}
