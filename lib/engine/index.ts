@@ -8,5 +8,6 @@ export {
   syncEntity,
 } from './perform-sync';
 export { planSteps, type Step } from './plan-steps';
+export { createSyncDatabase, type EntityOperations, type SyncDatabase } from './sync-database';
 export type { EntityResult, EntityStatus, ErrorReport, RunStatus, SyncResult } from './sync-result';
 export { runStatus, totals } from './sync-result';

@@ -1,0 +1,109 @@
+/**
+ * `meter-sync demo`: an embedded PostgreSQL with a remote holding three tenants and one site of
+ * tenant 1; a first sync, some remote edits (insert, update, delete, an orphan association),
+ * and a second sync, each printed as the per-entity table.
+ */
+import type { Client } from 'pg';
+import { connect } from '../db/connect';
+import { startEmbeddedServer } from '../db/embedded-server';
+import { createRemoteSchema } from '../db/remote-schema';
+import { migrateSite } from '../db/site-migrations';
+import { performSync, type SyncResult } from '../engine';
+import { meterId, registerId, seedRemote } from '../seed/seed-remote';
+import { formatResult } from './format-result';
+
+const TENANT = 1;
+const SITE_ID = 'demo-site';
+
+async function createDatabase(admin: Client, name: string, serverUrl: string): Promise<string> {
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** A day in the life of the central database: one of each kind of change. */
+async function editRemote(remote: Client): Promise<string[]> {
+  const newMeter = meterId(TENANT, 10_001);
+  await remote.query(
+    `INSERT INTO meter (id, tenant_id, name, protocol, active, config, updated_at)
+     VALUES ($1, $2, 'Meter added today ⚡', 'modbus-tcp', true, '{"unitId": 7, "ratio": 1.0}', now())`,
+    [newMeter, TENANT],
+  );
+  await remote.query(
+    'INSERT INTO device_register (device_id, register_id, poll_interval_s, enabled) VALUES ($1, $2, 15, true)',
+    [newMeter, registerId(TENANT, 1)],
+  );
+  await remote.query(`UPDATE register SET scale = 0.001, unit = 'Wh', updated_at = now() WHERE id = $1`, [
+    registerId(TENANT, 2),
+  ]);
+  await remote.query(
+    `UPDATE meter SET config = jsonb_set(config, '{timeoutMs}', '3000'), updated_at = now() WHERE id = $1`,
+    [meterId(TENANT, 4)],
+  );
+  await remote.query('DELETE FROM device_register WHERE device_id = $1', [meterId(TENANT, 5)]);
+  await remote.query('DELETE FROM meter WHERE id = $1', [meterId(TENANT, 5)]);
+  // An association to another tenant's register: it must be skipped, never applied.
+  await remote.query(
+    'INSERT INTO device_register (device_id, register_id, poll_interval_s, enabled) VALUES ($1, $2, 60, true)',
+    [meterId(TENANT, 6), registerId(2, 1)],
+  );
+  return [
+    `inserted meter ${newMeter} with one association`,
+    `updated register ${registerId(TENANT, 2)} (scale, unit) and meter ${meterId(TENANT, 4)} (config)`,
+    `deleted meter ${meterId(TENANT, 5)} and its associations`,
+    `added an association of meter ${meterId(TENANT, 6)} to register ${registerId(2, 1)} of tenant 2 (an orphan for this site)`,
+  ];
+}
+
+export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]> {
+  const say = (line = '') => out.write(`${line}\n`);
+  say('starting an embedded PostgreSQL server…');
+  const server = await startEmbeddedServer();
+  const results: SyncResult[] = [];
+  try {
+    const admin = await connect(server.url, 'site');
+    const remoteUrl = await createDatabase(admin, 'central', server.url);
+    const siteUrl = await createDatabase(admin, 'site_demo', server.url);
+    await admin.end();
+
+    const remote = await connect(remoteUrl, 'site');
+    await createRemoteSchema(remote);
+    const seeded = await seedRemote(remote, {
+      tenants: [1, 2, 3],
+      metersPerTenant: 200,
+      registersPerTenant: 500,
+      registersPerMeter: 4,
+    });
+    say(
+      `central database: 3 tenants, ${seeded.meters} meters, ${seeded.registers} registers, ${seeded.deviceRegisters} associations`,
+    );
+    const site = await connect(siteUrl, 'site');
+    const migration = await migrateSite(site);
+    say(`site database of ${SITE_ID} (tenant ${TENANT}) migrated to schema version ${migration.to}`);
+    await site.end();
+
+    const sync = async (title: string) => {
+      say();
+      say(`== ${title}`);
+      const result = await performSync({
+        remote: remoteUrl,
+        site: siteUrl,
+        tenantId: TENANT,
+        siteId: SITE_ID,
+      });
+      results.push(result);
+      say(formatResult(result));
+    };
+    await sync('first sync: empty site');
+    say();
+    say('== editing the central database');
+    for (const line of await editRemote(remote)) say(`  ${line}`);
+    await remote.end();
+    await sync('second sync: only the changes are written');
+    await sync('third sync: nothing changed');
+  } finally {
+    await server.stop();
+  }
+  return results;
+}

@@ -1,0 +1,55 @@
+/** Renders a SyncResult as the readable per-entity table the CLI and the demo print. */
+import type { SyncResult } from '../engine';
+
+const COLUMNS = [
+  'entity',
+  'status',
+  'remote',
+  'inserted',
+  'updated',
+  'deleted',
+  'skipped',
+  'unchanged',
+  'ms',
+] as const;
+
+export function formatResult(result: SyncResult): string {
+  const title = [
+    'meter-sync',
+    result.siteId !== undefined ? `site ${result.siteId}` : undefined,
+    `tenant ${result.tenantId}`,
+    result.dryRun ? 'DRY RUN (nothing written)' : undefined,
+    result.status,
+    `${(result.durationMs / 1000).toFixed(2)} s`,
+  ]
+    .filter((part) => part !== undefined)
+    .join(' · ');
+  const rows = result.entities.map((e) => [
+    e.entity,
+    e.status,
+    String(e.remoteRows),
+    String(e.inserted),
+    String(e.updated),
+    String(e.deleted),
+    String(e.skipped),
+    String(e.unchanged),
+    String(e.durationMs),
+  ]);
+  const table = [[...COLUMNS], ...rows];
+  const widths = COLUMNS.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const lines = table.map((row) =>
+    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '),
+  );
+  const notes: string[] = [];
+  if (result.error) notes.push(`run ${result.status}: [${result.error.code}] ${result.error.message}`);
+  for (const e of result.entities) {
+    if (e.error && e.error.message !== result.error?.message) {
+      notes.push(
+        `${e.entity} failed: [${e.error.code}] ${e.error.message}${e.error.key ? ` (key ${e.error.key})` : ''}`,
+      );
+    }
+    if (e.skippedKeys?.length)
+      notes.push(`${e.entity} skipped ${e.skipped} (parent missing), e.g. ${e.skippedKeys.join('; ')}`);
+  }
+  return [title, ...(result.entities.length > 0 ? lines : []), ...notes].join('\n');
+}

@@ -1,0 +1,81 @@
+/** The `meter-sync` command: sync, migrate and demo. Errors are one line, never a stack trace or a password. */
+import { connect } from '../db/connect';
+import { migrateSite } from '../db/site-migrations';
+import { performSync } from '../engine';
+import { MeterSyncError, UsageError } from '../errors';
+import { runDemo } from './demo';
+import { formatResult } from './format-result';
+import { type Command, parseCommand, USAGE } from './parse-command';
+import { terminalProgress } from './progress';
+
+export interface CliIo {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}
+
+async function execute(command: Command, io: CliIo): Promise<number> {
+  switch (command.kind) {
+    case 'help':
+      io.stdout.write(`${USAGE}\n`);
+      return 0;
+    case 'migrate': {
+      const client = await connect(command.site, 'site');
+      try {
+        const report = await migrateSite(client);
+        if (command.json) io.stdout.write(`${JSON.stringify(report)}\n`);
+        else if (report.applied.length === 0)
+          io.stdout.write(`site schema already at version ${report.to}\n`);
+        else
+          io.stdout.write(
+            `site schema migrated from version ${report.from} to ${report.to}: ${report.applied.map((m) => `${m.version} ${m.name}`).join('; ')}\n`,
+          );
+        return 0;
+      } finally {
+        await client.end();
+      }
+    }
+    case 'sync': {
+      const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
+      const result = await performSync({
+        remote: command.remote,
+        site: command.site,
+        tenantId: command.tenantId,
+        ...(command.entities ? { entities: command.entities } : {}),
+        dryRun: command.dryRun,
+        allowMassDelete: command.allowMassDelete,
+        ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
+      });
+      progress.done();
+      io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatResult(result)}\n`);
+      return result.ok ? 0 : 1;
+    }
+    case 'demo':
+      await runDemo(io.stdout);
+      return 0;
+  }
+}
+
+/** Runs the command and returns its exit code. */
+export async function main(argv: readonly string[], io: CliIo = process): Promise<number> {
+  try {
+    return await execute(parseCommand(argv), io);
+  } catch (error) {
+    if (error instanceof UsageError || (error instanceof MeterSyncError && error.code === 'BAD_OPTIONS')) {
+      io.stderr.write(`meter-sync: ${error.message} (see \`meter-sync help\`)\n`);
+      return 2;
+    }
+    const message =
+      error instanceof MeterSyncError
+        ? `[${error.code}] ${error.message}`
+        : `internal error: ${(error as Error)?.message ?? String(error)}`;
+    io.stderr.write(`meter-sync: ${message.split('\n')[0]}\n`);
+    if (process.env.METER_SYNC_DEBUG && error instanceof Error) io.stderr.write(`${error.stack}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,27 @@
+/**
+ * The names the sync function emits metrics under (DESIGN §4). The function and the CDK alarms
+ * and dashboard both import them, so an alarm can never watch a metric nobody emits.
+ */
+export const METRICS_NAMESPACE = 'MeterSync';
+/** Powertools adds this as the `service` dimension of every metric. */
+export const SERVICE_NAME = 'meter-sync';
+
+export const EntityMetric = {
+  RowsInserted: 'RowsInserted',
+  RowsUpdated: 'RowsUpdated',
+  RowsDeleted: 'RowsDeleted',
+  RowsSkipped: 'RowsSkipped',
+  EntityFailed: 'EntityFailed',
+  EntityDurationMs: 'EntityDurationMs',
+} as const;
+
+export const RunMetric = {
+  SyncSucceeded: 'SyncSucceeded',
+  SyncDurationMs: 'SyncDurationMs',
+} as const;
+
+export const MetricDimension = {
+  SiteId: 'SiteId',
+  Entity: 'Entity',
+  Service: 'service',
+} as const;

@@ -1,0 +1,193 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from 'pg';
+import { type CliIo, main } from '../../lib/cli/main';
+import type { SyncResult } from '../../lib/engine';
+import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
+
+const run = promisify(execFile);
+const BIN = join(__dirname, '..', '..', 'bin', 'meter-sync.js');
+
+function captureIo(): CliIo & { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  const stream = (append: (s: string) => void) =>
+    ({
+      isTTY: false,
+      write: (chunk: string) => (append(String(chunk)), true),
+    }) as unknown as NodeJS.WriteStream;
+  return {
+    stdout: stream((s) => (out += s)),
+    stderr: stream((s) => (err += s)),
+    out: () => out,
+    err: () => err,
+  };
+}
+
+describe('meter-sync usage errors', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['unknown command', ['frobnicate'], /unknown command "frobnicate"/],
+    ['missing --site', ['sync', '--remote', 'postgres://h/db', '--tenant', '1'], /--site URL is required/],
+    [
+      'missing --tenant',
+      ['sync', '--remote', 'postgres://h/db', '--site', 'postgres://h/s'],
+      /--tenant ID is required/,
+    ],
+    [
+      'bad tenant',
+      ['sync', '--remote', 'postgres://h/db', '--site', 'postgres://h/s', '--tenant', '1; drop'],
+      /--tenant must be an integer/,
+    ],
+    [
+      'unknown entity',
+      [
+        'sync',
+        '--remote',
+        'postgres://h/db',
+        '--site',
+        'postgres://h/s',
+        '--tenant',
+        '1',
+        '--entities',
+        'meter,nope',
+      ],
+      /unknown entity "nope"/,
+    ],
+    ['unknown option', ['sync', '--remote', 'postgres://h/db', '--fast'], /Unknown option '--fast'/],
+    [
+      'not a postgres URL',
+      ['migrate', '--site', 'mysql://root:hunter2@h/db'],
+      /--site must be a postgres:\/\//,
+    ],
+    ['unparsable URL', ['migrate', '--site', 'hunter2 not a url'], /--site is not a valid URL/],
+  ];
+
+  it.each(cases)('%s: exit 2 with one line naming the problem', async (_name, argv, pattern) => {
+    const io = captureIo();
+    expect(await main(argv, io)).toBe(2);
+    expect(io.err()).toMatch(pattern);
+    expect(io.err().trimEnd().split('\n')).toHaveLength(1);
+    expect(io.err()).not.toContain('hunter2');
+    expect(io.out()).toBe('');
+  });
+
+  it('help prints the usage and exits 0', async () => {
+    const io = captureIo();
+    expect(await main(['help'], io)).toBe(0);
+    expect(io.out()).toContain('meter-sync sync --remote URL --site URL --tenant ID');
+  });
+
+  it('the installed bin exits 2 on bad usage, without a stack trace', async () => {
+    const failure = await run(process.execPath, [BIN, 'sync', '--tenant', 'x']).catch((e) => e);
+    expect(failure.code).toBe(2);
+    expect(failure.stderr.trim().split('\n')).toHaveLength(1);
+    expect(failure.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('an unreachable database is exit 1 with one line and no password', async () => {
+    const io = captureIo();
+    const url = 'postgres://someone:s3cr3t-pw@127.0.0.1:1/nowhere';
+    expect(await main(['sync', '--remote', url, '--site', url, '--tenant', '1'], io)).toBe(1);
+    expect(io.out() + io.err()).not.toContain('s3cr3t-pw');
+    expect(io.out()).toMatch(/CONNECTION_LOST|cannot connect to the site database/);
+  });
+});
+
+describe('meter-sync sync and migrate against PostgreSQL', () => {
+  let fx: SyncFixture;
+  beforeAll(async () => {
+    fx = await createSyncFixture(1);
+    await fx.seed({ tenants: [1, 2], metersPerTenant: 5, registersPerTenant: 6, registersPerMeter: 2 });
+  });
+  afterAll(() => fx.close());
+
+  it('migrate is idempotent', async () => {
+    const io = captureIo();
+    expect(await main(['migrate', '--site', fx.site.url], io)).toBe(0);
+    expect(io.out()).toBe('site schema already at version 2\n');
+  });
+
+  it('sync --json prints the result object and exits 0', async () => {
+    const io = captureIo();
+    const code = await main(
+      ['sync', '--remote', fx.remote.url, '--site', fx.site.url, '--tenant', '1', '--json'],
+      io,
+    );
+    expect(code).toBe(0);
+    const result = JSON.parse(io.out()) as SyncResult;
+    expect(result.status).toBe('ok');
+    expect(result.entities.map((e) => [e.entity, e.inserted])).toEqual([
+      ['meter', 5],
+      ['register', 6],
+      ['device_register', 10],
+    ]);
+  });
+
+  it('human output is a per-entity table; --dry-run writes nothing', async () => {
+    await fx.remoteClient.query(`UPDATE register SET unit = 'MWh' WHERE tenant_id = 1`);
+    const io = captureIo();
+    const code = await main(
+      [
+        'sync',
+        '--remote',
+        fx.remote.url,
+        '--site',
+        fx.site.url,
+        '--tenant',
+        '1',
+        '--dry-run',
+        '--entities',
+        'register',
+      ],
+      io,
+    );
+    expect(code).toBe(0);
+    const lines = io.out().trimEnd().split('\n');
+    expect(lines[0]).toMatch(/tenant 1 · DRY RUN \(nothing written\) · ok/);
+    expect(lines[1]).toMatch(
+      /^entity\s+status\s+remote\s+inserted\s+updated\s+deleted\s+skipped\s+unchanged\s+ms$/,
+    );
+    expect(lines[2]).toMatch(/^register\s+ok\s+6\s+0\s+6\s+0\s+0\s+0\s+\d+$/);
+    expect(lines).toHaveLength(3);
+    const { rows } = await fx.siteClient.query(`SELECT count(*)::int AS n FROM register WHERE unit = 'MWh'`);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('exits 1 when the site is locked by another run', async () => {
+    const holder = new Client({ connectionString: fx.site.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock(7305818813071261000)');
+      const io = captureIo();
+      const code = await main(
+        ['sync', '--remote', fx.remote.url, '--site', fx.site.url, '--tenant', '1'],
+        io,
+      );
+      expect(code).toBe(1);
+      expect(io.out()).toMatch(/· locked ·/);
+      expect(io.out()).toMatch(/SITE_LOCKED/);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('exits 1 and names the failed entity when the site rejects a row', async () => {
+    await fx.siteClient.query(
+      "ALTER TABLE register ADD CONSTRAINT unit_not_mwh CHECK (unit IS DISTINCT FROM 'MWh')",
+    );
+    try {
+      const io = captureIo();
+      const code = await main(
+        ['sync', '--remote', fx.remote.url, '--site', fx.site.url, '--tenant', '1'],
+        io,
+      );
+      expect(code).toBe(1);
+      expect(io.out()).toMatch(/^register\s+failed/m);
+      expect(io.out()).toMatch(/register failed: \[SITE_REJECTED_ROW\].*unit_not_mwh/);
+    } finally {
+      await fx.siteClient.query('ALTER TABLE register DROP CONSTRAINT unit_not_mwh');
+    }
+  });
+});
