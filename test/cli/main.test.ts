@@ -15,7 +15,10 @@ function captureIo(): CliIo & { out: () => string; err: () => string } {
   const stream = (append: (s: string) => void) =>
     ({
       isTTY: false,
-      write: (chunk: string) => (append(String(chunk)), true),
+      write: (chunk: string) => {
+        append(String(chunk));
+        return true;
+      },
     }) as unknown as NodeJS.WriteStream;
   return {
     stdout: stream((s) => (out += s)),
