@@ -1,0 +1,401 @@
+/**
+ * `npm run bench`: the engine against a raw COPY pipe of the same tenant slice, on the same
+ * server in the same process (DESIGN §6, issue 6). Times are medians; every scenario's counts
+ * are checked against the changes it made, so a fast wrong run cannot pass.
+ *
+ *   npm run bench -- --rows 1000000 --reps 3 [--enforce-targets]
+ *   BENCH_DATABASE_URL=postgres://… npm run bench     (a server of your own instead of the embedded one)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { Client, escapeIdentifier } from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { connect } from '../lib/db/connect';
+import { startEmbeddedServer } from '../lib/db/embedded-server';
+import { createRemoteSchema } from '../lib/db/remote-schema';
+import { migrateSite } from '../lib/db/site-migrations';
+import { type EntityResult, performSync, type SyncResult } from '../lib/engine';
+import { ID_SPAN, seedRemote } from '../lib/seed/seed-remote';
+import { startByteCountingProxy } from './byte-counting-proxy';
+import { sampleRss } from './rss-sampler';
+
+const BIG_TENANT = 1;
+const FLEET_TENANT = 4;
+
+interface Measurement {
+  ms: number;
+  bytes: number;
+  rssMb: number;
+}
+
+interface ScenarioReport {
+  scenario: string;
+  medianMs: number;
+  ratio: number;
+  bytesFromRemote: number;
+  bytesRatio: number;
+  peakRssMb: number;
+  counts: string;
+  target?: { ratio: number; bytes?: number; rssMb: number };
+  met?: boolean;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    reps: { type: 'string', default: '3' },
+    'enforce-targets': { type: 'boolean', default: false },
+  },
+});
+const ROWS = Number(args.rows);
+const REPS = Math.max(1, Number(args.reps));
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function dbUrl(serverUrl: string, name: string, port?: number): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  if (port !== undefined) {
+    url.hostname = '127.0.0.1';
+    url.port = String(port);
+  }
+  return url.toString();
+}
+
+function check(condition: boolean, message: string): void {
+  if (!condition) {
+    process.stderr.write(`bench: WRONG RESULT: ${message}\n`);
+    process.exit(1);
+  }
+}
+
+function expectCounts(result: SyncResult, entity: string, expected: Partial<EntityResult>): EntityResult {
+  const e = result.entities.find((x) => x.entity === entity);
+  check(
+    result.status === 'ok' && e?.status === 'ok',
+    `${entity}: run ${result.status} ${JSON.stringify(result.error ?? e?.error)}`,
+  );
+  for (const [k, v] of Object.entries(expected)) {
+    check(
+      (e as unknown as Record<string, unknown>)[k] === v,
+      `${entity}.${k} = ${(e as unknown as Record<string, unknown>)[k]}, expected ${v}`,
+    );
+  }
+  return e!;
+}
+
+async function main(): Promise<void> {
+  const embedded = process.env.BENCH_DATABASE_URL ? undefined : await startEmbeddedServer();
+  const serverUrl = process.env.BENCH_DATABASE_URL ?? embedded!.url;
+  const suffix = Date.now().toString(36);
+  const names = {
+    remote: `bench_remote_${suffix}`,
+    site: `bench_site_${suffix}`,
+    fleet: `bench_fleet_${suffix}`,
+  };
+  const admin = await connect(serverUrl, 'site');
+  for (const name of Object.values(names)) await admin.query(`CREATE DATABASE ${escapeIdentifier(name)}`);
+  const serverPort = Number(new URL(serverUrl).port || 5432);
+  const proxy = await startByteCountingProxy(new URL(serverUrl).hostname, serverPort);
+  const remoteDirect = dbUrl(serverUrl, names.remote);
+  const remoteUrl = dbUrl(serverUrl, names.remote, proxy.port);
+  const siteUrl = dbUrl(serverUrl, names.site);
+  const fleetUrl = dbUrl(serverUrl, names.fleet);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    // ---- arrange -----------------------------------------------------------------------------
+    const remote = await connect(remoteDirect, 'site');
+    await createRemoteSchema(remote);
+    const t = Date.now();
+    await seedRemote(remote, {
+      tenants: [BIG_TENANT],
+      metersPerTenant: 0,
+      registersPerTenant: ROWS,
+      registersPerMeter: 0,
+    });
+    const others = Math.max(1, Math.round(ROWS / 10));
+    await seedRemote(remote, {
+      tenants: [2, 3],
+      metersPerTenant: 100,
+      registersPerTenant: others,
+      registersPerMeter: 5,
+    });
+    const scale = Math.min(1, ROWS / 1_000_000);
+    const fleet = {
+      meters: Math.max(50, Math.round(5_000 * scale)),
+      registers: Math.max(200, Math.round(20_000 * scale)),
+      perMeter: 20,
+    };
+    await seedRemote(remote, {
+      tenants: [FLEET_TENANT],
+      metersPerTenant: fleet.meters,
+      registersPerTenant: fleet.registers,
+      registersPerMeter: fleet.perMeter,
+    });
+    await remote.query('VACUUM ANALYZE');
+    say(
+      `seeded remote: tenant ${BIG_TENANT} ${ROWS} registers, tenants 2-3 ${others} registers each, tenant ${FLEET_TENANT} ${fleet.meters}/${fleet.registers}/${fleet.meters * fleet.perMeter} (${Date.now() - t} ms)`,
+    );
+    const site = await connect(siteUrl, 'site');
+    await migrateSite(site);
+    await site.query('CREATE TABLE baseline_register (LIKE register INCLUDING ALL)');
+    const fleetSite = await connect(fleetUrl, 'site');
+    await migrateSite(fleetSite);
+
+    const measure = async <T>(fn: () => Promise<T>): Promise<Measurement & { value: T }> => {
+      proxy.reset();
+      const rss = sampleRss();
+      const started = performance.now();
+      const value = await fn();
+      const ms = performance.now() - started;
+      return { ms, bytes: proxy.bytesFromServer, rssMb: rss.stop() / 1024 / 1024, value };
+    };
+    const runs = async (label: string, prepare: () => Promise<void>, body: () => Promise<void | string>) => {
+      const ms: number[] = [];
+      const bytes: number[] = [];
+      let rss = 0;
+      let counts = '';
+      for (let i = 0; i < REPS; i++) {
+        await prepare();
+        const m = await measure(body);
+        ms.push(m.ms);
+        bytes.push(m.bytes);
+        rss = Math.max(rss, m.rssMb);
+        if (typeof m.value === 'string') counts = m.value;
+        say(
+          `  ${label} #${i + 1}: ${m.ms.toFixed(0)} ms, ${m.bytes} bytes from remote, ${m.rssMb.toFixed(0)} MB RSS ${counts}`,
+        );
+      }
+      return { medianMs: median(ms), bytes: median(bytes), rss, counts };
+    };
+    const sync = (entities: string[], url = siteUrl, tenantId = BIG_TENANT) =>
+      performSync({ remote: remoteUrl, site: url, tenantId, entities, allowMassDelete: true });
+    const nextId = { value: BIG_TENANT * ID_SPAN + ROWS + 1 };
+
+    // ---- baseline: a raw COPY pipe of the same slice -----------------------------------------
+    const baselineClient = await connect(remoteUrl, 'remote');
+    const columns = 'id, tenant_id, name, address, data_type, unit, scale, description, updated_at';
+    const baseline = await runs(
+      'baseline COPY pipe',
+      async () => {
+        await site.query('TRUNCATE baseline_register');
+      },
+      async () => {
+        await baselineClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const source = baselineClient.query(
+          copyTo(`COPY (SELECT ${columns} FROM register WHERE tenant_id = ${BIG_TENANT}) TO STDOUT`),
+        );
+        const sink = site.query(copyFrom(`COPY baseline_register (${columns}) FROM STDIN`));
+        await pipeline(source, sink);
+        await baselineClient.query('COMMIT');
+        check(sink.rowCount === ROWS, `baseline copied ${sink.rowCount} rows`);
+        return `rows=${sink.rowCount}`;
+      },
+    );
+    await baselineClient.end();
+
+    const reports: ScenarioReport[] = [];
+    const report = (
+      scenario: string,
+      r: Awaited<ReturnType<typeof runs>>,
+      target?: ScenarioReport['target'],
+    ) => {
+      const ratio = r.medianMs / baseline.medianMs;
+      const met = target
+        ? ratio <= target.ratio &&
+          r.rss <= target.rssMb &&
+          (target.bytes === undefined || r.bytes <= target.bytes)
+        : undefined;
+      reports.push({
+        scenario,
+        medianMs: Math.round(r.medianMs),
+        ratio: Number(ratio.toFixed(3)),
+        bytesFromRemote: r.bytes,
+        bytesRatio: Number((r.bytes / baseline.bytes).toFixed(4)),
+        peakRssMb: Math.round(r.rss),
+        counts: r.counts,
+        ...(target ? { target, met } : {}),
+      });
+    };
+    report('baseline: raw COPY pipe', baseline);
+
+    // ---- 1. full load into an empty site -----------------------------------------------------
+    say('1. full load into an empty site');
+    const full = await runs(
+      'full load',
+      async () => {
+        await site.query('TRUNCATE device_register, register, meter');
+      },
+      async () => {
+        const e = expectCounts(await sync(['register']), 'register', {
+          inserted: ROWS,
+          updated: 0,
+          deleted: 0,
+        });
+        return `inserted=${e.inserted}`;
+      },
+    );
+    report('1. full load, empty site', full, {
+      ratio: 1.15,
+      bytes: Math.round(baseline.bytes * 1.1),
+      rssMb: 150,
+    });
+
+    // ---- 2. 2% churn -------------------------------------------------------------------------
+    let salt = 0;
+    const churn = async (updates: number, inserts: number, deletes: number) => {
+      salt += 1;
+      const deleted = await remote.query(
+        `DELETE FROM register WHERE id IN (SELECT id FROM register WHERE tenant_id = $1 ORDER BY hashint8(id + $2) LIMIT $3)`,
+        [BIG_TENANT, salt * 104729, deletes],
+      );
+      const updated = await remote.query(
+        `UPDATE register SET scale = scale + 1, updated_at = updated_at + interval '1 second'
+          WHERE id IN (SELECT id FROM register WHERE tenant_id = $1 ORDER BY hashint8(id + $2) LIMIT $3)`,
+        [BIG_TENANT, salt * 7919, updates],
+      );
+      const inserted = await remote.query(
+        `INSERT INTO register (id, tenant_id, name, address, data_type, unit, scale, description, updated_at)
+         SELECT $1::bigint + i, $2, 'new ' || i, i % 65536, 'uint16', 'kWh', 1.5, NULL, timestamptz '2031-01-01' + i * interval '1 microsecond'
+         FROM generate_series(0, $3::int - 1) AS i`,
+        [nextId.value, BIG_TENANT, inserts],
+      );
+      nextId.value += inserts;
+      return {
+        updated: updated.rowCount ?? 0,
+        inserted: inserted.rowCount ?? 0,
+        deleted: deleted.rowCount ?? 0,
+      };
+    };
+    const churnScenario = async (label: string, updates: number, inserts: number, deletes: number) => {
+      let expected = { updated: 0, inserted: 0, deleted: 0 };
+      return runs(
+        label,
+        async () => {
+          // Deletes first, so that no row is both updated and deleted: the expected counts are exact.
+          expected = await churn(updates, inserts, deletes);
+        },
+        async () => {
+          const e = expectCounts(await sync(['register']), 'register', expected);
+          return `inserted=${e.inserted} updated=${e.updated} deleted=${e.deleted}`;
+        },
+      );
+    };
+    say('2. 2% churn');
+    const c = (share: number) => Math.max(1, Math.round(ROWS * share));
+    report('2. 2% churn', await churnScenario('2% churn', c(0.01), c(0.005), c(0.005)), {
+      ratio: 0.7,
+      rssMb: 150,
+    });
+    say('3. 10 rows changed');
+    report('3. 10 rows changed', await churnScenario('10 rows', 4, 3, 3), {
+      ratio: 0.5,
+      bytes: 1_000_000,
+      rssMb: 150,
+    });
+    say('4. nothing changed');
+    const none = await runs(
+      'no change',
+      async () => {},
+      async () => {
+        const e = expectCounts(await sync(['register']), 'register', { inserted: 0, updated: 0, deleted: 0 });
+        return `unchanged=${e.unchanged}`;
+      },
+    );
+    report('4. nothing changed', none, { ratio: 0.35, bytes: 64 * 1024, rssMb: 150 });
+
+    // ---- 5. three entities at a realistic tenant size ------------------------------------------
+    say('5. three entities, realistic tenant');
+    const all = ['meter', 'register', 'device_register'];
+    const fleetLoad = await runs(
+      'fleet first load',
+      async () => {
+        await fleetSite.query('TRUNCATE device_register, register, meter');
+      },
+      async () => {
+        const r = await sync(all, fleetUrl, FLEET_TENANT);
+        expectCounts(r, 'meter', { inserted: fleet.meters });
+        expectCounts(r, 'register', { inserted: fleet.registers });
+        expectCounts(r, 'device_register', { inserted: fleet.meters * fleet.perMeter });
+        return r.entities.map((e) => `${e.entity}=${e.inserted}`).join(' ');
+      },
+    );
+    report('5a. 3 entities, first load', fleetLoad);
+    const fleetNone = await runs(
+      'fleet no change',
+      async () => {},
+      async () => {
+        const r = await sync(all, fleetUrl, FLEET_TENANT);
+        for (const entity of all) expectCounts(r, entity, { inserted: 0, updated: 0, deleted: 0 });
+        return r.entities.map((e) => `${e.entity}=${e.unchanged}`).join(' ');
+      },
+    );
+    report('5b. 3 entities, no change', fleetNone);
+
+    await Promise.all([remote.end(), site.end(), fleetSite.end()]);
+
+    // ---- report ------------------------------------------------------------------------------
+    const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+    const header = [
+      'scenario',
+      'median ms',
+      'x baseline',
+      'bytes from remote',
+      'x bytes',
+      'peak RSS MB',
+      'target',
+      'met',
+      'counts',
+    ];
+    const lines = reports.map((r) => [
+      r.scenario,
+      String(r.medianMs),
+      r.ratio.toFixed(2),
+      String(r.bytesFromRemote),
+      r.bytesRatio.toFixed(4),
+      String(r.peakRssMb),
+      r.target
+        ? `<= ${r.target.ratio}${r.target.bytes !== undefined ? `, <= ${r.target.bytes} B` : ''}, <= ${r.target.rssMb} MB`
+        : '',
+      r.met === undefined ? '' : r.met ? 'yes' : 'NO',
+      r.counts,
+    ]);
+    const table = [header, header.map(() => '---'), ...lines]
+      .map((row) => `| ${row.join(' | ')} |`)
+      .join('\n');
+    say('');
+    say(`rows: ${ROWS}, reps: ${REPS}, machine: ${machine}`);
+    say(table);
+    const dir = join(__dirname, 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `bench-${ROWS}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({ date: new Date().toISOString(), rows: ROWS, reps: REPS, machine, reports }, null, 2),
+    );
+    say(`written ${file}`);
+    if (args['enforce-targets'] && reports.some((r) => r.met === false)) {
+      process.stderr.write('bench: a target was missed\n');
+      process.exitCode = 1;
+    }
+  } finally {
+    for (const name of Object.values(names)) {
+      await admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)} WITH (FORCE)`).catch(() => {});
+    }
+    await admin.end();
+    await proxy.close();
+    await embedded?.stop();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});
