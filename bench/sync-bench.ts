@@ -11,7 +11,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { Client, escapeIdentifier } from 'pg';
+import { escapeIdentifier } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect } from '../lib/db/connect';
 import { startEmbeddedServer } from '../lib/db/embedded-server';
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
       const ms = performance.now() - started;
       return { ms, bytes: proxy.bytesFromServer, rssMb: rss.stop() / 1024 / 1024, value };
     };
-    const runs = async (label: string, prepare: () => Promise<void>, body: () => Promise<void | string>) => {
+    const runs = async (label: string, prepare: () => Promise<void>, body: () => Promise<string>) => {
       const ms: number[] = [];
       const bytes: number[] = [];
       let rss = 0;

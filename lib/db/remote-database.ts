@@ -3,12 +3,12 @@
  * from the same snapshot and a write is impossible (DESIGN §3.1).
  */
 import type { Readable } from 'node:stream';
-import type { Client } from 'pg';
+import type { Client, QueryResultRow } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { EntityMetadata } from '../entities';
 import { toMeterSyncError } from '../errors';
 import { type Row, TEXT_TYPES } from './rows';
-import { remoteSql } from './sync-sql';
+import { regionSql, remoteSql } from './sync-sql';
 
 export class RemoteSnapshot {
   private constructor(private readonly client: Client) {}
@@ -30,9 +30,14 @@ export class RemoteSnapshot {
    * Streams the tenant's slice of one entity to `consume`. A read the remote refused is rolled
    * back to a savepoint, so the snapshot survives for the next entity.
    */
-  async readSlice<T>(meta: EntityMetadata, consume: (rows: Readable) => Promise<T>): Promise<T> {
+  readSlice<T>(meta: EntityMetadata, consume: (rows: Readable) => Promise<T>): Promise<T> {
+    return this.copyOut(remoteSql.copySlice(meta), meta.name, consume);
+  }
+
+  /** Streams the output of a `COPY … TO STDOUT` statement to `consume`, under a savepoint. */
+  async copyOut<T>(sql: string, label: string, consume: (rows: Readable) => Promise<T>): Promise<T> {
     await this.client.query('SAVEPOINT read_slice');
-    const rows = this.client.query(copyTo(remoteSql.copySlice(meta)));
+    const rows = this.client.query(copyTo(sql));
     let settled = false;
     rows.once('end', () => {
       settled = true;
@@ -54,8 +59,26 @@ export class RemoteSnapshot {
           this.client as unknown as { connection: { stream: { destroy(): void } } }
         ).connection.stream.destroy();
       }
-      throw toMeterSyncError(error, `${meta.name}: reading the remote failed`);
+      throw toMeterSyncError(error, `${label}: reading the remote failed`);
     }
+  }
+
+  /** A query in the snapshot, under a savepoint so that a refused one leaves the snapshot usable. */
+  async query<R extends QueryResultRow>(sql: string, params: unknown[], label: string): Promise<R[]> {
+    await this.client.query('SAVEPOINT read_query');
+    try {
+      const { rows } = await this.client.query<R>(sql, params);
+      await this.client.query('RELEASE SAVEPOINT read_query');
+      return rows;
+    } catch (error) {
+      await this.client.query('ROLLBACK TO SAVEPOINT read_query').catch(() => {});
+      throw toMeterSyncError(error, `${label}: reading the remote failed`);
+    }
+  }
+
+  /** Sets a transaction-local setting: how COPY statements, which take no parameters, get values. */
+  async setSetting(name: string, value: string): Promise<void> {
+    await this.client.query(regionSql.setSetting, [name, value]);
   }
 
   /** Ends the snapshot; it never wrote anything, so nothing is lost either way. */

@@ -12,11 +12,15 @@ import { SiteSchemaError } from '../errors';
 import { formatKey, type Row, TEXT_TYPES } from './rows';
 import {
   applicableRows,
+  countAbsent,
   deleteAbsent,
   deleteListed,
+  fingerprintSql,
   type ParentLookup,
   planSql,
+  type Region,
   type ResolvedEntity,
+  regionSql,
   selectRows,
   siteSql,
   unnestSource,
@@ -30,6 +34,28 @@ const ROW_BATCH = 5_000;
 export interface WriteCounts {
   inserted: number;
   updated: number;
+}
+
+export interface BucketFingerprints {
+  buckets: number[];
+  /** bigint values kept as text. */
+  counts: string[];
+  hashes: string[];
+  total: number;
+}
+
+export interface KeyDiff {
+  region: Region & { kind: 'keys' };
+  /** Remote rows in the bucket region. */
+  remoteRows: number;
+  /** Keys to fetch from the remote: new or changed rows. */
+  fetch: number;
+  /** Differing keys that the site holds (changed, or only on the site). */
+  onSite: number;
+}
+
+function temporaryName(purpose: string, e: ResolvedEntity): string {
+  return `pg_temp.${escapeIdentifier(`meter_sync_${purpose}_${e.meta.name}`)}`;
 }
 
 function count(value: unknown): number {
@@ -110,8 +136,83 @@ export class SiteDatabase {
     return result.rowCount ?? 0;
   }
 
+  /** How many rows `deleteNotApplicable` would delete. */
+  async countNotApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<number> {
+    const { rows } = await this.client.query(countAbsent(e, applicableRows(e, parents)));
+    return count(rows[0]?.rows);
+  }
+
   async upsertApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<WriteCounts> {
     return this.writeCounts(upsertFrom(e, applicableRows(e, parents)));
+  }
+
+  // ---- fingerprints and regions (DESIGN §6) ----
+
+  /** Planner's row estimate, or an exact count when the table was never analyzed. */
+  async estimatedRows(e: ResolvedEntity): Promise<number> {
+    const { rows } = await this.client.query(regionSql.estimatedRows, [e.table]);
+    const estimate = count(rows[0]?.rows);
+    return estimate > 0 ? estimate : this.countRows(e);
+  }
+
+  async isEmpty(e: ResolvedEntity): Promise<boolean> {
+    const { rows } = await this.client.query(regionSql.siteIsEmpty(e));
+    return rows[0]?.empty === true;
+  }
+
+  /** Count and xor of row hashes per key-hash bucket, as arrays ready to send to the remote. */
+  async bucketFingerprints(e: ResolvedEntity, mask: number): Promise<BucketFingerprints> {
+    const { rows } = await this.client.query<{ b: number; n: string; x: string }>(
+      fingerprintSql.siteBuckets(e),
+      [mask],
+    );
+    return {
+      buckets: rows.map((r) => r.b),
+      counts: rows.map((r) => r.n),
+      hashes: rows.map((r) => r.x),
+      total: rows.reduce((sum, r) => sum + Number(r.n), 0),
+    };
+  }
+
+  async createBucketRegion(e: ResolvedEntity, buckets: readonly number[], mask: number): Promise<Region> {
+    const table = temporaryName('buckets', e);
+    await this.client.query(fingerprintSql.createBucketTable(table));
+    await this.client.query(fingerprintSql.fillBucketTable(table), [buckets]);
+    return { kind: 'buckets', table, mask };
+  }
+
+  /** Loads the remote's key and row hashes of a bucket region and keeps the keys that differ. */
+  async diffByHashes(e: ResolvedEntity, region: Region, hashes: Readable): Promise<KeyDiff> {
+    const hashTable = temporaryName('hashes', e);
+    const diff = temporaryName('diff', e);
+    await this.client.query(regionSql.createHashTable(e, hashTable));
+    const sink = this.client.query(copyFrom(regionSql.copyIntoHashTable(e, hashTable)));
+    await pipeline(hashes, sink);
+    await this.client.query(`ANALYZE ${hashTable}`);
+    await this.client.query(regionSql.createDiffTable(e, diff, hashTable, region));
+    const { rows } = await this.client.query(regionSql.diffCounts(diff));
+    return {
+      region: { kind: 'keys', table: diff },
+      remoteRows: sink.rowCount,
+      fetch: count(rows[0]?.fetch),
+      onSite: count(rows[0]?.on_site),
+    };
+  }
+
+  /** The keys to fetch from the remote, as one array literal per key column (server text). */
+  async fetchKeyArrays(e: ResolvedEntity, diff: Region & { kind: 'keys' }): Promise<string[]> {
+    const { rows } = await this.client.query({
+      text: regionSql.fetchKeyArrays(e, diff.table),
+      rowMode: 'array',
+    });
+    return (rows[0] as string[]).map(String);
+  }
+
+  /** A first load: the remote's COPY stream straight into the site table. */
+  async loadDirect(e: ResolvedEntity, source: Readable): Promise<number> {
+    const sink = this.client.query(copyFrom(regionSql.copyIntoTable(e)));
+    await pipeline(source, sink);
+    return sink.rowCount;
   }
 
   // ---- the generic row functions (seed tasks 3-5) ----

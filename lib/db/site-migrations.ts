@@ -114,9 +114,13 @@ export async function migrateSite(client: Client): Promise<MigrationReport> {
 
 /** The site's schema version, 0 when meter-sync never migrated it. */
 export async function siteSchemaVersion(client: Client): Promise<number> {
-  const { rows } = await client.query<{ version: number | null }>(
-    `SELECT CASE WHEN to_regclass('meter_sync_schema_migrations') IS NULL THEN 0
-       ELSE (SELECT coalesce(max(version), 0) FROM meter_sync_schema_migrations) END AS version`,
+  // Two statements: a query that names a missing table fails when parsed, whatever CASE guards it.
+  const { rows: exists } = await client.query<{ present: boolean }>(
+    `SELECT to_regclass('meter_sync_schema_migrations') IS NOT NULL AS present`,
+  );
+  if (!exists[0]?.present) return 0;
+  const { rows } = await client.query<{ version: number }>(
+    'SELECT coalesce(max(version), 0) AS version FROM meter_sync_schema_migrations',
   );
   return rows[0]?.version ?? 0;
 }

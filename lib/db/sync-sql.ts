@@ -15,6 +15,8 @@ export interface ResolvedEntity {
   readonly types: Readonly<Record<string, string>>;
   /** Quoted temporary table holding this run's remote rows as text, when the entity is in the run. */
   readonly stage: string;
+  /** The rows this run compares; outside it, site and remote were proved equal. All when absent. */
+  readonly region?: Region;
 }
 
 /** How a child sees one parent while a run is planned. */
@@ -95,7 +97,12 @@ export function parentsPresent(e: ResolvedEntity, parents: ParentLookup, s = 's'
     }
     const type = (key: string) => parent.entity.types[key];
     const match = pairs.map(([child, key]) => `p.${q(key)}::${type(key)} = ${s}.${q(child)}::${type(key)}`);
-    return `EXISTS (SELECT 1 FROM (${applicableRows(parent.entity, parents)}) AS p WHERE ${match.join(' AND ')})`;
+    const staged = `EXISTS (SELECT 1 FROM (${applicableRows(parent.entity, parents)}) AS p WHERE ${match.join(' AND ')})`;
+    const region = parent.entity.region ?? { kind: 'all' };
+    if (region.kind === 'all') return staged;
+    // Outside its region the parent keeps the rows the site has: they were proved equal.
+    const kept = pairs.map(([child, key]) => `p.${q(key)} = ${s}.${q(child)}::${type(key)}`);
+    return `(${staged} OR EXISTS (SELECT 1 FROM ${parent.entity.table} AS p WHERE ${kept.join(' AND ')} AND NOT (${inRegion(parent.entity, region, 'p')})))`;
   });
   return conditions.length > 0 ? conditions.join(' AND ') : 'TRUE';
 }
@@ -138,9 +145,20 @@ export function upsertFrom(e: ResolvedEntity, source: string): string {
     SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated FROM written`;
 }
 
-/** Deletes the site rows whose key is not among the rows of `keep`. */
+/** True for a site row `t` of the entity's region whose key is not among the rows of `keep`. */
+function absent(e: ResolvedEntity, keep: string): string {
+  const region = e.region && e.region.kind !== 'all' ? `${inRegion(e, e.region, 't')} AND ` : '';
+  return `${region}NOT EXISTS (SELECT 1 FROM (${keep}) AS s WHERE ${keyMatch(e, 't', 's')})`;
+}
+
+/** Deletes the site rows of the entity's region whose key is not among the rows of `keep`. */
 export function deleteAbsent(e: ResolvedEntity, keep: string): string {
-  return `DELETE FROM ${e.table} AS t WHERE NOT EXISTS (SELECT 1 FROM (${keep}) AS s WHERE ${keyMatch(e, 't', 's')})`;
+  return `DELETE FROM ${e.table} AS t WHERE ${absent(e, keep)}`;
+}
+
+/** Counts the rows `deleteAbsent` would delete. */
+export function countAbsent(e: ResolvedEntity, keep: string): string {
+  return `SELECT count(*) AS rows FROM ${e.table} AS t WHERE ${absent(e, keep)}`;
 }
 
 /** Deletes the site rows whose key is among the rows of `remove`. */
@@ -157,3 +175,147 @@ export function unnestSource(columns: readonly string[]): string {
 export function selectRows(e: ResolvedEntity): string {
   return `SELECT ${list(e.meta.columns)} FROM ${e.table} ORDER BY ${list(e.meta.keyColumns)}`;
 }
+
+// ---- fingerprints and regions (DESIGN §6) ----------------------------------------------------
+
+/**
+ * Types whose equality is equality of their text form, so they may be hashed by value. Every
+ * other type (jsonb, numeric, floats, text under any collation…) is hashed by its text, so that
+ * any difference the apply path would write is seen by the fingerprint too.
+ */
+const HASHED_BY_VALUE = new Set([
+  'smallint',
+  'integer',
+  'bigint',
+  'boolean',
+  'uuid',
+  'date',
+  'timestamp with time zone',
+  'timestamp without time zone',
+  'bytea',
+]);
+
+function hashInput(e: ResolvedEntity, column: string, alias: string): string {
+  const type = e.types[column]!;
+  const value = `${alias}.${q(column)}::${type}`;
+  return HASHED_BY_VALUE.has(type) ? value : `${value}::text COLLATE "C"`;
+}
+
+/** A 64-bit hash of a row, computed the same way on both sides from the site's column types. */
+export function rowHash(e: ResolvedEntity, alias: string): string {
+  return `hash_record_extended(ROW(${e.meta.columns.map((c) => hashInput(e, c, alias)).join(', ')}), 0)`;
+}
+
+/** The key-hash bucket of a row: `mask` is a power of two minus one, agreed by both sides. */
+export function bucketOf(e: ResolvedEntity, alias: string, mask: string): string {
+  const key = e.meta.keyColumns.map((k) => `${alias}.${q(k)}::${e.types[k]}`).join(', ');
+  return `(hash_record_extended(ROW(${key}), 0) & ${mask})::integer`;
+}
+
+/** The rows of an entity that a run compares and may write; the rest were proved equal. */
+export type Region =
+  /** Everything: the site rows are compared with a full stage. */
+  | { readonly kind: 'all' }
+  /** The site rows in these key-hash buckets (a temporary table of bucket numbers). */
+  | { readonly kind: 'buckets'; readonly table: string; readonly mask: number }
+  /** The site rows with these keys (a temporary table of keys). */
+  | { readonly kind: 'keys'; readonly table: string };
+
+function checkMask(mask: number): string {
+  // The mask is computed by the engine, never taken from input; it is an integer by construction.
+  if (!Number.isSafeInteger(mask) || mask < 0) throw new Error(`bad bucket mask ${mask}`);
+  return String(mask);
+}
+
+/** True for a site row `t` that lies in the region the run compares. */
+export function inRegion(e: ResolvedEntity, region: Region, t: string): string {
+  switch (region.kind) {
+    case 'all':
+      return 'TRUE';
+    case 'buckets':
+      return `${bucketOf(e, t, checkMask(region.mask))} IN (SELECT b FROM ${region.table})`;
+    case 'keys': {
+      const match = e.meta.keyColumns.map((k) => `d.${q(k)} = ${t}.${q(k)}`).join(' AND ');
+      return `EXISTS (SELECT 1 FROM ${region.table} AS d WHERE ${match})`;
+    }
+  }
+}
+
+export const fingerprintSql = {
+  /** Row count and xor of row hashes per bucket of the site table; `$1` is the mask. */
+  siteBuckets: (e: ResolvedEntity) =>
+    `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
+       SELECT ${bucketOf(e, 't', '$1::bigint')} AS b, ${rowHash(e, 't')} AS h FROM ${e.table} AS t) AS f
+     GROUP BY b`,
+  /**
+   * A cursor over the remote slice's bucket fingerprints, each row carrying the slice's totals:
+   * the first FETCH tells whether anything differs at all, and only then are the rest fetched.
+   * One scan of the remote either way; the mask comes from the mask setting.
+   */
+  declareRemoteBuckets: (e: ResolvedEntity) =>
+    `DECLARE meter_sync_buckets NO SCROLL CURSOR FOR
+     SELECT b, n, x, sum(n) OVER () AS total_rows, bit_xor(x) OVER () AS total_hash FROM (
+       SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
+         SELECT ${bucketOf(e, 'r', `current_setting('${MASK_SETTING}')::bigint`)} AS b, ${rowHash(e, 'r')} AS h
+         FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r) AS f
+       GROUP BY b) AS g`,
+  fetchFirstBucket: 'FETCH 1 FROM meter_sync_buckets',
+  fetchOtherBuckets: 'FETCH ALL FROM meter_sync_buckets',
+  closeRemoteBuckets: 'CLOSE meter_sync_buckets',
+  createBucketTable: (table: string) =>
+    `CREATE TEMPORARY TABLE ${table} (b integer PRIMARY KEY) ON COMMIT DROP`,
+  fillBucketTable: (table: string) => `INSERT INTO ${table} (b) SELECT unnest($1::integer[])`,
+};
+
+/** Settings through which COPY statements on the remote receive their values. */
+export const REGION_SETTING = 'meter_sync.region';
+export const MASK_SETTING = 'meter_sync.mask';
+export const keySetting = (i: number) => `meter_sync.key_${i}`;
+// A sub-select, not `= ANY (array)`: the planner hashes it instead of scanning the array per row.
+const REGION_BUCKETS = `SELECT unnest(current_setting('${REGION_SETTING}')::integer[])`;
+
+export const regionSql = {
+  setSetting: 'SELECT set_config($1, $2, true)',
+  /** The slice's rows in the buckets listed in the region setting. */
+  copyBuckets: (e: ResolvedEntity) =>
+    `COPY (SELECT * FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r
+      WHERE ${bucketOf(e, 'r', `current_setting('${MASK_SETTING}')::bigint`)} IN (${REGION_BUCKETS})) TO STDOUT`,
+  /** Key and row hash of the slice's rows in the region's buckets, typed as on the site. */
+  copyHashes: (e: ResolvedEntity) =>
+    `COPY (SELECT ${e.meta.keyColumns.map((k) => `r.${q(k)}::${e.types[k]}`).join(', ')}, ${rowHash(e, 'r')}
+      FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r
+      WHERE ${bucketOf(e, 'r', `current_setting('${MASK_SETTING}')::bigint`)} IN (${REGION_BUCKETS})) TO STDOUT`,
+  /** The slice's rows whose keys are listed, one array setting per key column. */
+  copyKeys: (e: ResolvedEntity) => {
+    const arrays = e.meta.keyColumns.map((k, i) => `current_setting('${keySetting(i)}')::${e.types[k]}[]`);
+    return `COPY (SELECT * FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r
+      WHERE (${list(e.meta.keyColumns, 'r')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))) TO STDOUT`;
+  },
+  createHashTable: (e: ResolvedEntity, table: string) =>
+    `CREATE TEMPORARY TABLE ${table} (${e.meta.keyColumns.map((k) => `${q(k)} ${e.types[k]}`).join(', ')}, h bigint) ON COMMIT DROP`,
+  copyIntoHashTable: (e: ResolvedEntity, table: string) =>
+    `COPY ${table} (${list(e.meta.keyColumns)}, h) FROM STDIN`,
+  /**
+   * The keys whose rows differ between the remote's hashes and the site table within the bucket
+   * region: rows only on the site (to delete) and rows to fetch (new or changed).
+   */
+  createDiffTable: (e: ResolvedEntity, diff: string, hashes: string, buckets: Region) => {
+    const keys = e.meta.keyColumns;
+    return `CREATE TEMPORARY TABLE ${diff} ON COMMIT DROP AS
+      SELECT ${keys.map((k) => `coalesce(h.${q(k)}, t.${q(k)}) AS ${q(k)}`).join(', ')},
+             h.h IS NULL AS site_only, t.h IS NOT NULL AS on_site
+      FROM ${hashes} AS h
+      FULL JOIN (SELECT ${list(keys, 't')}, ${rowHash(e, 't')} AS h FROM ${e.table} AS t WHERE ${inRegion(e, buckets, 't')}) AS t
+        ON ${keys.map((k) => `t.${q(k)} = h.${q(k)}`).join(' AND ')}
+      WHERE h.h IS DISTINCT FROM t.h`;
+  },
+  diffCounts: (diff: string) =>
+    `SELECT count(*) FILTER (WHERE NOT site_only) AS fetch, count(*) FILTER (WHERE on_site) AS on_site FROM ${diff}`,
+  /** The keys to fetch as array literals, one per key column, built by the server. */
+  fetchKeyArrays: (e: ResolvedEntity, diff: string) =>
+    `SELECT ${e.meta.keyColumns.map((k, i) => `coalesce(array_agg(${q(k)})::text, '{}') AS k${i}`).join(', ')} FROM ${diff} WHERE NOT site_only`,
+  /** Straight into the site table, for a first load of an entity without parents. */
+  copyIntoTable: (e: ResolvedEntity) => `COPY ${e.table} (${list(e.meta.columns)}) FROM STDIN`,
+  siteIsEmpty: (e: ResolvedEntity) => `SELECT NOT EXISTS (SELECT 1 FROM ${e.table}) AS empty`,
+  estimatedRows: 'SELECT greatest(reltuples, 0)::bigint AS rows FROM pg_class WHERE oid = to_regclass($1)',
+};

@@ -17,8 +17,10 @@ import { SiteDatabase } from '../db/site-database';
 import type { ParentLookup, ResolvedEntity } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
 import { MassDeleteGuardError, MeterSyncError, SiteSchemaError, toMeterSyncError } from '../errors';
-import { firstStepIndex, planSteps, type Step } from './plan-steps';
+import { compareEntity } from './compare-entity';
+import { dependantsOf, firstStepIndex, planSteps, type Step } from './plan-steps';
 import { recordRun } from './record-run';
+import { RunDeadline } from './run-deadline';
 import {
   type EntityResult,
   type ErrorReport,
@@ -50,6 +52,12 @@ export interface SyncOptions {
   registry?: EntityRegistry;
   connectOptions?: ConnectOptions;
   onProgress?: (event: ProgressEvent) => void;
+  /**
+   * Epoch ms the run must be over by (the Lambda passes its remaining time less a margin). Checked
+   * between steps; at the deadline the statement in flight is cancelled, the run rolled back and
+   * reported `failed` with code DEADLINE_EXCEEDED.
+   */
+  deadline?: number;
 }
 
 interface EntityState {
@@ -57,6 +65,10 @@ interface EntityState {
   resolved?: ResolvedEntity;
   result: EntityResult;
   failed: boolean;
+  /** Needs no apply step: proved equal to the remote, or loaded straight into an empty table. */
+  settled: boolean;
+  /** Site rows proved equal to the remote without staging them; counted as unchanged. */
+  knownEqual: number;
 }
 
 interface StepOutcome {
@@ -80,6 +92,9 @@ function checkOptions(options: SyncOptions): void {
   if (maxDeleteRatio !== undefined && !(maxDeleteRatio >= 0 && maxDeleteRatio <= 1)) {
     throw new MeterSyncError('BAD_OPTIONS', 'maxDeleteRatio must be between 0 and 1');
   }
+  if (options.deadline !== undefined && !Number.isFinite(options.deadline)) {
+    throw new MeterSyncError('BAD_OPTIONS', 'deadline must be a time in epoch milliseconds');
+  }
 }
 
 class SyncRun {
@@ -89,14 +104,22 @@ class SyncRun {
   private readonly order: string[];
   private readonly startedAt = new Date();
   private readonly t0 = performance.now();
+  private readonly deadline: RunDeadline;
 
   constructor(private readonly options: SyncOptions) {
     checkOptions(options);
+    this.deadline = new RunDeadline(options.deadline);
     this.registry = options.registry ?? defaultRegistry;
     this.order = this.registry.select(options.entities).map((meta) => meta.name);
     for (const name of this.order) {
       const meta = this.registry.get(name);
-      this.states.set(name, { meta, result: emptyEntityResult(name), failed: false });
+      this.states.set(name, {
+        meta,
+        result: emptyEntityResult(name),
+        failed: false,
+        settled: false,
+        knownEqual: 0,
+      });
     }
   }
 
@@ -104,7 +127,9 @@ class SyncRun {
     let site: Client | undefined;
     let remote: Client | undefined;
     try {
-      site = await connect(this.options.site, 'site', this.options.connectOptions);
+      this.deadline.check();
+      site = await connect(this.options.site, 'site', this.deadline.limit(this.options.connectOptions));
+      this.deadline.watch(site);
       const db = new SiteDatabase(site);
       await site.query('BEGIN');
       if (!(await db.tryLock())) {
@@ -121,11 +146,14 @@ class SyncRun {
         );
       }
       const parentsOutsideRun = await this.resolveEntities(db);
-      remote = await connect(this.options.remote, 'remote', this.options.connectOptions);
+      this.deadline.check();
+      remote = await connect(this.options.remote, 'remote', this.deadline.limit(this.options.connectOptions));
+      this.deadline.watch(remote);
       await this.stageFromRemote(db, remote);
       await remote.end();
       remote = undefined;
       await this.applySteps(db, parentsOutsideRun);
+      this.deadline.check();
       const result = this.finish(runStatus(this.results()), this.results());
       if (this.options.dryRun) {
         await site.query('ROLLBACK');
@@ -136,8 +164,9 @@ class SyncRun {
       return this.finish(result.status, result.entities);
     } catch (error) {
       await site?.query('ROLLBACK').catch(() => {});
-      return this.failRun(toMeterSyncError(error));
+      return this.failRun(this.deadline.expired ? this.deadline.error() : toMeterSyncError(error));
     } finally {
+      this.deadline.stop();
       await remote?.end().catch(() => {});
       await site?.end().catch(() => {});
     }
@@ -155,9 +184,12 @@ class SyncRun {
     const outside = new Map<string, ResolvedEntity>();
     for (const state of this.states.values()) {
       for (const parent of state.meta.parents ?? []) {
-        if (this.states.has(parent.entity) || outside.has(parent.entity)) continue;
+        if (this.states.get(parent.entity)?.resolved || outside.has(parent.entity)) continue;
         try {
-          outside.set(parent.entity, await db.resolve(this.registry.get(parent.entity)));
+          // Children only look up a parent's key: a parent of the run whose table lacks another
+          // column cannot sync, but its rows on the site are still the ones its children check.
+          const meta = this.registry.get(parent.entity);
+          outside.set(parent.entity, await db.resolve({ ...meta, columns: meta.keyColumns }));
         } catch (error) {
           this.markFailed(state, toMeterSyncError(error));
         }
@@ -170,6 +202,7 @@ class SyncRun {
     const snapshot = await RemoteSnapshot.open(remote, this.options.tenantId);
     for (const name of this.order) {
       const state = this.states.get(name)!;
+      this.deadline.check();
       if (state.failed || !state.resolved) continue;
       if (snapshot.broken) {
         this.markFailed(
@@ -185,8 +218,7 @@ class SyncRun {
       const started = performance.now();
       await db.client.query('SAVEPOINT stage');
       try {
-        const resolved = state.resolved;
-        state.result.remoteRows = await snapshot.readSlice(state.meta, (rows) => db.stage(resolved, rows));
+        await this.compare(db, snapshot, state, state.resolved);
         await db.client.query('RELEASE SAVEPOINT stage');
       } catch (error) {
         await db.client.query('ROLLBACK TO SAVEPOINT stage');
@@ -197,10 +229,43 @@ class SyncRun {
     await snapshot.close();
   }
 
+  /** Stages what differs between the remote slice and the site (compare-entity.ts). */
+  private async compare(
+    db: SiteDatabase,
+    snapshot: RemoteSnapshot,
+    state: EntityState,
+    e: ResolvedEntity,
+  ): Promise<void> {
+    // A child may skip what its fingerprint proves equal only when this run leaves its parents as they are.
+    const shortcuts = (state.meta.parents ?? []).every((parent) => {
+      const p = this.states.get(parent.entity);
+      return !p || p.failed || p.settled;
+    });
+    const comparison = await compareEntity(
+      { site: db, remote: snapshot, tenantId: this.options.tenantId, shortcuts },
+      e,
+    );
+    switch (comparison.mode) {
+      case 'equal':
+        state.settled = true;
+        Object.assign(state.result, { remoteRows: comparison.rows, unchanged: comparison.rows });
+        return;
+      case 'loaded':
+        state.settled = true;
+        Object.assign(state.result, { remoteRows: comparison.rows, inserted: comparison.rows });
+        return;
+      case 'staged':
+        state.resolved = { ...e, region: comparison.region };
+        state.knownEqual = comparison.knownEqual;
+        state.result.remoteRows = comparison.staged + comparison.knownEqual;
+    }
+  }
+
   private parentLookup(outside: ReadonlyMap<string, ResolvedEntity>): ParentLookup {
     return (name) => {
       const state = this.states.get(name);
-      if (state?.resolved && !state.failed) return { kind: 'planned', entity: state.resolved };
+      if (state?.resolved && !state.failed && !state.settled)
+        return { kind: 'planned', entity: state.resolved };
       const entity = state?.resolved ?? outside.get(name);
       if (!entity) throw new MeterSyncError('INTERNAL_ERROR', `parent ${name} was not resolved`);
       return { kind: 'site', entity };
@@ -212,27 +277,39 @@ class SyncRun {
     const first = firstStepIndex(steps);
     const parents = this.parentLookup(outside);
     let outcomes: (StepOutcome | undefined)[] = [];
+    const failedHere = new Set<string>();
     let i = 0;
     while (i < steps.length) {
       const step = steps[i]!;
       const state = this.states.get(step.entity)!;
-      if (state.failed) {
+      this.deadline.check();
+      // Taken for skipped steps too, so that any earlier step can be returned to.
+      await db.client.query(`SAVEPOINT step_${i}`);
+      if (state.failed || state.settled) {
         i += 1;
         continue;
       }
       this.options.onProgress?.({ entity: step.entity, phase: step.kind });
       const started = performance.now();
-      await db.client.query(`SAVEPOINT step_${i}`);
       try {
         outcomes[i] = await this.runStep(db, step, state.resolved!, parents);
         i += 1;
       } catch (caught) {
         const error = toMeterSyncError(caught, step.entity);
         if (error.code === 'CONNECTION_LOST') throw error;
-        // Undo everything since this entity's first step; the steps after it run again without it.
-        const restart = first.get(step.entity)!;
-        await db.client.query(`ROLLBACK TO SAVEPOINT step_${restart}`);
         this.markFailed(state, error);
+        failedHere.add(step.entity);
+        // Its dependants were planned on rows it would have written and deleted; now it keeps what the
+        // site has. Undo everything since the first step of any of them and run those steps again
+        // without it, forgetting failures met on the old plan (a child's guard tripped by the parent's deletes).
+        const dependants = dependantsOf(step.entity, this.order, (name) =>
+          (this.states.get(name)!.meta.parents ?? []).map((p) => p.entity),
+        );
+        for (const name of dependants) {
+          if (failedHere.delete(name)) this.reopen(this.states.get(name)!);
+        }
+        const restart = Math.min(...[step.entity, ...dependants].map((name) => first.get(name)!));
+        await db.client.query(`ROLLBACK TO SAVEPOINT step_${restart}`);
         outcomes = outcomes.slice(0, restart);
         i = restart;
       } finally {
@@ -247,6 +324,9 @@ class SyncRun {
       if (outcome.skippedKeys && outcome.skippedKeys.length > 0)
         state.result.skippedKeys = outcome.skippedKeys;
     });
+    for (const state of this.states.values()) {
+      if (!state.failed && !state.settled) state.result.unchanged += state.knownEqual;
+    }
   }
 
   private async runStep(
@@ -257,9 +337,23 @@ class SyncRun {
   ): Promise<StepOutcome> {
     if (step.kind === 'delete') {
       const siteRows = await db.countRows(e);
-      const deleted = await db.deleteNotApplicable(e, parents);
       const ratio = this.options.maxDeleteRatio ?? DEFAULT_MAX_DELETE_RATIO;
-      if (!this.options.allowMassDelete && siteRows >= MASS_DELETE_MIN_ROWS && deleted > ratio * siteRows) {
+      const guarded = !this.options.allowMassDelete && siteRows >= MASS_DELETE_MIN_ROWS;
+      await db.client.query('SAVEPOINT delete_step');
+      let deleted: number;
+      try {
+        deleted = await db.deleteNotApplicable(e, parents);
+      } catch (error) {
+        // Rows of a child that failed still reference rows this step deletes. When the guard would
+        // have refused the step anyway, that is what to report; counting costs nothing unless here.
+        if (!guarded || toMeterSyncError(error).code !== 'REFERENTIAL_INTEGRITY') throw error;
+        await db.client.query('ROLLBACK TO SAVEPOINT delete_step');
+        const absent = await db.countNotApplicable(e, parents);
+        if (absent > ratio * siteRows) throw new MassDeleteGuardError(step.entity, absent, siteRows, ratio);
+        throw error;
+      }
+      await db.client.query('RELEASE SAVEPOINT delete_step');
+      if (guarded && deleted > ratio * siteRows) {
         throw new MassDeleteGuardError(step.entity, deleted, siteRows, ratio);
       }
       return { deleted };
@@ -276,7 +370,16 @@ class SyncRun {
     };
   }
 
-  private markFailed(state: EntityState, error: MeterSyncError): void {
+  /** Forgets a failure met while applying a plan that no longer holds: the entity runs again. */
+  private reopen(state: EntityState): void {
+    state.failed = false;
+    const { remoteRows, durationMs } = state.result;
+    state.result = { ...emptyEntityResult(state.meta.name), remoteRows, durationMs };
+  }
+
+  private markFailed(state: EntityState, failure: MeterSyncError): void {
+    // A statement cancelled at the deadline failed because of it, whatever the server called it.
+    const error = this.deadline.expired ? this.deadline.error() : failure;
     state.failed = true;
     const { remoteRows, durationMs } = state.result;
     state.result = {

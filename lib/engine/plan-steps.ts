@@ -24,3 +24,23 @@ export function firstStepIndex(steps: readonly Step[]): Map<string, number> {
   });
   return first;
 }
+
+/**
+ * The entities of a run planned on top of `entity`'s rows: its children in the run, theirs, and so
+ * on. `parentFirst` is the run's order, so a parent is always met before its children.
+ */
+export function dependantsOf(
+  entity: string,
+  parentFirst: readonly string[],
+  parentsOf: (name: string) => readonly string[],
+): string[] {
+  const planned = new Set([entity]);
+  const dependants: string[] = [];
+  for (const name of parentFirst) {
+    if (name !== entity && parentsOf(name).some((parent) => planned.has(parent))) {
+      planned.add(name);
+      dependants.push(name);
+    }
+  }
+  return dependants;
+}

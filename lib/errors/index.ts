@@ -1,5 +1,6 @@
 /** The project's typed errors, each with a stable code. */
 export { toMeterSyncError } from './database-error';
+export { DeadlineExceededError } from './deadline-exceeded-error';
 export { EntityMetadataError } from './entity-metadata-error';
 export { MassDeleteGuardError } from './mass-delete-guard-error';
 export { MeterSyncError } from './meter-sync-error';

@@ -1,0 +1,93 @@
+/**
+ * The sync Lambda: validates the event, syncs one site with credentials from Secrets Manager, logs
+ * and emits the run's metrics, and returns the result (DESIGN §4). Everything it calls lives in lib/.
+ *
+ * A bad event, a missing setting or an unreadable secret throws (the invocation fails, the Errors
+ * alarm sees it); whatever happens in the databases is in the returned result instead.
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import {
+  type CredentialsSource,
+  SecretsManagerCredentials,
+  syncWithCredentials,
+} from '../../lib/credentials';
+import type { ConnectOptions } from '../../lib/db/connect';
+import type { SyncResult } from '../../lib/engine';
+import { parseSyncRequest } from '../../lib/event';
+import { emitSyncMetrics, emitSyncNotStarted, logger, logSyncResult, metrics } from '../../lib/observability';
+
+/** Time kept back from the Lambda's remaining time: cancelling, rolling back and flushing fit in it. */
+export const DEFAULT_DEADLINE_MARGIN_MS = 5_000;
+
+export const DEFAULT_CONNECT_OPTIONS: Readonly<ConnectOptions> = {
+  connectTimeoutMs: 10_000,
+  // A safety net per statement; the run as a whole is bounded by the deadline.
+  statementTimeoutMs: 300_000,
+  idleInTransactionTimeoutMs: 60_000,
+};
+
+export interface SyncHandlerOptions {
+  /** A source, or a factory called at the first invocation (so a bad setting fails that invocation, not the import). */
+  credentials: CredentialsSource | (() => CredentialsSource);
+  deadlineMarginMs?: number;
+  connectOptions?: ConnectOptions;
+}
+
+function credentialsOnce(credentials: SyncHandlerOptions['credentials']): () => CredentialsSource {
+  if (typeof credentials !== 'function') return () => credentials;
+  let source: CredentialsSource | undefined;
+  // Kept for the life of the container, so the secrets cache survives warm invocations.
+  return () => {
+    source ??= credentials();
+    return source;
+  };
+}
+
+/** The middy handler around a credentials source: `handler` below for AWS, the same with URLs for the demo. */
+export function createSyncHandler(options: SyncHandlerOptions) {
+  const credentials = credentialsOnce(options.credentials);
+  const margin = options.deadlineMarginMs ?? DEFAULT_DEADLINE_MARGIN_MS;
+  const connectOptions = options.connectOptions ?? DEFAULT_CONNECT_OPTIONS;
+
+  async function syncSite(event: unknown, context: Context): Promise<SyncResult> {
+    const started = Date.now();
+    const request = parseSyncRequest(event);
+    logger.appendKeys({ siteId: request.siteId });
+    const remaining = context?.getRemainingTimeInMillis?.();
+    const deadline = remaining === undefined ? undefined : started + remaining - margin;
+    let result: SyncResult;
+    try {
+      result = await syncWithCredentials(credentials(), request, {
+        ...(deadline !== undefined ? { deadline } : {}),
+        connectOptions,
+        onCredentialsRefreshed: (error) =>
+          logger.warn('authentication failed; the secrets changed since they were read, trying again', {
+            error,
+          }),
+      });
+    } catch (error) {
+      emitSyncNotStarted(metrics, request.siteId, Date.now() - started);
+      throw error;
+    }
+    logger.appendKeys({ tenantId: result.tenantId });
+    logSyncResult(logger, request.siteId, result);
+    emitSyncMetrics(metrics, request.siteId, result);
+    return result;
+  }
+
+  return middy(syncSite)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .onError(async (request) => {
+      const error = request.error as { code?: string; message?: string; name?: string } | undefined;
+      logger.error('sync not run', {
+        error: { code: error?.code ?? 'INTERNAL_ERROR', message: error?.message },
+      });
+    });
+}
+
+/** The deployed function: credentials from Secrets Manager (REMOTE_SECRET_ID, SITE_SECRET_PREFIX). */
+export const handler = createSyncHandler({ credentials: () => SecretsManagerCredentials.fromEnvironment() });

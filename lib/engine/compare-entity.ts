@@ -1,0 +1,165 @@
+/**
+ * Decides how much of an entity a run has to move, and stages exactly that (DESIGN §6):
+ *
+ * 1. An empty site table of an entity without parents is filled by a straight COPY pipe.
+ * 2. Otherwise the site's rows are fingerprinted per key-hash bucket (count and xor of row
+ *    hashes) and the remote returns only the buckets that differ: nothing changed costs a scan on
+ *    each side and a few hundred bytes.
+ * 3. A few differing buckets are staged whole. Many differing buckets are narrowed to the keys
+ *    whose row hash differs, and only those rows are fetched.
+ *
+ * Whatever is not staged was proved equal, so the apply steps leave it alone and count it as
+ * unchanged. Shortcuts need parents that this run does not change; otherwise everything is staged.
+ */
+
+import type { RemoteSnapshot } from '../db/remote-database';
+import type { BucketFingerprints, SiteDatabase } from '../db/site-database';
+import {
+  fingerprintSql,
+  keySetting,
+  MASK_SETTING,
+  REGION_SETTING,
+  type Region,
+  type ResolvedEntity,
+  regionSql,
+  remoteSql,
+} from '../db/sync-sql';
+
+export type Comparison =
+  /** Site and remote hold the same rows: nothing to apply. */
+  | { readonly mode: 'equal'; readonly rows: number }
+  /** The site table was empty and has been filled straight from the remote. */
+  | { readonly mode: 'loaded'; readonly rows: number }
+  /** `staged` remote rows are in the stage table; `knownEqual` site rows were proved equal. */
+  | {
+      readonly mode: 'staged';
+      readonly region: Region;
+      readonly staged: number;
+      readonly knownEqual: number;
+    };
+
+/** Buckets of about this many rows: small enough that a handful of changes moves little. */
+const ROWS_PER_BUCKET = 64;
+const MAX_BUCKETS = 4096;
+/** Differing buckets holding at most this many rows (or share of the table) are staged whole. */
+const SMALL_REGION_ROWS = 2_000;
+const SMALL_REGION_SHARE = 0.02;
+/** When more than this share of a region's rows changed, fetching by key costs more than it saves. */
+const MAX_FETCH_SHARE = 0.5;
+
+export function bucketMask(estimatedRows: number): number {
+  let buckets = 1;
+  while (buckets < MAX_BUCKETS && buckets * ROWS_PER_BUCKET < estimatedRows) buckets *= 2;
+  return buckets - 1;
+}
+
+interface RemoteBucket {
+  b: number;
+  n: string;
+  x: string;
+  total_rows: string;
+  total_hash: string;
+}
+
+interface DifferingBucket {
+  b: number;
+  remote_rows: number;
+  site_rows: number;
+}
+
+function xorAll(hashes: readonly string[]): bigint {
+  return hashes.reduce((acc, h) => acc ^ BigInt(h), 0n);
+}
+
+function differingBuckets(site: BucketFingerprints, remote: readonly RemoteBucket[]): DifferingBucket[] {
+  const siteByBucket = new Map(site.buckets.map((b, i) => [b, { n: site.counts[i]!, x: site.hashes[i]! }]));
+  const differing: DifferingBucket[] = [];
+  for (const r of remote) {
+    const s = siteByBucket.get(r.b);
+    siteByBucket.delete(r.b);
+    if (!s || s.n !== r.n || s.x !== r.x)
+      differing.push({ b: r.b, remote_rows: Number(r.n), site_rows: Number(s?.n ?? 0) });
+  }
+  for (const [b, s] of siteByBucket) differing.push({ b, remote_rows: 0, site_rows: Number(s.n) });
+  return differing;
+}
+
+interface CompareContext {
+  site: SiteDatabase;
+  remote: RemoteSnapshot;
+  tenantId: number;
+  /** False when a parent is changed by this run: the child must then be compared whole. */
+  shortcuts: boolean;
+}
+
+async function stageAll(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
+  const staged = await ctx.remote.copyOut(remoteSql.copySlice(e.meta), e.meta.name, (rows) =>
+    ctx.site.stage(e, rows),
+  );
+  return { mode: 'staged', region: { kind: 'all' }, staged, knownEqual: 0 };
+}
+
+export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
+  const { site, remote } = ctx;
+  if (!ctx.shortcuts) return stageAll(ctx, e);
+  const name = e.meta.name;
+  if ((e.meta.parents ?? []).length === 0 && (await site.isEmpty(e))) {
+    const rows = await remote.copyOut(remoteSql.copySlice(e.meta), name, (stream) =>
+      site.loadDirect(e, stream),
+    );
+    return { mode: 'loaded', rows };
+  }
+
+  const mask = bucketMask(await site.estimatedRows(e));
+  await remote.setSetting(MASK_SETTING, String(mask));
+  // Both sides fingerprint at once; the remote sends its totals first and its buckets only if needed.
+  let fingerprints: BucketFingerprints;
+  let remoteBuckets: RemoteBucket[];
+  try {
+    const [site_, first] = await Promise.all([
+      site.bucketFingerprints(e, mask),
+      remote
+        .query(fingerprintSql.declareRemoteBuckets(e), [], name)
+        .then(() => remote.query<RemoteBucket>(fingerprintSql.fetchFirstBucket, [], name)),
+    ]);
+    fingerprints = site_;
+    const rows = Number(first[0]?.total_rows ?? 0);
+    const hash = BigInt(first[0]?.total_hash ?? 0);
+    if (rows === fingerprints.total && hash === xorAll(fingerprints.hashes)) {
+      return { mode: 'equal', rows: fingerprints.total };
+    }
+    remoteBuckets = [
+      ...first,
+      ...(await remote.query<RemoteBucket>(fingerprintSql.fetchOtherBuckets, [], name)),
+    ];
+  } finally {
+    await remote.query(fingerprintSql.closeRemoteBuckets, [], name).catch(() => {});
+  }
+  const differing = differingBuckets(fingerprints, remoteBuckets);
+
+  const siteInRegion = differing.reduce((sum, d) => sum + Number(d.site_rows), 0);
+  const remoteInRegion = differing.reduce((sum, d) => sum + Number(d.remote_rows), 0);
+  const knownEqualOutside = fingerprints.total - siteInRegion;
+  const buckets = await site.createBucketRegion(
+    e,
+    differing.map((d) => d.b),
+    mask,
+  );
+  await remote.setSetting(REGION_SETTING, `{${differing.map((d) => d.b).join(',')}}`);
+  const stageBuckets = async (): Promise<Comparison> => {
+    const staged = await remote.copyOut(regionSql.copyBuckets(e), name, (rows) => site.stage(e, rows));
+    return { mode: 'staged', region: buckets, staged, knownEqual: knownEqualOutside };
+  };
+  const regionRows = Math.max(siteInRegion, remoteInRegion);
+  if (regionRows <= Math.max(SMALL_REGION_ROWS, SMALL_REGION_SHARE * fingerprints.total))
+    return stageBuckets();
+
+  const diff = await remote.copyOut(regionSql.copyHashes(e), name, (hashes) =>
+    site.diffByHashes(e, buckets, hashes),
+  );
+  if (diff.fetch > MAX_FETCH_SHARE * diff.remoteRows) return stageBuckets();
+  const keyArrays = await site.fetchKeyArrays(e, diff.region);
+  for (const [i, array] of keyArrays.entries()) await remote.setSetting(keySetting(i), array);
+  const staged = await remote.copyOut(regionSql.copyKeys(e), name, (rows) => site.stage(e, rows));
+  return { mode: 'staged', region: diff.region, staged, knownEqual: fingerprints.total - diff.onSite };
+}

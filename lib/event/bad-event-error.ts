@@ -1,0 +1,9 @@
+/** A Lambda event that is not a sync request: rejected before any work, with a one-line reason. */
+import { MeterSyncError } from '../errors';
+
+export class BadEventError extends MeterSyncError {
+  constructor(problem: string) {
+    super('BAD_EVENT', `bad sync event: ${problem}`);
+    this.name = 'BadEventError';
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The sync request a Lambda event carries (DESIGN §4): `{ siteId, entities?, dryRun?, allowMassDelete? }`,
+ * as an EventBridge Scheduler input or an `aws lambda invoke` payload, or in the `detail` of an
+ * EventBridge rule event. Validated strictly: an unknown field is a typo that would otherwise be
+ * ignored silently (a misspelt `dryRun` must not turn a dry run into a real one).
+ */
+import { defaultRegistry, type EntityRegistry } from '../entities';
+import { BadEventError } from './bad-event-error';
+
+export interface SyncRequest {
+  siteId: string;
+  /** Entity names in the order given; all registered entities when absent. */
+  entities?: string[];
+  dryRun: boolean;
+  allowMassDelete: boolean;
+}
+
+/** A site id is used in a secret name, a metric dimension and log keys: keep it a plain identifier. */
+export const SITE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+const REQUEST_FIELDS = new Set(['siteId', 'entities', 'dryRun', 'allowMassDelete']);
+/** The fields EventBridge puts around a rule event's `detail`. */
+const ENVELOPE_FIELDS = new Set([
+  'version',
+  'id',
+  'detail-type',
+  'source',
+  'account',
+  'time',
+  'region',
+  'resources',
+  'detail',
+]);
+
+/** A value quoted for a message: one line, and short, since it comes from the caller. */
+function quote(value: string): string {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isEnvelope(event: Record<string, unknown>): boolean {
+  return 'detail' in event && 'detail-type' in event;
+}
+
+function checkFields(object: Record<string, unknown>, allowed: ReadonlySet<string>, where: string): void {
+  for (const key of Object.keys(object)) {
+    if (!allowed.has(key)) {
+      throw new BadEventError(
+        `unknown field ${quote(key)}${where} (allowed: ${[...REQUEST_FIELDS].join(', ')})`,
+      );
+    }
+  }
+}
+
+function optionalBoolean(request: Record<string, unknown>, field: string): boolean {
+  const value = request[field];
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new BadEventError(`${field} must be true or false`);
+  return value;
+}
+
+function parseEntities(value: unknown, registry: EntityRegistry): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new BadEventError(
+      `entities must be a non-empty list of entity names (known: ${registry.names.join(', ')})`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const name of value) {
+    if (typeof name !== 'string') throw new BadEventError('entities must be a list of entity names');
+    if (!registry.has(name)) {
+      throw new BadEventError(`unknown entity ${quote(name)} (known: ${registry.names.join(', ')})`);
+    }
+    if (seen.has(name)) throw new BadEventError(`entity ${quote(name)} is listed twice`);
+    seen.add(name);
+  }
+  return [...seen];
+}
+
+/** The sync request of a Lambda event, or BAD_EVENT naming the first thing wrong with it. */
+export function parseSyncRequest(event: unknown, registry: EntityRegistry = defaultRegistry): SyncRequest {
+  if (!isPlainObject(event)) throw new BadEventError('the event must be a JSON object');
+  let request = event;
+  let where = '';
+  if (isEnvelope(event)) {
+    checkFields(event, ENVELOPE_FIELDS, ' in the EventBridge event');
+    if (!isPlainObject(event.detail))
+      throw new BadEventError('the EventBridge event detail must be an object');
+    request = event.detail;
+    where = ' in detail';
+  }
+  checkFields(request, REQUEST_FIELDS, where);
+  const { siteId } = request;
+  if (siteId === undefined) throw new BadEventError('siteId is required');
+  if (typeof siteId !== 'string' || !SITE_ID_PATTERN.test(siteId)) {
+    throw new BadEventError(
+      'siteId must be 1 to 63 letters, digits, "_" or "-", starting with a letter or digit',
+    );
+  }
+  const entities = parseEntities(request.entities, registry);
+  return {
+    siteId,
+    ...(entities ? { entities } : {}),
+    dryRun: optionalBoolean(request, 'dryRun'),
+    allowMassDelete: optionalBoolean(request, 'allowMassDelete'),
+  };
+}

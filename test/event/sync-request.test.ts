@@ -1,0 +1,79 @@
+import fc from 'fast-check';
+import { EntityRegistry, meter, register } from '../../lib/entities';
+import { parseSyncRequest, SITE_ID_PATTERN } from '../../lib/event';
+
+function rejection(event: unknown): string {
+  try {
+    parseSyncRequest(event);
+  } catch (error) {
+    expect(error).toMatchObject({ code: 'BAD_EVENT', name: 'BadEventError' });
+    return (error as Error).message;
+  }
+  throw new Error('expected BAD_EVENT');
+}
+
+describe('parseSyncRequest', () => {
+  it('reads the request of a schedule or a manual invoke, with defaults', () => {
+    expect(parseSyncRequest({ siteId: 'plant-7' })).toEqual({
+      siteId: 'plant-7',
+      dryRun: false,
+      allowMassDelete: false,
+    });
+    expect(
+      parseSyncRequest({
+        siteId: 'A_1',
+        entities: ['device_register', 'meter'],
+        dryRun: true,
+        allowMassDelete: true,
+      }),
+    ).toEqual({ siteId: 'A_1', entities: ['device_register', 'meter'], dryRun: true, allowMassDelete: true });
+  });
+
+  it('reads the request from the detail of an EventBridge rule event', () => {
+    const event = {
+      version: '0',
+      id: '1',
+      'detail-type': 'manual sync',
+      source: 'ops',
+      account: '123456789012',
+      time: '2025-01-01T00:00:00Z',
+      region: 'eu-west-1',
+      resources: [],
+      detail: { siteId: 'plant-7', dryRun: true },
+    };
+    expect(parseSyncRequest(event)).toEqual({ siteId: 'plant-7', dryRun: true, allowMassDelete: false });
+  });
+
+  it('names the first problem in one line', () => {
+    expect(rejection({ siteId: 'x', dryrun: true })).toBe(
+      'bad sync event: unknown field "dryrun" (allowed: siteId, entities, dryRun, allowMassDelete)',
+    );
+    expect(rejection({ siteId: 'x', entities: ['meters'] })).toBe(
+      'bad sync event: unknown entity "meters" (known: meter, register, device_register)',
+    );
+    expect(rejection({})).toBe('bad sync event: siteId is required');
+    expect(rejection({ [`a\n${'b'.repeat(100)}`]: 1, siteId: 'x' })).not.toMatch(/\n/);
+  });
+
+  it('checks entity names against the registry it is given', () => {
+    const registry = new EntityRegistry([meter, register]);
+    expect(() => parseSyncRequest({ siteId: 'x', entities: ['device_register'] }, registry)).toThrow(
+      'unknown entity "device_register" (known: meter, register)',
+    );
+  });
+
+  it('accepts exactly the site ids of the pattern (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 70 }), (siteId) => {
+        let accepted = true;
+        try {
+          parseSyncRequest({ siteId });
+        } catch {
+          accepted = false;
+        }
+        expect(accepted).toBe(SITE_ID_PATTERN.test(siteId));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

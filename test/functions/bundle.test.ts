@@ -1,0 +1,235 @@
+/**
+ * The deployable artifact: the esbuild bundle of the sync function, copied to a folder outside the
+ * repository (no node_modules anywhere above it) and invoked by plain `node` in a child process.
+ * Secrets Manager is a small local HTTP server that answers GetSecretValue the way the service does;
+ * the child reaches it through the SDK's own endpoint setting (AWS_ENDPOINT_URL_SECRETS_MANAGER),
+ * signing its requests with fake credentials, as it would in Lambda.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { builtinModules } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { SyncResult } from '../../lib/engine';
+import { type BundleReport, buildSyncFunction } from '../../scripts/build';
+import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
+import { serverUrl } from '../harness/test-database';
+import { logLines, metricDocuments } from '../observability/captured-output';
+import { createLoginRole, type LoginRole } from './login-role';
+
+const run = promisify(execFile);
+const SITE = 'plant-7';
+
+/** Invokes the handler once per event, in order, as a warm container would; prints each outcome. */
+const RUNNER = `
+const started = process.hrtime.bigint();
+const { handler } = require('./index.js');
+const initMs = Number(process.hrtime.bigint() - started) / 1e6;
+const context = (n) => ({
+  functionName: 'meter-sync', functionVersion: '$LATEST', awsRequestId: 'request-' + n,
+  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:meter-sync',
+  memoryLimitInMB: '512', logGroupName: '/aws/lambda/meter-sync', logStreamName: 'stream',
+  getRemainingTimeInMillis: () => 60000,
+});
+(async () => {
+  const events = JSON.parse(process.argv[2]);
+  for (const [n, event] of events.entries()) {
+    try {
+      const result = await handler(event, context(n));
+      process.stdout.write('OUTCOME ' + JSON.stringify({ initMs, result }) + '\\n');
+    } catch (error) {
+      process.stdout.write('OUTCOME ' + JSON.stringify({ initMs, error: { name: error.name, code: error.code, message: error.message } }) + '\\n');
+    }
+  }
+})();
+`;
+
+interface SecretRequest {
+  target: string | undefined;
+  signed: boolean;
+  secretId: string;
+}
+
+/** Answers GetSecretValue from a map of secret strings, as the Secrets Manager JSON protocol does. */
+function secretsManagerServer(secrets: Map<string, string>, requests: SecretRequest[]): Promise<Server> {
+  const server = createServer(async (request: IncomingMessage, response) => {
+    let body = '';
+    for await (const chunk of request) body += chunk;
+    const { SecretId } = JSON.parse(body || '{}') as { SecretId: string };
+    requests.push({
+      target: request.headers['x-amz-target'] as string | undefined,
+      signed: String(request.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256 '),
+      secretId: SecretId,
+    });
+    const secret = secrets.get(SecretId);
+    response.setHeader('content-type', 'application/x-amz-json-1.1');
+    if (request.headers['x-amz-target'] !== 'secretsmanager.GetSecretValue' || secret === undefined) {
+      response.statusCode = 400;
+      response.end(
+        JSON.stringify({
+          __type: 'ResourceNotFoundException',
+          message: "Secrets Manager can't find the specified secret.",
+        }),
+      );
+      return;
+    }
+    response.end(
+      JSON.stringify({
+        ARN: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${SecretId}-AbCdEf`,
+        Name: SecretId,
+        SecretString: secret,
+        VersionId: '00000000-0000-4000-8000-000000000001',
+        VersionStages: ['AWSCURRENT'],
+        CreatedDate: 1_735_689_600,
+      }),
+    );
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+describe('the bundled sync function', () => {
+  let folder: string;
+  let report: BundleReport;
+  let fx: SyncFixture;
+  let remoteRole: LoginRole;
+  let siteRole: LoginRole;
+  let server: Server;
+  const requests: SecretRequest[] = [];
+  const secrets = new Map<string, string>();
+
+  beforeAll(async () => {
+    folder = mkdtempSync(join(tmpdir(), 'meter-sync-bundle-'));
+    report = await buildSyncFunction(join(folder, 'index.js'));
+    writeFileSync(join(folder, 'runner.js'), RUNNER);
+    fx = await createSyncFixture(3);
+    await fx.seed({ tenants: [2, 3], metersPerTenant: 8, registersPerTenant: 10, registersPerMeter: 2 });
+    remoteRole = await createLoginRole([fx.remote.name]);
+    siteRole = await createLoginRole([fx.site.name]);
+    const { hostname, port } = new URL(serverUrl());
+    const secret = (database: string, role: LoginRole, extra: object = {}) =>
+      JSON.stringify({
+        host: hostname,
+        port: Number(port),
+        username: role.name,
+        password: role.password,
+        dbname: database,
+        ...extra,
+      });
+    secrets.set('meter-sync/remote', secret(fx.remote.name, remoteRole));
+    secrets.set(`meter-sync/site/${SITE}`, secret(fx.site.name, siteRole, { tenantId: '3' }));
+    server = await secretsManagerServer(secrets, requests);
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await fx?.close();
+    await remoteRole?.drop();
+    await siteRole?.drop();
+    rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('imports nothing at run time but Node built-ins', () => {
+    const builtins = new Set(builtinModules);
+    // pg asks for these only for its native binding and on Cloudflare Workers, never on Lambda.
+    const outside = report.externals.filter(
+      (name) =>
+        !name.startsWith('node:') && !builtins.has(name) && name !== 'pg-native' && name !== 'pg-cloudflare',
+    );
+    expect(outside).toEqual([]);
+    // The folder it runs from has no node_modules above it.
+    for (let dir = folder; dir !== dirname(dir); dir = dirname(dir)) {
+      expect(existsSync(join(dir, 'node_modules'))).toBe(false);
+    }
+  });
+
+  it('runs in plain node: a cold then a warm invocation against the databases, with Secrets Manager over HTTP', async () => {
+    // Arrange
+    const { port } = server.address() as AddressInfo;
+    const events = [
+      { siteId: SITE },
+      { siteId: SITE, entities: ['meter'], dryRun: true },
+      { siteId: 'bad site' },
+    ];
+
+    // Act
+    const { stdout, stderr } = await run(process.execPath, ['runner.js', JSON.stringify(events)], {
+      cwd: folder,
+      env: {
+        PATH: process.env.PATH ?? '',
+        AWS_REGION: 'eu-west-1',
+        AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`,
+        AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+        AWS_LAMBDA_FUNCTION_NAME: 'meter-sync',
+        REMOTE_SECRET_ID: 'meter-sync/remote',
+        SITE_SECRET_PREFIX: 'meter-sync/site/',
+      },
+    });
+
+    // Assert: three outcomes, in order.
+    const lines = stdout.split('\n').filter(Boolean);
+    const outcomes = lines
+      .filter((line) => line.startsWith('OUTCOME '))
+      .map(
+        (line) =>
+          JSON.parse(line.slice(8)) as { result?: SyncResult; error?: { code: string }; initMs: number },
+      );
+    expect(outcomes).toHaveLength(3);
+    const [cold, warm, bad] = outcomes as [(typeof outcomes)[0], (typeof outcomes)[0], (typeof outcomes)[0]];
+    if (!cold.result?.ok) console.log(stdout, stderr);
+    expect(cold.result).toMatchObject({ ok: true, status: 'ok', siteId: SITE, tenantId: 3 });
+    expect(cold.result!.entities.map((e) => [e.entity, e.inserted])).toEqual([
+      ['meter', 8],
+      ['register', 10],
+      ['device_register', 16],
+    ]);
+    expect(warm.result).toMatchObject({ ok: true, dryRun: true });
+    expect(bad.error).toMatchObject({ code: 'BAD_EVENT' });
+    expect(cold.initMs).toBeGreaterThan(0);
+
+    // The rows really arrived, and the secrets were read once (signed requests), then cached.
+    expect(await fx.rows('site', 'meter', 'id')).toEqual(
+      await fx.rows('remote', 'meter WHERE tenant_id = 3', 'id'),
+    );
+    expect(requests.map((r) => [r.target, r.signed]).sort()).toEqual([
+      ['secretsmanager.GetSecretValue', true],
+      ['secretsmanager.GetSecretValue', true],
+    ]);
+    expect(requests.map((r) => r.secretId).sort()).toEqual(['meter-sync/remote', `meter-sync/site/${SITE}`]);
+
+    // The EMF documents of the cold run: ColdStart once, three entities, one run.
+    const documents = metricDocuments(lines);
+    expect(documents.filter((d) => 'ColdStart' in d.values)).toHaveLength(1);
+    expect(
+      documents
+        .filter((d) => d.dimensionValues.Entity)
+        .map((d) => [d.dimensionValues.Entity, d.values.RowsInserted]),
+    ).toEqual([
+      ['meter', 8],
+      ['register', 10],
+      ['device_register', 16],
+    ]);
+    expect(documents.filter((d) => 'SyncSucceeded' in d.values).map((d) => d.values.SyncSucceeded)).toEqual([
+      1,
+    ]);
+
+    // Warnings and errors go to stderr (as console.warn and console.error do); the bad event is there.
+    const errors = logLines(stderr.split('\n')).filter((l) => l.level === 'ERROR');
+    expect(errors).toEqual([
+      expect.objectContaining({
+        message: 'sync not run',
+        error: expect.objectContaining({ code: 'BAD_EVENT' }),
+      }),
+    ]);
+
+    // And no password anywhere in what the child wrote.
+    for (const password of [remoteRole.password, siteRole.password]) {
+      expect(stdout).not.toContain(password);
+      expect(stderr).not.toContain(password);
+    }
+  });
+});
