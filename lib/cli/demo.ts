@@ -1,19 +1,75 @@
 /**
  * `meter-sync demo`: an embedded PostgreSQL with a remote holding three tenants and one site of
  * tenant 1; a first sync, some remote edits (insert, update, delete, an orphan association),
- * and a second sync, each printed as the per-entity table.
+ * and a second sync, each printed as the per-entity table with the metrics it emitted. Each run
+ * goes through the real Lambda handler, with local credentials in place of Secrets Manager.
  */
+import type { Context } from 'aws-lambda';
 import type { Client } from 'pg';
+// The demo shows the deployed function at work, so it calls the handler itself, not the engine.
+import { createSyncHandler } from '../../functions/sync/handler';
+import { LocalCredentials } from '../credentials';
 import { connect } from '../db/connect';
 import { startEmbeddedServer } from '../db/embedded-server';
 import { createRemoteSchema } from '../db/remote-schema';
 import { migrateSite } from '../db/site-migrations';
-import { performSync, type SyncResult } from '../engine';
+import type { SyncResult } from '../engine';
 import { meterId, registerId, seedRemote } from '../seed/seed-remote';
 import { formatResult } from './format-result';
 
 const TENANT = 1;
 const SITE_ID = 'demo-site';
+
+function localContext(): Context {
+  const started = Date.now();
+  return {
+    functionName: 'meter-sync-demo',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:meter-sync-demo',
+    memoryLimitInMB: '512',
+    awsRequestId: `demo-${started}`,
+    logGroupName: '/aws/lambda/meter-sync-demo',
+    logStreamName: 'demo',
+    callbackWaitsForEmptyEventLoop: false,
+    getRemainingTimeInMillis: () => 60_000 - (Date.now() - started),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+/** Runs `fn` with stdout captured: the handler writes its JSON logs and EMF metrics there. */
+async function captureStdout<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
+  const write = process.stdout.write;
+  let captured = '';
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    return { value: await fn(), lines: captured.split('\n').filter((line) => line.trim() !== '') };
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+/** One EMF document as a line: its dimensions, then each metric with its value. */
+export function describeEmf(line: string): string | undefined {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const aws = doc._aws as {
+    CloudWatchMetrics?: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
+  };
+  const directive = aws?.CloudWatchMetrics?.[0];
+  if (!directive) return undefined;
+  const dimensions = (directive.Dimensions[0] ?? []).map((d) => `${d}=${String(doc[d])}`).join(' ');
+  const values = directive.Metrics.map((m) => `${m.Name}=${String(doc[m.Name])}`).join(' ');
+  return `${directive.Namespace} {${dimensions}} ${values}`;
+}
 
 async function createDatabase(admin: Client, name: string, serverUrl: string): Promise<string> {
   await admin.query(`CREATE DATABASE ${name}`);
@@ -83,17 +139,28 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
     say(`site database of ${SITE_ID} (tenant ${TENANT}) migrated to schema version ${migration.to}`);
     await site.end();
 
+    const handler = createSyncHandler({
+      credentials: new LocalCredentials({
+        remote: remoteUrl,
+        sites: { [SITE_ID]: { url: siteUrl, tenantId: TENANT } },
+      }),
+    });
     const sync = async (title: string) => {
       say();
       say(`== ${title}`);
-      const result = await performSync({
-        remote: remoteUrl,
-        site: siteUrl,
-        tenantId: TENANT,
-        siteId: SITE_ID,
-      });
+      const { value: result, lines } = await captureStdout(
+        () => handler({ siteId: SITE_ID }, localContext()) as Promise<SyncResult>,
+      );
       results.push(result);
       say(formatResult(result));
+      const emf = lines.filter((line) => describeEmf(line) !== undefined);
+      if (results.length === 1) {
+        say('metrics emitted, as CloudWatch Embedded Metric Format lines:');
+        for (const line of emf) say(line);
+      } else {
+        say('metrics emitted (EMF, condensed):');
+        for (const line of emf) say(`  ${describeEmf(line)}`);
+      }
     };
     await sync('first sync: empty site');
     say();

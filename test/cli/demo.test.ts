@@ -1,0 +1,47 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describeEmf } from '../../lib/cli/demo';
+
+const run = promisify(execFile);
+const BIN = join(__dirname, '..', '..', 'bin', 'meter-sync.js');
+
+describe('meter-sync demo', () => {
+  it('runs three syncs through the Lambda handler and prints their tables and metrics', async () => {
+    // A child process, as `npm run demo` runs it: the embedded server is an ES module jest cannot load.
+    const { stdout } = await run(process.execPath, [BIN, 'demo'], { timeout: 120_000 });
+
+    const tables = stdout.split('== ').filter((part) => part.includes('meter-sync · site demo-site'));
+    expect(tables).toHaveLength(3);
+    const rows = (table: string) =>
+      table
+        .split('\n')
+        .filter((line) => /^(meter|register|device_register)\s+ok\s/.test(line))
+        .map((line) => line.split(/\s+/).slice(0, 8).join(' '));
+    expect(tables.map(rows)).toEqual([
+      ['meter ok 200 200 0 0 0 0', 'register ok 500 500 0 0 0 0', 'device_register ok 800 800 0 0 0 0'],
+      ['meter ok 200 1 1 1 0 198', 'register ok 500 0 1 0 0 499', 'device_register ok 798 1 0 4 1 796'],
+      ['meter ok 200 0 0 0 0 200', 'register ok 500 0 0 0 0 500', 'device_register ok 798 0 0 0 1 797'],
+    ]);
+    expect(stdout).toMatch(/^\{"_aws":.*"Namespace":"MeterSync".*"SyncSucceeded":1/m);
+    expect(stdout).toContain(
+      'MeterSync {service=meter-sync SiteId=demo-site Entity=device_register} RowsInserted=1 RowsUpdated=0 RowsDeleted=4 RowsSkipped=1',
+    );
+    expect(stdout).toContain('skipped 1 (parent missing), e.g. device_id=100000006, register_id=200000001');
+  });
+
+  it('describes an EMF line and ignores anything else', () => {
+    const line = JSON.stringify({
+      _aws: {
+        CloudWatchMetrics: [
+          { Namespace: 'MeterSync', Dimensions: [['SiteId']], Metrics: [{ Name: 'SyncSucceeded' }] },
+        ],
+      },
+      SiteId: 'a',
+      SyncSucceeded: 1,
+    });
+    expect(describeEmf(line)).toBe('MeterSync {SiteId=a} SyncSucceeded=1');
+    expect(describeEmf('{"level":"INFO","message":"sync ok"}')).toBeUndefined();
+    expect(describeEmf('not json')).toBeUndefined();
+  });
+});
