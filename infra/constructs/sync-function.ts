@@ -1,0 +1,193 @@
+/** The sync Lambda with the project's defaults: Node.js 24 on ARM64, local esbuild, its own log group and role, secrets-only access. */
+import { join } from 'node:path';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type { ISecurityGroup, ISubnet, IVpc } from 'aws-cdk-lib/aws-ec2';
+import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lib/observability/metric-names';
+
+const REPOSITORY_ROOT = join(__dirname, '..', '..');
+/** The handler the other half of the project ships (issue 4); exported as `handler`. */
+export const SYNC_HANDLER_ENTRY = join(REPOSITORY_ROOT, 'functions', 'sync', 'handler.ts');
+
+export interface SyncFunctionNetwork {
+  readonly vpc: IVpc;
+  readonly subnets: readonly ISubnet[];
+  readonly securityGroups: readonly ISecurityGroup[];
+}
+
+export interface SyncFunctionProps {
+  readonly functionName: string;
+  /** Name or complete ARN of the remote database secret. */
+  readonly remoteSecret: string;
+  /** A site's secret is `${siteSecretPrefix}${siteId}`. */
+  readonly siteSecretPrefix: string;
+  readonly secretsKmsKeyArn?: string;
+  readonly secretsTtlSeconds: number;
+  readonly timeout: Duration;
+  readonly memorySizeMb: number;
+  readonly reservedConcurrency?: number;
+  readonly logRetention: RetentionDays;
+  /** Where an asynchronous invocation goes once Lambda gives up on it. */
+  readonly failedInvocations: IQueue;
+  readonly network?: SyncFunctionNetwork;
+  /** Only tests point this elsewhere. */
+  readonly entry?: string;
+}
+
+function secretArn(scope: Construct, resourceName: string): string {
+  return Stack.of(scope).formatArn({
+    service: 'secretsmanager',
+    resource: 'secret',
+    resourceName,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+}
+
+/** The IAM resource a secret name or complete ARN stands for: a name matches the 6-character suffix Secrets Manager adds. */
+function remoteSecretResource(scope: Construct, nameOrArn: string): string {
+  return nameOrArn.startsWith('arn:') ? nameOrArn : secretArn(scope, `${nameOrArn}-??????`);
+}
+
+/**
+ * One function serves every site: a schedule or an operator invokes it with `{ siteId }`.
+ *
+ * The role is built here rather than from the AWS managed policies, which grant logs on every
+ * log group: this one may write its own log group and read the named secrets, nothing else.
+ */
+export class SyncFunction extends NodejsFunction {
+  /** The function's own log group (the base class's `logGroup` is typed as the interface). */
+  readonly functionLogGroup: LogGroup;
+  readonly executionRole: Role;
+
+  constructor(scope: Construct, id: string, props: SyncFunctionProps) {
+    // Created beside the function (it does not exist yet) so that the function can be handed both.
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      logGroupName: `/aws/lambda/${props.functionName}`,
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const role = new Role(scope, `${id}Role`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Runs ${props.functionName}: its log group, the meter-sync secrets and, in a VPC, its network interfaces`,
+    });
+    super(scope, id, {
+      functionName: props.functionName,
+      description: 'meter-sync: makes one site database equal to its tenant slice of the remote database',
+      entry: props.entry ?? SYNC_HANDLER_ENTRY,
+      handler: 'handler',
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySizeMb,
+      timeout: props.timeout,
+      ...(props.reservedConcurrency !== undefined
+        ? { reservedConcurrentExecutions: props.reservedConcurrency }
+        : {}),
+      role,
+      logGroup,
+      environment: {
+        REMOTE_SECRET_ID: props.remoteSecret,
+        SITE_SECRET_PREFIX: props.siteSecretPrefix,
+        SECRETS_TTL_SECONDS: String(props.secretsTtlSeconds),
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      // A failed run is retried once (a blip), then parked; the next scheduled run is the real retry.
+      retryAttempts: 1,
+      maxEventAge: Duration.hours(1),
+      onFailure: new SqsDestination(props.failedInvocations),
+      ...(props.network
+        ? {
+            vpc: props.network.vpc,
+            vpcSubnets: { subnets: [...props.network.subnets] },
+            securityGroups: [...props.network.securityGroups],
+          }
+        : {}),
+      projectRoot: REPOSITORY_ROOT,
+      depsLockFilePath: join(REPOSITORY_ROOT, 'package-lock.json'),
+      bundling: {
+        forceDockerBundling: false,
+        format: OutputFormat.CJS,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        // pg requires pg-native only when asked to; the pinned AWS SDK is bundled rather than the runtime's.
+        externalModules: ['pg-native'],
+      },
+    });
+    this.functionLogGroup = logGroup;
+    this.executionRole = role;
+    this.grantOwnLogs();
+    this.grantSecrets(props);
+    if (props.network) this.grantNetworkInterfaces();
+  }
+
+  private grantOwnLogs(): void {
+    this.executionRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.functionLogGroup.logGroupArn],
+      }),
+    );
+  }
+
+  private grantSecrets(props: SyncFunctionProps): void {
+    this.executionRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadMeterSyncSecrets',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [
+          remoteSecretResource(this, props.remoteSecret),
+          secretArn(this, `${props.siteSecretPrefix}*`),
+        ],
+      }),
+    );
+    Validations.of(this.executionRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${props.siteSecretPrefix}*]`,
+      reason:
+        'A site secret is named SITE_SECRET_PREFIX + site id and sites come and go with the configuration: the prefix is the narrowest stable grant.',
+    });
+    if (props.secretsKmsKeyArn) {
+      this.executionRole.addToPrincipalPolicy(
+        new PolicyStatement({
+          sid: 'DecryptMeterSyncSecrets',
+          actions: ['kms:Decrypt'],
+          resources: [props.secretsKmsKeyArn],
+          conditions: {
+            StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
+          },
+        }),
+      );
+    }
+  }
+
+  private grantNetworkInterfaces(): void {
+    this.executionRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ManageLambdaNetworkInterfaces',
+        effect: Effect.ALLOW,
+        actions: [
+          'ec2:CreateNetworkInterface',
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DescribeSubnets',
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        resources: ['*'],
+      }),
+    );
+    Validations.of(this.executionRole).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'Lambda creates and deletes the function network interfaces with these EC2 actions, which do not support resource-level scoping when Lambda validates the role (the same statement as AWSLambdaVPCAccessExecutionRole, without its logs-on-every-group grant).',
+    });
+  }
+}

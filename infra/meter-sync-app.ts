@@ -1,0 +1,59 @@
+/** Builds the whole deployment from a validated configuration: the sync stack, the site schedules shards, and cdk-nag. */
+import { type App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { InfraConfig, SiteConfig } from './config/infra-config';
+import { SiteSchedulesStack } from './stacks/site-schedules-stack';
+import { SyncStack } from './stacks/sync-stack';
+
+export interface MeterSyncStacks {
+  readonly sync: SyncStack;
+  readonly siteSchedules: readonly SiteSchedulesStack[];
+}
+
+export interface BuildOptions {
+  /** Only tests point the function at another entry file. */
+  readonly handlerEntry?: string;
+  /** Registers the AwsSolutions checks on the app (default true). */
+  readonly nag?: boolean;
+}
+
+/**
+ * Splits the sites, in configuration order, into consecutive shards of `size`. Order-based, so
+ * appending sites never moves an existing one; removing a site moves one site per later shard to
+ * the previous shard, which is safe because the names in a shard carry the shard's number.
+ */
+export function shardSites(sites: readonly SiteConfig[], size: number): SiteConfig[][] {
+  const shards: SiteConfig[][] = [];
+  for (let start = 0; start < sites.length; start += size) shards.push(sites.slice(start, start + size));
+  return shards;
+}
+
+export function buildMeterSyncApp(
+  app: App,
+  config: InfraConfig,
+  options: BuildOptions = {},
+): MeterSyncStacks {
+  const sync = new SyncStack(app, 'Sync', {
+    stackName: config.name,
+    description: 'meter-sync: the sync function, its queues, alarms and dashboard',
+    config,
+    ...(options.handlerEntry ? { handlerEntry: options.handlerEntry } : {}),
+  });
+  const siteSchedules = shardSites(config.sites, config.sitesPerStack).map((sites, i) => {
+    const shardName = `${config.name}-sites-${i + 1}`;
+    const stack = new SiteSchedulesStack(app, `Sites${i + 1}`, {
+      stackName: shardName,
+      description: `meter-sync: schedules and staleness alarms of sites ${sites[0]!.id} to ${sites.at(-1)!.id}`,
+      shardName,
+      sites,
+      sync: sync.names,
+      flexibleWindowMinutes: config.flexibleWindowMinutes,
+      staleAfterPeriods: config.staleAfterPeriods,
+    });
+    // Imported by name, not by export: the order of deployment is stated instead.
+    stack.addStackDependency(sync);
+    return stack;
+  });
+  if (options.nag ?? true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { sync, siteSchedules };
+}

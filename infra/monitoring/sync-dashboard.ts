@@ -1,0 +1,100 @@
+/** The CloudWatch dashboard: rows inserted, updated, deleted and skipped per entity, failures, run durations, the function and its queues. */
+import { Duration } from 'aws-cdk-lib';
+import { Dashboard, GraphWidget, type IMetric, Stats, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { EntityMetric, RunMetric } from '../../lib/observability/metric-names';
+import { fleetEntityMetric, fleetRunMetric } from './sync-metrics';
+
+const PERIOD = Duration.minutes(5);
+const WIDTH = 12;
+const HEIGHT = 6;
+
+export interface SyncDashboardProps {
+  readonly dashboardName: string;
+  readonly syncFunction: IFunction;
+  readonly entities: readonly string[];
+  readonly queues: readonly { readonly title: string; readonly queue: IQueue }[];
+}
+
+export class SyncDashboard extends Construct {
+  readonly dashboard: Dashboard;
+
+  constructor(scope: Construct, id: string, props: SyncDashboardProps) {
+    super(scope, id);
+    const fn = props.syncFunction;
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      dashboardName: props.dashboardName,
+      defaultInterval: Duration.hours(6),
+    });
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown:
+          '# meter-sync\nRows changed per entity, summed over all sites (Metrics Insights), failures, run durations, and the function. Per-site staleness alarms live in the schedules stacks.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    for (const entity of props.entities) {
+      const rows = (metric: (typeof EntityMetric)[keyof typeof EntityMetric]): IMetric =>
+        fleetEntityMetric(metric, entity, 'SUM', PERIOD);
+      this.dashboard.addWidgets(
+        new GraphWidget({
+          title: `${entity}: rows inserted, updated, deleted, skipped`,
+          left: [
+            rows(EntityMetric.RowsInserted),
+            rows(EntityMetric.RowsUpdated),
+            rows(EntityMetric.RowsDeleted),
+            rows(EntityMetric.RowsSkipped),
+          ],
+          width: WIDTH,
+          height: HEIGHT,
+        }),
+        new GraphWidget({
+          title: `${entity}: failures and step duration`,
+          left: [rows(EntityMetric.EntityFailed)],
+          right: [fleetEntityMetric(EntityMetric.EntityDurationMs, entity, 'MAX', PERIOD)],
+          width: WIDTH,
+          height: HEIGHT,
+        }),
+      );
+    }
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Sync duration (ms)',
+        left: [
+          fleetRunMetric(RunMetric.SyncDurationMs, 'AVG', PERIOD),
+          fleetRunMetric(RunMetric.SyncDurationMs, 'MAX', PERIOD),
+          fn.metricDuration({ period: PERIOD, statistic: Stats.p(99), label: 'Lambda duration p99' }),
+        ],
+        width: WIDTH,
+        height: HEIGHT,
+      }),
+      new GraphWidget({
+        title: 'Runs: successful syncs, invocations, errors, throttles',
+        left: [
+          fleetRunMetric(RunMetric.SyncSucceeded, 'SUM', PERIOD),
+          fn.metricInvocations({ period: PERIOD, statistic: Stats.SUM }),
+          fn.metricErrors({ period: PERIOD, statistic: Stats.SUM }),
+          fn.metricThrottles({ period: PERIOD, statistic: Stats.SUM }),
+        ],
+        right: [fn.metric('ConcurrentExecutions', { period: PERIOD, statistic: Stats.MAXIMUM })],
+        width: WIDTH,
+        height: HEIGHT,
+      }),
+      new GraphWidget({
+        title: 'Parked invocations (messages visible)',
+        left: props.queues.map(({ title, queue }) =>
+          queue.metricApproximateNumberOfMessagesVisible({
+            period: PERIOD,
+            statistic: Stats.MAXIMUM,
+            label: title,
+          }),
+        ),
+        width: 24,
+        height: HEIGHT,
+      }),
+    );
+  }
+}

@@ -1,0 +1,212 @@
+/** The deployment configuration: defaults, and a clear error for every way it can be wrong. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseInfraConfig } from '../../infra/config/infra-config';
+import { InfraConfigError } from '../../infra/config/infra-config-error';
+import { loadInfraConfig } from '../../infra/config/load-infra-config';
+import { parseScheduleRate } from '../../infra/config/schedule-rate';
+import { rawConfig } from './synthesize';
+
+/** The problems a configuration is rejected with (fails the test if it is accepted). */
+function problemsOf(raw: unknown): readonly string[] {
+  try {
+    parseInfraConfig(raw, 'test.json');
+  } catch (error) {
+    expect(error).toBeInstanceOf(InfraConfigError);
+    expect((error as InfraConfigError).code).toBe('BAD_INFRA_CONFIG');
+    return (error as InfraConfigError).problems;
+  }
+  throw new Error('the configuration was accepted');
+}
+
+describe('parseInfraConfig', () => {
+  it('fills in the defaults and gives each site the default schedule unless it has its own', () => {
+    const config = parseInfraConfig(rawConfig());
+
+    expect(config).toMatchObject({
+      name: 'meter-sync',
+      schedule: { expression: 'rate(5 minutes)', minutes: 5 },
+      flexibleWindowMinutes: 2,
+      staleAfterPeriods: 3,
+      timeoutSeconds: 180,
+      secretsTtlSeconds: 300,
+      logRetentionDays: 30,
+      sitesPerStack: 200,
+    });
+    expect(config.reservedConcurrency).toBeUndefined();
+    expect(config.vpc).toBeUndefined();
+    expect(config.sites).toEqual([
+      { id: 'plant-north', schedule: { expression: 'rate(5 minutes)', minutes: 5 } },
+      { id: 'plant-south', schedule: { expression: 'rate(5 minutes)', minutes: 5 } },
+      { id: 'office-hq', schedule: { expression: 'rate(15 minutes)', minutes: 15 } },
+    ]);
+  });
+
+  it.each([
+    ['Plant 1', 'a space'],
+    ['-plant', 'a leading dash'],
+    ['plant/1', 'a slash'],
+    ['', 'nothing'],
+    ['x'.repeat(64), '64 characters'],
+  ])('rejects the site id %j (%s), naming the site and the rule', (id) => {
+    expect(problemsOf(rawConfig({ sites: [{ id: 'ok' }, { id }] }))).toEqual([
+      `sites[1].id: ${JSON.stringify(id)} is not a valid site id: 1 to 63 letters, digits, "-" or "_", starting with a letter or digit`,
+    ]);
+  });
+
+  it('rejects a configuration without sites', () => {
+    expect(problemsOf(rawConfig({ sites: [] }))).toEqual([
+      'sites: must list at least one site, such as [{ "id": "plant-01" }]',
+    ]);
+    expect(problemsOf(rawConfig({ sites: undefined }))).toHaveLength(1);
+  });
+
+  it('rejects duplicate site ids, also when they differ only in case', () => {
+    expect(problemsOf(rawConfig({ sites: [{ id: 'a' }, { id: 'b' }, { id: 'a' }, { id: 'B' }] }))).toEqual([
+      'sites[2].id: "a" is already the id of sites[0]',
+      'sites[3].id: "B" is already the id of sites[1]',
+    ]);
+  });
+
+  it.each([
+    ['cron(0/5 * * * ? *)', 'cron and at expressions are not supported'],
+    ['rate(5 minute)', 'use the singular unit for 1 and the plural for more'],
+    ['rate(1 minutes)', 'use the singular unit for 1 and the plural for more'],
+    ['rate(0 minutes)', 'the value must be a positive whole number'],
+    ['rate(5 weeks)', 'is not a rate expression'],
+    ['every 5 minutes', 'is not a rate expression'],
+  ])('rejects the schedule %j, for the fleet and for one site', (expression, reason) => {
+    const [fleet] = problemsOf(rawConfig({ schedule: expression }));
+    expect(fleet).toMatch(/^schedule: /);
+    expect(fleet).toContain(reason);
+    const [site] = problemsOf(rawConfig({ sites: [{ id: 'a', schedule: expression }] }));
+    expect(site).toMatch(/^sites\[0\]\.schedule: /);
+    expect(site).toContain(reason);
+  });
+
+  it('rejects a timeout or a flexible window that does not fit a site schedule', () => {
+    const problems = problemsOf(
+      rawConfig({
+        timeoutSeconds: 300,
+        flexibleWindowMinutes: 5,
+        sites: [
+          { id: 'fast', schedule: 'rate(2 minutes)' },
+          { id: 'slow', schedule: 'rate(1 hour)' },
+        ],
+        schedule: 'rate(10 minutes)',
+      }),
+    );
+    expect(problems).toEqual([
+      'sites[0] ("fast", rate(2 minutes)): timeoutSeconds 300 must be shorter than the schedule interval (120 s)',
+      'sites[0] ("fast", rate(2 minutes)): flexibleWindowMinutes 5 must be shorter than the schedule interval (2 min)',
+    ]);
+  });
+
+  it('rejects a staleness window longer than a CloudWatch alarm can look back', () => {
+    expect(problemsOf(rawConfig({ schedule: 'rate(30 minutes)', staleAfterPeriods: 49 }))[0]).toContain(
+      'staleAfterPeriods 49 x 30 min exceeds the 24 h a CloudWatch alarm can look back',
+    );
+    expect(() =>
+      parseInfraConfig(rawConfig({ schedule: 'rate(1 day)', staleAfterPeriods: 7 })),
+    ).not.toThrow();
+  });
+
+  it('reports every problem at once, each with its path', () => {
+    const problems = problemsOf({
+      remoteSecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:remote',
+      siteSecretPrefix: 'sites with spaces/',
+      shedule: 'rate(5 minutes)',
+      reservedConcurrency: 0,
+      logRetentionDays: 10,
+      vpc: {
+        vpcId: 'vpc-1',
+        subnetIds: [],
+        securityGroupIds: ['sg-0123456789abcdef0', 'sg-0123456789abcdef0'],
+      },
+      alarms: {},
+      sites: [{ id: 'a', extra: true }],
+    });
+    expect(problems).toEqual([
+      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, logRetentionDays, sitesPerStack, vpc, alarms)',
+      'remoteSecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:remote" is not valid: a complete secret ARN ends with the 6-character suffix Secrets Manager adds ("...:secret:name-AbCdEf"); or give the name',
+      'siteSecretPrefix: "sites with spaces/" is not valid: a secret name prefix such as "meter-sync/site/" (letters, digits and /_+=.@-)',
+      'sites[0].extra: unknown key (known: id, schedule)',
+      'reservedConcurrency: 0 must be a whole number from 1 to 10000',
+      'logRetentionDays: 10 must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653',
+      'vpc.vpcId: "vpc-1" is not a VPC id such as "vpc-0a1b2c3d4e5f60718"',
+      'vpc.subnetIds: must list at least one id such as "subnet-0a1b2c3d4e5f60718"',
+      'vpc.securityGroupIds: lists an id twice',
+      'alarms: give "email", "topicArn" or both',
+    ]);
+  });
+
+  it('requires the secrets and an alarm destination', () => {
+    expect(problemsOf({ sites: [{ id: 'a' }] })).toEqual([
+      'remoteSecret: is required: the name or complete ARN of the remote database secret',
+      'siteSecretPrefix: is required, e.g. "meter-sync/site/"',
+      'alarms: is required: an object with "email" (a topic is created) and/or "topicArn" (an existing topic)',
+    ]);
+  });
+
+  it('refuses more sites per stack than fit under the CloudFormation resource limit', () => {
+    expect(problemsOf(rawConfig({ sitesPerStack: 241 }))).toEqual([
+      'sitesPerStack: 241 must be a whole number from 1 to 240',
+    ]);
+  });
+
+  it('accepts a complete secret ARN, a KMS key, an existing topic and a VPC', () => {
+    const config = parseInfraConfig(
+      rawConfig({
+        remoteSecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:meter-sync/remote-AbCdEf',
+        secretsKmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        alarms: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:oncall' },
+        vpc: {
+          vpcId: 'vpc-0a1b2c3d4e5f60718',
+          subnetIds: ['subnet-0a1b2c3d4e5f60711'],
+          securityGroupIds: ['sg-0a1b2c3d4e5f60733'],
+        },
+      }),
+    );
+    expect(config.alarms).toEqual({ topicArn: 'arn:aws:sns:eu-west-1:123456789012:oncall' });
+    expect(config.vpc?.subnetIds).toEqual(['subnet-0a1b2c3d4e5f60711']);
+  });
+});
+
+describe('parseScheduleRate', () => {
+  it.each([
+    ['rate(1 minute)', 1],
+    ['rate(5 minutes)', 5],
+    ['rate(1 hour)', 60],
+    ['rate(2 hours)', 120],
+    ['rate(1 day)', 1440],
+  ])('reads %s as %i minutes', (expression, minutes) => {
+    expect(parseScheduleRate(expression)).toEqual({ expression, minutes });
+  });
+});
+
+describe('loadInfraConfig', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'meter-sync-config-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('loads the shipped sample', () => {
+    expect(loadInfraConfig('infra/config/sample.json').sites.map((s) => s.id)).toEqual([
+      'plant-north',
+      'plant-south',
+      'office-hq',
+    ]);
+  });
+
+  it('says which file is missing, is not JSON, or that none was named', () => {
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{ "sites": [ }');
+    expect(() => loadInfraConfig(join(dir, 'missing.json'))).toThrow(
+      /missing\.json is not a valid .*cannot be read \(ENOENT\)/s,
+    );
+    expect(() => loadInfraConfig(broken)).toThrow(/broken\.json is not a valid .*is not JSON/s);
+    expect(() => loadInfraConfig(undefined)).toThrow(/-c config=infra\/config\/sample\.json/);
+  });
+});
