@@ -2,7 +2,7 @@
  * The remote side: one REPEATABLE READ READ ONLY transaction per run, so every entity is read
  * from the same snapshot and a write is impossible (DESIGN §3.1).
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Client, QueryResultRow } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { EntityMetadata } from '../entities';
@@ -23,7 +23,7 @@ export class RemoteSnapshot {
     return new RemoteSnapshot(client);
   }
 
-  /** Set when a read stopped half way: the connection is left mid-COPY and cannot serve another read. */
+  /** Set when a read stopped half way and could not be finished: the connection cannot serve another read. */
   broken = false;
 
   /**
@@ -34,31 +34,39 @@ export class RemoteSnapshot {
     return this.copyOut(remoteSql.copySlice(meta), meta.name, consume);
   }
 
-  /** Streams the output of a `COPY … TO STDOUT` statement to `consume`, under a savepoint. */
+  /**
+   * Streams the output of a `COPY … TO STDOUT` statement to `consume`, under a savepoint. The
+   * consumer reads a relay, not the COPY stream itself: when it gives up half way (the site refused
+   * a row), the rest of the COPY is read and dropped, so the statement ends and the snapshot serves
+   * the next entity. (Destroying the COPY stream would leave the connection waiting mid-COPY.)
+   */
   async copyOut<T>(sql: string, label: string, consume: (rows: Readable) => Promise<T>): Promise<T> {
     await this.client.query('SAVEPOINT read_slice');
     const rows = this.client.query(copyTo(sql));
-    let settled = false;
-    rows.once('end', () => {
-      settled = true;
+    const relay = new PassThrough();
+    // Set once the server ended the COPY, with its last row or with an error.
+    let over = false;
+    const ended = new Promise<void>((resolve) => {
+      rows.once('end', resolve);
+      rows.once('error', resolve);
+    }).then(() => {
+      over = true;
     });
-    rows.once('error', () => {
-      settled = true;
-    });
+    rows.on('error', (error) => relay.destroy(error));
+    rows.pipe(relay);
     try {
-      const result = await consume(rows);
+      const result = await consume(relay);
       await this.client.query('RELEASE SAVEPOINT read_slice');
       return result;
     } catch (error) {
-      if (settled) {
-        await this.client.query('ROLLBACK TO SAVEPOINT read_slice').catch(() => {});
-      } else {
-        // The consumer gave up while the server was still sending: only closing the socket ends that.
-        this.broken = true;
-        (
-          this.client as unknown as { connection: { stream: { destroy(): void } } }
-        ).connection.stream.destroy();
+      if (!over) {
+        rows.unpipe(relay);
+        rows.resume();
+        await ended;
       }
+      await this.client.query('ROLLBACK TO SAVEPOINT read_slice').catch(() => {
+        this.broken = true;
+      });
       throw toMeterSyncError(error, `${label}: reading the remote failed`);
     }
   }

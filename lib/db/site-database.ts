@@ -190,6 +190,7 @@ export class SiteDatabase {
     await pipeline(hashes, sink);
     await this.client.query(`ANALYZE ${hashTable}`);
     await this.client.query(regionSql.createDiffTable(e, diff, hashTable, region));
+    await this.client.query(`ANALYZE ${diff}`);
     const { rows } = await this.client.query(regionSql.diffCounts(diff));
     return {
       region: { kind: 'keys', table: diff },
@@ -212,6 +213,8 @@ export class SiteDatabase {
   async loadDirect(e: ResolvedEntity, source: Readable): Promise<number> {
     const sink = this.client.query(copyFrom(regionSql.copyIntoTable(e)));
     await pipeline(source, sink);
+    // The next run sizes its fingerprint buckets from the planner's estimate.
+    await this.client.query(`ANALYZE ${e.table}`);
     return sink.rowCount;
   }
 

@@ -247,21 +247,23 @@ export const fingerprintSql = {
     `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
        SELECT ${bucketOf(e, 't', '$1::bigint')} AS b, ${rowHash(e, 't')} AS h FROM ${e.table} AS t) AS f
      GROUP BY b`,
+  /** Row count and xor of row hashes of the whole remote slice: one row, whatever its size. `$1` is the tenant id. */
+  remoteTotals: (e: ResolvedEntity) =>
+    `SELECT count(*) AS n, coalesce(bit_xor(h), 0) AS x FROM (
+       SELECT ${rowHash(e, 'r')} AS h FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f`,
   /**
-   * A cursor over the remote slice's bucket fingerprints, each row carrying the slice's totals:
-   * the first FETCH tells whether anything differs at all, and only then are the rest fetched.
-   * One scan of the remote either way; the mask comes from the mask setting.
+   * The buckets where the remote slice differs from the site's fingerprints ($3-$5), with the
+   * rows on each side: the remote compares, so only differing buckets cross the network.
+   * `$1` is the tenant id, `$2` the mask.
    */
-  declareRemoteBuckets: (e: ResolvedEntity) =>
-    `DECLARE meter_sync_buckets NO SCROLL CURSOR FOR
-     SELECT b, n, x, sum(n) OVER () AS total_rows, bit_xor(x) OVER () AS total_hash FROM (
-       SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
-         SELECT ${bucketOf(e, 'r', `current_setting('${MASK_SETTING}')::bigint`)} AS b, ${rowHash(e, 'r')} AS h
-         FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r) AS f
-       GROUP BY b) AS g`,
-  fetchFirstBucket: 'FETCH 1 FROM meter_sync_buckets',
-  fetchOtherBuckets: 'FETCH ALL FROM meter_sync_buckets',
-  closeRemoteBuckets: 'CLOSE meter_sync_buckets',
+  remoteDifferingBuckets: (e: ResolvedEntity) =>
+    `SELECT coalesce(r.b, s.b) AS b, coalesce(r.n, 0) AS remote_rows, coalesce(s.n, 0) AS site_rows
+     FROM (SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
+             SELECT ${bucketOf(e, 'r', '$2::bigint')} AS b, ${rowHash(e, 'r')} AS h
+             FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
+           GROUP BY b) AS r
+     FULL JOIN unnest($3::integer[], $4::bigint[], $5::bigint[]) AS s (b, n, x) ON s.b = r.b
+     WHERE r.n IS DISTINCT FROM s.n OR r.x IS DISTINCT FROM s.x`,
   createBucketTable: (table: string) =>
     `CREATE TEMPORARY TABLE ${table} (b integer PRIMARY KEY) ON COMMIT DROP`,
   fillBucketTable: (table: string) => `INSERT INTO ${table} (b) SELECT unnest($1::integer[])`,
@@ -318,4 +320,24 @@ export const regionSql = {
   copyIntoTable: (e: ResolvedEntity) => `COPY ${e.table} (${list(e.meta.columns)}) FROM STDIN`,
   siteIsEmpty: (e: ResolvedEntity) => `SELECT NOT EXISTS (SELECT 1 FROM ${e.table}) AS empty`,
   estimatedRows: 'SELECT greatest(reltuples, 0)::bigint AS rows FROM pg_class WHERE oid = to_regclass($1)',
+};
+
+// ---- site: naming the row an upsert was refused on ---------------------------------------------
+
+/** Numbers the probe table's rows; a name no entity column is expected to have (checked by the caller). */
+export const PROBE_ORDINAL = 'meter_sync_probe_n';
+
+export const probeSql = {
+  table: (e: ResolvedEntity) => `pg_temp.${q(`meter_sync_probe_${e.meta.name}`)}`,
+  /** The rows a step upserts (`source`, text columns), numbered so that any range can be tried alone. */
+  create: (probe: string, source: string) =>
+    `CREATE TEMPORARY TABLE ${probe} ON COMMIT DROP AS
+     SELECT row_number() OVER () AS ${q(PROBE_ORDINAL)}, s.* FROM (${source}) AS s`,
+  count: (probe: string) => `SELECT count(*) AS rows FROM ${probe}`,
+  /** The probe's rows numbered `$1` to `$2`, as a source for `upsertFrom`. */
+  range: (e: ResolvedEntity, probe: string) =>
+    `SELECT ${list(e.meta.columns)} FROM ${probe} WHERE ${q(PROBE_ORDINAL)} BETWEEN $1 AND $2`,
+  key: (e: ResolvedEntity, probe: string) =>
+    `SELECT ${list(e.meta.keyColumns)} FROM ${probe} WHERE ${q(PROBE_ORDINAL)} = $1`,
+  drop: (probe: string) => `DROP TABLE IF EXISTS ${probe}`,
 };

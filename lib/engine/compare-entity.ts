@@ -3,8 +3,9 @@
  *
  * 1. An empty site table of an entity without parents is filled by a straight COPY pipe.
  * 2. Otherwise the site's rows are fingerprinted per key-hash bucket (count and xor of row
- *    hashes) and the remote returns only the buckets that differ: nothing changed costs a scan on
- *    each side and a few hundred bytes.
+ *    hashes) while the remote computes the same for its whole slice: equal totals mean nothing
+ *    changed, for a scan on each side and a few hundred bytes. If they differ, the remote
+ *    compares its buckets with the site's and returns the ones that differ.
  * 3. A few differing buckets are staged whole. Many differing buckets are narrowed to the keys
  *    whose row hash differs, and only those rows are fetched.
  *
@@ -13,7 +14,7 @@
  */
 
 import type { RemoteSnapshot } from '../db/remote-database';
-import type { BucketFingerprints, SiteDatabase } from '../db/site-database';
+import type { SiteDatabase } from '../db/site-database';
 import {
   fingerprintSql,
   keySetting,
@@ -53,35 +54,14 @@ export function bucketMask(estimatedRows: number): number {
   return buckets - 1;
 }
 
-interface RemoteBucket {
-  b: number;
-  n: string;
-  x: string;
-  total_rows: string;
-  total_hash: string;
-}
-
 interface DifferingBucket {
   b: number;
-  remote_rows: number;
-  site_rows: number;
+  remote_rows: string;
+  site_rows: string;
 }
 
 function xorAll(hashes: readonly string[]): bigint {
   return hashes.reduce((acc, h) => acc ^ BigInt(h), 0n);
-}
-
-function differingBuckets(site: BucketFingerprints, remote: readonly RemoteBucket[]): DifferingBucket[] {
-  const siteByBucket = new Map(site.buckets.map((b, i) => [b, { n: site.counts[i]!, x: site.hashes[i]! }]));
-  const differing: DifferingBucket[] = [];
-  for (const r of remote) {
-    const s = siteByBucket.get(r.b);
-    siteByBucket.delete(r.b);
-    if (!s || s.n !== r.n || s.x !== r.x)
-      differing.push({ b: r.b, remote_rows: Number(r.n), site_rows: Number(s?.n ?? 0) });
-  }
-  for (const [b, s] of siteByBucket) differing.push({ b, remote_rows: 0, site_rows: Number(s.n) });
-  return differing;
 }
 
 interface CompareContext {
@@ -111,31 +91,24 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   }
 
   const mask = bucketMask(await site.estimatedRows(e));
-  await remote.setSetting(MASK_SETTING, String(mask));
-  // Both sides fingerprint at once; the remote sends its totals first and its buckets only if needed.
-  let fingerprints: BucketFingerprints;
-  let remoteBuckets: RemoteBucket[];
-  try {
-    const [site_, first] = await Promise.all([
-      site.bucketFingerprints(e, mask),
-      remote
-        .query(fingerprintSql.declareRemoteBuckets(e), [], name)
-        .then(() => remote.query<RemoteBucket>(fingerprintSql.fetchFirstBucket, [], name)),
-    ]);
-    fingerprints = site_;
-    const rows = Number(first[0]?.total_rows ?? 0);
-    const hash = BigInt(first[0]?.total_hash ?? 0);
-    if (rows === fingerprints.total && hash === xorAll(fingerprints.hashes)) {
-      return { mode: 'equal', rows: fingerprints.total };
-    }
-    remoteBuckets = [
-      ...first,
-      ...(await remote.query<RemoteBucket>(fingerprintSql.fetchOtherBuckets, [], name)),
-    ];
-  } finally {
-    await remote.query(fingerprintSql.closeRemoteBuckets, [], name).catch(() => {});
+  // Both sides at once: the site per bucket, the remote one total row. Equal totals end it here.
+  const [fingerprints, totals] = await Promise.all([
+    site.bucketFingerprints(e, mask),
+    remote.query<{ n: string; x: string }>(fingerprintSql.remoteTotals(e), [ctx.tenantId], name),
+  ]);
+  if (
+    Number(totals[0]?.n ?? 0) === fingerprints.total &&
+    BigInt(totals[0]?.x ?? 0) === xorAll(fingerprints.hashes)
+  ) {
+    return { mode: 'equal', rows: fingerprints.total };
   }
-  const differing = differingBuckets(fingerprints, remoteBuckets);
+  // The remote compares its buckets with the site's and returns only those that differ.
+  const differing = await remote.query<DifferingBucket>(
+    fingerprintSql.remoteDifferingBuckets(e),
+    [ctx.tenantId, mask, fingerprints.buckets, fingerprints.counts, fingerprints.hashes],
+    name,
+  );
+  await remote.setSetting(MASK_SETTING, String(mask));
 
   const siteInRegion = differing.reduce((sum, d) => sum + Number(d.site_rows), 0);
   const remoteInRegion = differing.reduce((sum, d) => sum + Number(d.remote_rows), 0);

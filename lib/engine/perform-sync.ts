@@ -13,8 +13,9 @@ import { performance } from 'node:perf_hooks';
 import type { Client } from 'pg';
 import { type ConnectOptions, connect, type DatabaseTarget } from '../db/connect';
 import { RemoteSnapshot } from '../db/remote-database';
-import { SiteDatabase } from '../db/site-database';
-import type { ParentLookup, ResolvedEntity } from '../db/sync-sql';
+import { findRejectedRow } from '../db/find-rejected-row';
+import { SiteDatabase, type WriteCounts } from '../db/site-database';
+import { applicableRows, type ParentLookup, type ResolvedEntity } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
 import { MassDeleteGuardError, MeterSyncError, SiteSchemaError, toMeterSyncError } from '../errors';
 import { compareEntity } from './compare-entity';
@@ -222,7 +223,19 @@ class SyncRun {
         await db.client.query('RELEASE SAVEPOINT stage');
       } catch (error) {
         await db.client.query('ROLLBACK TO SAVEPOINT stage');
-        this.markFailed(state, toMeterSyncError(error));
+        const failure = toMeterSyncError(error);
+        // A first load straight into the table that the site refused: stage the slice instead, so
+        // that the upsert step names the row and fails alone, as it would on a site that had rows.
+        if (failure.code === 'SITE_REJECTED_ROW' && !snapshot.broken) {
+          await db.client.query('SAVEPOINT stage');
+          try {
+            await this.compare(db, snapshot, state, state.resolved, { stageAll: true });
+            await db.client.query('RELEASE SAVEPOINT stage');
+          } catch (again) {
+            await db.client.query('ROLLBACK TO SAVEPOINT stage');
+            this.markFailed(state, toMeterSyncError(again));
+          }
+        } else this.markFailed(state, failure);
       }
       state.result.durationMs += performance.now() - started;
     }
@@ -235,9 +248,10 @@ class SyncRun {
     snapshot: RemoteSnapshot,
     state: EntityState,
     e: ResolvedEntity,
+    { stageAll = false } = {},
   ): Promise<void> {
     // A child may skip what its fingerprint proves equal only when this run leaves its parents as they are.
-    const shortcuts = (state.meta.parents ?? []).every((parent) => {
+    const shortcuts = !stageAll && (state.meta.parents ?? []).every((parent) => {
       const p = this.states.get(parent.entity);
       return !p || p.failed || p.settled;
     });
@@ -360,7 +374,7 @@ class SyncRun {
     }
     const { total, applicable } = await db.countApplicable(e, parents);
     const skippedKeys = total > applicable ? await db.sampleSkipped(e, parents, SKIPPED_KEY_SAMPLE) : [];
-    const { inserted, updated } = await db.upsertApplicable(e, parents);
+    const { inserted, updated } = await this.upsert(db, e, parents);
     return {
       inserted,
       updated,
@@ -368,6 +382,22 @@ class SyncRun {
       skipped: total - applicable,
       skippedKeys,
     };
+  }
+
+  /** The upsert of a step. The server does not always say which row it refused: then it is looked for. */
+  private async upsert(db: SiteDatabase, e: ResolvedEntity, parents: ParentLookup): Promise<WriteCounts> {
+    await db.client.query('SAVEPOINT upsert_step');
+    try {
+      const counts = await db.upsertApplicable(e, parents);
+      await db.client.query('RELEASE SAVEPOINT upsert_step');
+      return counts;
+    } catch (caught) {
+      const error = toMeterSyncError(caught, e.meta.name);
+      if (error.code !== 'SITE_REJECTED_ROW') throw error;
+      await db.client.query('ROLLBACK TO SAVEPOINT upsert_step');
+      const key = await findRejectedRow(db.client, e, applicableRows(e, parents));
+      throw key === undefined ? error : new MeterSyncError(error.code, error.message, key);
+    }
   }
 
   /** Forgets a failure met while applying a plan that no longer holds: the entity runs again. */
