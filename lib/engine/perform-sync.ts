@@ -12,8 +12,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Client } from 'pg';
 import { type ConnectOptions, connect, type DatabaseTarget } from '../db/connect';
-import { RemoteSnapshot } from '../db/remote-database';
 import { findRejectedRow } from '../db/find-rejected-row';
+import { RemoteSnapshot } from '../db/remote-database';
 import { SiteDatabase, type WriteCounts } from '../db/site-database';
 import { applicableRows, type ParentLookup, type ResolvedEntity } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
@@ -251,10 +251,12 @@ class SyncRun {
     { stageAll = false } = {},
   ): Promise<void> {
     // A child may skip what its fingerprint proves equal only when this run leaves its parents as they are.
-    const shortcuts = !stageAll && (state.meta.parents ?? []).every((parent) => {
-      const p = this.states.get(parent.entity);
-      return !p || p.failed || p.settled;
-    });
+    const shortcuts =
+      !stageAll &&
+      (state.meta.parents ?? []).every((parent) => {
+        const p = this.states.get(parent.entity);
+        return !p || p.failed || p.settled;
+      });
     const comparison = await compareEntity(
       { site: db, remote: snapshot, tenantId: this.options.tenantId, shortcuts },
       e,
