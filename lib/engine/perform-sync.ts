@@ -205,41 +205,43 @@ class SyncRun {
       const state = this.states.get(name)!;
       this.deadline.check();
       if (state.failed || !state.resolved) continue;
-      if (snapshot.broken) {
-        this.markFailed(
-          state,
-          new MeterSyncError(
-            'REMOTE_READ_FAILED',
-            `${name}: not read, an earlier remote read broke the connection`,
-          ),
-        );
-        continue;
-      }
       this.options.onProgress?.({ entity: name, phase: 'read' });
       const started = performance.now();
-      await db.client.query('SAVEPOINT stage');
-      try {
-        await this.compare(db, snapshot, state, state.resolved);
-        await db.client.query('RELEASE SAVEPOINT stage');
-      } catch (error) {
-        await db.client.query('ROLLBACK TO SAVEPOINT stage');
-        const failure = toMeterSyncError(error);
-        // A first load straight into the table that the site refused: stage the slice instead, so
-        // that the upsert step names the row and fails alone, as it would on a site that had rows.
-        if (failure.code === 'SITE_REJECTED_ROW' && !snapshot.broken) {
-          await db.client.query('SAVEPOINT stage');
-          try {
-            await this.compare(db, snapshot, state, state.resolved, { stageAll: true });
-            await db.client.query('RELEASE SAVEPOINT stage');
-          } catch (again) {
-            await db.client.query('ROLLBACK TO SAVEPOINT stage');
-            this.markFailed(state, toMeterSyncError(again));
-          }
-        } else this.markFailed(state, failure);
+      let failure = await this.stage(db, snapshot, state, state.resolved);
+      // A first load straight into the table that the site refused: stage the slice instead, so
+      // that the upsert step names the row and fails alone, as it would on a site that had rows.
+      if (failure?.code === 'SITE_REJECTED_ROW') {
+        failure = await this.stage(db, snapshot, state, state.resolved, { stageAll: true });
       }
+      if (failure) this.markFailed(state, failure);
       state.result.durationMs += performance.now() - started;
     }
     await snapshot.close();
+  }
+
+  /**
+   * Compares and stages one entity under a savepoint; returns the error that failed it. A lost
+   * connection (either side) or a remote read left unfinished ends the run: there is no snapshot
+   * left to read the other entities from, and the site keeps nothing of it.
+   */
+  private async stage(
+    db: SiteDatabase,
+    snapshot: RemoteSnapshot,
+    state: EntityState,
+    e: ResolvedEntity,
+    options: { stageAll?: boolean } = {},
+  ): Promise<MeterSyncError | undefined> {
+    await db.client.query('SAVEPOINT stage');
+    try {
+      await this.compare(db, snapshot, state, e, options);
+      await db.client.query('RELEASE SAVEPOINT stage');
+      return undefined;
+    } catch (error) {
+      const failure = toMeterSyncError(error);
+      if (failure.code === 'CONNECTION_LOST' || snapshot.broken) throw failure;
+      await db.client.query('ROLLBACK TO SAVEPOINT stage');
+      return failure;
+    }
   }
 
   /** Stages what differs between the remote slice and the site (compare-entity.ts). */

@@ -51,7 +51,8 @@ export function toMeterSyncError(error: unknown, context?: string): MeterSyncErr
     sqlState.startsWith('08') ||
     sqlState === '57P01' ||
     CONNECTION_CODES.has(sqlState) ||
-    /Connection terminated|not queryable|connection error/i.test(message)
+    // node-postgres's own connection failures carry no code; `timeout expired` is its connect timeout.
+    /Connection terminated|not queryable|connection error|^timeout expired$/i.test(message)
   ) {
     return new MeterSyncError('CONNECTION_LOST', `${prefix}${message}`);
   }
