@@ -42,6 +42,9 @@ export function clientConfig(
   return {
     ...base,
     application_name: 'meter-sync',
+    // A peer that vanished without closing the socket is noticed instead of waited on forever.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     options: startupOptions(role),
     connectionTimeoutMillis: options.connectTimeoutMs ?? base.connectionTimeoutMillis ?? 10_000,
     statement_timeout: options.statementTimeoutMs ?? base.statement_timeout,
