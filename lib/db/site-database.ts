@@ -148,16 +148,15 @@ export class SiteDatabase {
 
   // ---- fingerprints and regions (DESIGN §6) ----
 
-  /** Planner's row estimate, or an exact count when the table was never analyzed. */
-  async estimatedRows(e: ResolvedEntity): Promise<number> {
-    const { rows } = await this.client.query(regionSql.estimatedRows, [e.table]);
-    const estimate = count(rows[0]?.rows);
-    return estimate > 0 ? estimate : this.countRows(e);
-  }
-
   async isEmpty(e: ResolvedEntity): Promise<boolean> {
     const { rows } = await this.client.query(regionSql.siteIsEmpty(e));
     return rows[0]?.empty === true;
+  }
+
+  /** Count and xor of row hashes of the whole table (the xor as text: it is a bigint). */
+  async totalFingerprint(e: ResolvedEntity): Promise<{ rows: number; hash: string }> {
+    const { rows } = await this.client.query<{ n: string; x: string }>(fingerprintSql.siteTotals(e));
+    return { rows: count(rows[0]?.n), hash: rows[0]?.x ?? '0' };
   }
 
   /** Count and xor of row hashes per key-hash bucket, as arrays ready to send to the remote. */
@@ -213,7 +212,7 @@ export class SiteDatabase {
   async loadDirect(e: ResolvedEntity, source: Readable): Promise<number> {
     const sink = this.client.query(copyFrom(regionSql.copyIntoTable(e)));
     await pipeline(source, sink);
-    // The next run sizes its fingerprint buckets from the planner's estimate.
+    // Fresh statistics for the joins of the next runs (autovacuum would come much later).
     await this.client.query(`ANALYZE ${e.table}`);
     return sink.rowCount;
   }

@@ -247,6 +247,9 @@ export const fingerprintSql = {
     `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
        SELECT ${bucketOf(e, 't', '$1::bigint')} AS b, ${rowHash(e, 't')} AS h FROM ${e.table} AS t) AS f
      GROUP BY b`,
+  /** Row count and xor of row hashes of the whole site table. */
+  siteTotals: (e: ResolvedEntity) =>
+    `SELECT count(*) AS n, coalesce(bit_xor(h), 0) AS x FROM (SELECT ${rowHash(e, 't')} AS h FROM ${e.table} AS t) AS f`,
   /** Row count and xor of row hashes of the whole remote slice: one row, whatever its size. `$1` is the tenant id. */
   remoteTotals: (e: ResolvedEntity) =>
     `SELECT count(*) AS n, coalesce(bit_xor(h), 0) AS x FROM (
@@ -319,7 +322,6 @@ export const regionSql = {
   /** Straight into the site table, for a first load of an entity without parents. */
   copyIntoTable: (e: ResolvedEntity) => `COPY ${e.table} (${list(e.meta.columns)}) FROM STDIN`,
   siteIsEmpty: (e: ResolvedEntity) => `SELECT NOT EXISTS (SELECT 1 FROM ${e.table}) AS empty`,
-  estimatedRows: 'SELECT greatest(reltuples, 0)::bigint AS rows FROM pg_class WHERE oid = to_regclass($1)',
 };
 
 // ---- site: naming the row an upsert was refused on ---------------------------------------------

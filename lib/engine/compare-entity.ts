@@ -2,10 +2,10 @@
  * Decides how much of an entity a run has to move, and stages exactly that (DESIGN §6):
  *
  * 1. An empty site table of an entity without parents is filled by a straight COPY pipe.
- * 2. Otherwise the site's rows are fingerprinted per key-hash bucket (count and xor of row
- *    hashes) while the remote computes the same for its whole slice: equal totals mean nothing
- *    changed, for a scan on each side and a few hundred bytes. If they differ, the remote
- *    compares its buckets with the site's and returns the ones that differ.
+ * 2. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes of the
+ *    whole slice: equal totals mean nothing changed, for a scan on each side and a few hundred
+ *    bytes. If they differ, the site fingerprints its rows per key-hash bucket and the remote,
+ *    given those as parameters, returns the buckets that differ.
  * 3. A few differing buckets are staged whole. Many differing buckets are narrowed to the keys
  *    whose row hash differs, and only those rows are fetched.
  *
@@ -60,10 +60,6 @@ interface DifferingBucket {
   site_rows: string;
 }
 
-function xorAll(hashes: readonly string[]): bigint {
-  return hashes.reduce((acc, h) => acc ^ BigInt(h), 0n);
-}
-
 interface CompareContext {
   site: SiteDatabase;
   remote: RemoteSnapshot;
@@ -90,18 +86,19 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     return { mode: 'loaded', rows };
   }
 
-  const mask = bucketMask(await site.estimatedRows(e));
-  // Both sides at once: the site per bucket, the remote one total row. Equal totals end it here.
-  const [fingerprints, totals] = await Promise.all([
-    site.bucketFingerprints(e, mask),
+  // Both sides at once, one total row each: equal totals end it here, which is most runs.
+  const [siteTotal, remoteTotal] = await Promise.all([
+    site.totalFingerprint(e),
     remote.query<{ n: string; x: string }>(fingerprintSql.remoteTotals(e), [ctx.tenantId], name),
   ]);
   if (
-    Number(totals[0]?.n ?? 0) === fingerprints.total &&
-    BigInt(totals[0]?.x ?? 0) === xorAll(fingerprints.hashes)
+    Number(remoteTotal[0]?.n ?? 0) === siteTotal.rows &&
+    BigInt(remoteTotal[0]?.x ?? 0) === BigInt(siteTotal.hash)
   ) {
-    return { mode: 'equal', rows: fingerprints.total };
+    return { mode: 'equal', rows: siteTotal.rows };
   }
+  const mask = bucketMask(siteTotal.rows);
+  const fingerprints = await site.bucketFingerprints(e, mask);
   // The remote compares its buckets with the site's and returns only those that differ.
   const differing = await remote.query<DifferingBucket>(
     fingerprintSql.remoteDifferingBuckets(e),
