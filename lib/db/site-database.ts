@@ -212,8 +212,6 @@ export class SiteDatabase {
   async loadDirect(e: ResolvedEntity, source: Readable): Promise<number> {
     const sink = this.client.query(copyFrom(regionSql.copyIntoTable(e)));
     await pipeline(source, sink);
-    // Fresh statistics for the joins of the next runs (autovacuum would come much later).
-    await this.client.query(`ANALYZE ${e.table}`);
     return sink.rowCount;
   }
 
