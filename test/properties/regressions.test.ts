@@ -1,0 +1,108 @@
+/** Regression tests: the shrunk counterexamples the properties found, kept as plain examples. */
+
+import type { Row } from '../../lib/db/rows';
+import { performSync } from '../../lib/engine';
+import type { SyncCase } from './arbitraries';
+import {
+  createExtraSite,
+  createPropertyDatabases,
+  type ExtraSite,
+  loadTables,
+  type PropertyDatabases,
+  resultCounts,
+  snapshot,
+} from './property-databases';
+
+const meter = (id: string, tenant: string): Row => ({
+  id,
+  tenant_id: tenant,
+  name: '',
+  serial_number: null,
+  protocol: '',
+  ip_address: null,
+  port: null,
+  active: 't',
+  config: null,
+  updated_at: '2024-01-01 00:00:00+00',
+});
+
+const register = (id: string, tenant: string): Row => ({
+  id,
+  tenant_id: tenant,
+  name: '',
+  address: '0',
+  data_type: '',
+  unit: null,
+  scale: '0',
+  description: null,
+  updated_at: '2024-01-01 00:00:00+00',
+});
+
+describe('regressions found by the properties', () => {
+  let dbs: PropertyDatabases;
+  let reference: ExtraSite;
+  beforeAll(async () => {
+    [dbs, reference] = await Promise.all([createPropertyDatabases(), createExtraSite()]);
+  });
+  afterAll(() => Promise.all([dbs.close(), reference.close()]));
+
+  /**
+   * Property 10, seed 865462213 (on the engine of the first commit): a register step that failed
+   * was rolled back only to its own first step, after device_register's delete had already run on
+   * the plan that the registers would change. The association (8, 1), whose register 1 belongs to
+   * another tenant but stays on the site, was deleted and inserted again: counted 1 deleted and
+   * 1 inserted where a run without register counts it unchanged.
+   */
+  it('a failed parent step does not leave its child counted on the plan the parent would have carried out', async () => {
+    const association: Row = { device_id: '8', register_id: '1', poll_interval_s: '0', enabled: 't' };
+    const bulk = Array.from({ length: 22 }, (_, i) => register(String(1000 + i), '2'));
+    const c: SyncCase = {
+      tenantId: 1,
+      remote: { meter: [meter('8', '1')], register: [register('1', '2')], device_register: [association] },
+      site: {
+        meter: [meter('8', '1')],
+        register: [register('1', '2'), ...bulk],
+        device_register: [association],
+      },
+    };
+    await dbs.load(c);
+    await reference.reset();
+    await loadTables(reference.client, c.site);
+    const before = await snapshot(dbs.site);
+
+    const result = await dbs.sync(1, { allowMassDelete: false });
+    const withoutRegister = await performSync({
+      remote: dbs.fx.remote.url,
+      site: reference.db.url,
+      tenantId: 1,
+      entities: ['meter', 'device_register'],
+      allowMassDelete: false,
+    });
+
+    expect(resultCounts(result)).toEqual({
+      meter: { status: 'ok', inserted: 0, updated: 0, deleted: 0, skipped: 0, unchanged: 1, remoteRows: 1 },
+      register: {
+        status: 'failed',
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        skipped: 0,
+        unchanged: 0,
+        remoteRows: 0,
+        error: 'MASS_DELETE_GUARD',
+      },
+      device_register: {
+        status: 'ok',
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        skipped: 0,
+        unchanged: 1,
+        remoteRows: 1,
+      },
+    });
+    const { register: _register, ...others } = resultCounts(result);
+    expect(others).toEqual(resultCounts(withoutRegister));
+    expect(await snapshot(dbs.site)).toEqual(before);
+  });
+});
