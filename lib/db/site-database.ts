@@ -6,9 +6,10 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Client, escapeIdentifier } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { EntityMetadata } from '../entities';
 import { SiteSchemaError } from '../errors';
+import type { KeyHashDiff } from './key-hash-merge';
 import { formatKey, type Row, TEXT_TYPES } from './rows';
 import {
   applicableRows,
@@ -197,6 +198,45 @@ export class SiteDatabase {
       fetch: count(rows[0]?.fetch),
       onSite: count(rows[0]?.on_site),
     };
+  }
+
+  /**
+   * Streams the key and row hash of the region's site rows, in key order, to `consume`. If the
+   * consumer gives up, the rest is read and dropped so that the connection stays usable.
+   */
+  async readKeyHashesInOrder<T>(
+    e: ResolvedEntity,
+    region: Region,
+    consume: (lines: Readable) => Promise<T>,
+  ): Promise<T> {
+    const lines = this.client.query(copyTo(regionSql.copySiteKeyHashesInOrder(e, region)));
+    const ended = new Promise<void>((resolve) => {
+      lines.once('end', resolve);
+      lines.once('error', () => resolve());
+    });
+    try {
+      return await consume(lines);
+    } catch (error) {
+      lines.resume();
+      await ended;
+      throw error;
+    }
+  }
+
+  /** Keeps the keys a merge found different as the region of the apply steps. */
+  async createKeyDiff(e: ResolvedEntity, diff: KeyHashDiff): Promise<Region & { kind: 'keys' }> {
+    const table = temporaryName('diff', e);
+    const keys = [...diff.changed, ...diff.remoteOnly, ...diff.siteOnly];
+    const columns = e.meta.keyColumns.map(() => [] as string[]);
+    for (const key of keys) {
+      const values = columns.length === 1 ? [key] : key.split('\t');
+      for (const [i, column] of columns.entries()) column.push(values[i]!);
+    }
+    const siteOnly = keys.map((_, i) => i >= diff.changed.length + diff.remoteOnly.length);
+    const onSite = keys.map((_, i) => i < diff.changed.length || siteOnly[i]!);
+    await this.client.query(regionSql.createDiffTableFrom(e, table), [...columns, siteOnly, onSite]);
+    await this.client.query(`ANALYZE ${table}`);
+    return { kind: 'keys', table };
   }
 
   /** The keys to fetch from the remote, as one array literal per key column (server text). */

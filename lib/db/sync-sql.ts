@@ -254,16 +254,24 @@ export const fingerprintSql = {
   remoteTotals: (e: ResolvedEntity) =>
     `SELECT count(*) AS n, coalesce(bit_xor(h), 0) AS x FROM (
        SELECT ${rowHash(e, 'r')} AS h FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f`,
+  /** Row count and xor of row hashes per bucket of the remote slice; `$1` is the tenant id, `$2` the mask. */
+  remoteBuckets: (e: ResolvedEntity) =>
+    `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
+       SELECT ${bucketOf(e, 'r', '$2::bigint')} AS b, ${rowHash(e, 'r')} AS h
+       FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
+     GROUP BY b`,
   /**
-   * The buckets where the remote slice differs from the site's fingerprints ($3-$5), with the
-   * rows on each side: the remote compares, so only differing buckets cross the network.
-   * `$1` is the tenant id, `$2` the mask.
+   * The buckets (of mask `$2`) where the remote slice differs from the site's fingerprints
+   * ($3-$5), with the rows on each side, among the rows of the coarser buckets `$7` of mask `$6`:
+   * the remote compares, so only differing buckets cross the network, and it hashes only the
+   * rows of the coarse buckets. `$1` is the tenant id.
    */
   remoteDifferingBuckets: (e: ResolvedEntity) =>
     `SELECT coalesce(r.b, s.b) AS b, coalesce(r.n, 0) AS remote_rows, coalesce(s.n, 0) AS site_rows
      FROM (SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
              SELECT ${bucketOf(e, 'r', '$2::bigint')} AS b, ${rowHash(e, 'r')} AS h
-             FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
+             FROM (${remoteSlice(e.meta, '$1::integer')}) AS r
+             WHERE ${bucketOf(e, 'r', '$6::bigint')} = ANY ($7::integer[])) AS f
            GROUP BY b) AS r
      FULL JOIN unnest($3::integer[], $4::bigint[], $5::bigint[]) AS s (b, n, x) ON s.b = r.b
      WHERE r.n IS DISTINCT FROM s.n OR r.x IS DISTINCT FROM s.x`,
@@ -278,23 +286,50 @@ export const MASK_SETTING = 'meter_sync.mask';
 export const keySetting = (i: number) => `meter_sync.key_${i}`;
 // A sub-select, not `= ANY (array)`: the planner hashes it instead of scanning the array per row.
 const REGION_BUCKETS = `SELECT unnest(current_setting('${REGION_SETTING}')::integer[])`;
+/** True for a remote row `r` in the buckets of the region setting. */
+const IN_REGION_BUCKETS = (e: ResolvedEntity) =>
+  `${bucketOf(e, 'r', `current_setting('${MASK_SETTING}')::bigint`)} IN (${REGION_BUCKETS})`;
 
 export const regionSql = {
   setSetting: 'SELECT set_config($1, $2, true)',
   /** The slice's rows in the buckets listed in the region setting. */
   copyBuckets: (e: ResolvedEntity) =>
     `COPY (SELECT * FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r
-      WHERE ${bucketOf(e, 'r', `current_setting('${MASK_SETTING}')::bigint`)} IN (${REGION_BUCKETS})) TO STDOUT`,
-  /** Key and row hash of the slice's rows in the region's buckets, typed as on the site. */
-  copyHashes: (e: ResolvedEntity) =>
+      WHERE ${IN_REGION_BUCKETS(e)}) TO STDOUT`,
+  /** Key and row hash of the slice's rows, typed as on the site; `inBuckets` limits them to the region setting's buckets. */
+  copyHashes: (e: ResolvedEntity, inBuckets: boolean) =>
     `COPY (SELECT ${e.meta.keyColumns.map((k) => `r.${q(k)}::${e.types[k]}`).join(', ')}, ${rowHash(e, 'r')}
-      FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r
-      WHERE ${bucketOf(e, 'r', `current_setting('${MASK_SETTING}')::bigint`)} IN (${REGION_BUCKETS})) TO STDOUT`,
+      FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r${inBuckets ? ` WHERE ${IN_REGION_BUCKETS(e)}` : ''}) TO STDOUT`,
   /** The slice's rows whose keys are listed, one array setting per key column. */
   copyKeys: (e: ResolvedEntity) => {
     const arrays = e.meta.keyColumns.map((k, i) => `current_setting('${keySetting(i)}')::${e.types[k]}[]`);
     return `COPY (SELECT * FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r
       WHERE (${list(e.meta.keyColumns, 'r')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))) TO STDOUT`;
+  },
+  /**
+   * Key and row hash of the slice's rows in key order, typed as on the site, for a merge with the
+   * site's (see key-hash-merge); `inBuckets` limits them to the buckets of the region setting.
+   */
+  copyKeyHashesInOrder: (e: ResolvedEntity, inBuckets: boolean) => {
+    const keys = e.meta.keyColumns.map((k) => `r.${q(k)}::${e.types[k]}`).join(', ');
+    const where = inBuckets ? ` WHERE ${IN_REGION_BUCKETS(e)}` : '';
+    return `COPY (SELECT ${keys}, ${rowHash(e, 'r')} FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r${where}
+      ORDER BY ${e.meta.keyColumns.map((_, i) => i + 1).join(', ')}) TO STDOUT`;
+  },
+  /** The same of the site table's rows in a region. */
+  copySiteKeyHashesInOrder: (e: ResolvedEntity, region: Region) =>
+    `COPY (SELECT ${list(e.meta.keyColumns, 't')}, ${rowHash(e, 't')} FROM ${e.table} AS t
+      WHERE ${inRegion(e, region, 't')} ORDER BY ${list(e.meta.keyColumns, 't')}) TO STDOUT`,
+  /**
+   * The differing keys a merge found, as a table like `createDiffTable`'s: one array parameter per
+   * key column, then whether each key is only on the site, and whether the site has it.
+   */
+  createDiffTableFrom: (e: ResolvedEntity, diff: string) => {
+    const keys = e.meta.keyColumns;
+    const arrays = keys.map((k, i) => `$${i + 1}::${e.types[k]}[]`);
+    return `CREATE TEMPORARY TABLE ${diff} ON COMMIT DROP AS
+      SELECT * FROM unnest(${arrays.join(', ')}, $${keys.length + 1}::boolean[], $${keys.length + 2}::boolean[])
+        AS d (${list(keys)}, site_only, on_site)`;
   },
   createHashTable: (e: ResolvedEntity, table: string) =>
     `CREATE TEMPORARY TABLE ${table} (${e.meta.keyColumns.map((k) => `${q(k)} ${e.types[k]}`).join(', ')}, h bigint) ON COMMIT DROP`,

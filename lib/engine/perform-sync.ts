@@ -319,12 +319,15 @@ class SyncRun {
         failedHere.add(step.entity);
         // Its dependants were planned on rows it would have written and deleted; now it keeps what the
         // site has. Undo everything since the first step of any of them and run those steps again
-        // without it, forgetting failures met on the old plan (a child's guard tripped by the parent's deletes).
+        // without it, forgetting failures met on the old plan (a child's guard tripped by the parent's
+        // deletes). Not when rows kept by failed children are what blocked its deletes: their failure
+        // caused this one, and running them again on a plan without it would make it groundless.
         const dependants = dependantsOf(step.entity, this.order, (name) =>
           (this.states.get(name)!.meta.parents ?? []).map((p) => p.entity),
         );
+        const blockedByChildren = step.kind === 'delete' && error.code === 'REFERENTIAL_INTEGRITY';
         for (const name of dependants) {
-          if (failedHere.delete(name)) this.reopen(this.states.get(name)!);
+          if (!blockedByChildren && failedHere.delete(name)) this.reopen(this.states.get(name)!);
         }
         const restart = Math.min(...[step.entity, ...dependants].map((name) => first.get(name)!));
         await db.client.query(`ROLLBACK TO SAVEPOINT step_${restart}`);

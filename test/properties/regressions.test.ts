@@ -2,7 +2,7 @@
 
 import type { Row } from '../../lib/db/rows';
 import { performSync } from '../../lib/engine';
-import type { SyncCase } from './arbitraries';
+import { POISON, POISON_CHECKS, type SyncCase } from './arbitraries';
 import {
   createExtraSite,
   createPropertyDatabases,
@@ -104,5 +104,72 @@ describe('regressions found by the properties', () => {
     const { register: _register, ...others } = resultCounts(result);
     expect(others).toEqual(resultCounts(withoutRegister));
     expect(await snapshot(dbs.site)).toEqual(before);
+  });
+
+  /**
+   * Property 10, seed -1857540671 (1,000 runs): the association step failed on its poisoned row
+   * (5, 2), so the site association (1, 1) stayed and blocked the deletes of meter 1 and
+   * register 1. The register's REFERENTIAL_INTEGRITY failure then reopened the association step,
+   * which, replanned without register 2, skipped the poisoned row and succeeded: the association
+   * ended ok and the register failed for a block that no longer existed. A failure caused by a
+   * failed child's kept rows now leaves that child failed.
+   */
+  it('a parent blocked by the rows a failed child kept does not reopen that child', async () => {
+    const association: Row = { device_id: '1', register_id: '1', poll_interval_s: '0', enabled: 't' };
+    const poisoned: Row = {
+      device_id: '5',
+      register_id: '2',
+      poll_interval_s: POISON.pollInterval,
+      enabled: 't',
+    };
+    const c: SyncCase = {
+      tenantId: 2,
+      remote: {
+        meter: [meter('5', '2')],
+        register: [register('2', '2')],
+        device_register: [association, poisoned],
+      },
+      site: { meter: [meter('1', '1')], register: [register('1', '0')], device_register: [association] },
+    };
+    await dbs.load(c);
+    await reference.reset();
+    await loadTables(reference.client, c.site);
+    const before = await snapshot(dbs.site);
+    for (const client of [dbs.site, reference.client])
+      await client.query(
+        `ALTER TABLE device_register ADD CONSTRAINT poison_check CHECK (${POISON_CHECKS.device_register})`,
+      );
+    try {
+      const result = await dbs.sync(2, { allowMassDelete: false });
+      const withoutAssociations = await performSync({
+        remote: dbs.fx.remote.url,
+        site: reference.db.url,
+        tenantId: 2,
+        entities: ['meter', 'register'],
+        allowMassDelete: false,
+      });
+
+      const failed = (code: string) => ({
+        status: 'failed',
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        skipped: 0,
+        unchanged: 0,
+        remoteRows: 1,
+        error: code,
+      });
+      expect(resultCounts(result)).toEqual({
+        meter: failed('REFERENTIAL_INTEGRITY'),
+        register: failed('REFERENTIAL_INTEGRITY'),
+        device_register: failed('SITE_REJECTED_ROW'),
+      });
+      const { device_register: _associations, ...others } = resultCounts(result);
+      expect(others).toEqual(resultCounts(withoutAssociations));
+      expect(await snapshot(dbs.site)).toEqual(before);
+    } finally {
+      for (const client of [dbs.site, reference.client])
+        await client.query('ALTER TABLE device_register DROP CONSTRAINT poison_check');
+    }
   });
 });

@@ -1,0 +1,133 @@
+/** The merge of two ordered key-hash streams: against a model, over any chunking of the bytes. */
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { canMergeKeys, compareIntegerText, mergeKeyHashes } from '../../lib/db/key-hash-merge';
+
+/** A COPY text stream of the lines, cut into chunks at the given byte offsets. */
+function streamOf(lines: readonly string[], cuts: readonly number[] = []): Readable {
+  const bytes = Buffer.from(lines.map((l) => `${l}\n`).join(''), 'latin1');
+  const offsets = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let from = 0;
+  for (const to of [...offsets, bytes.length]) {
+    if (to > from) chunks.push(bytes.subarray(from, to));
+    from = Math.max(from, to);
+  }
+  return Readable.from(chunks);
+}
+
+const integer = fc.oneof(
+  fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+  fc.bigInt({ min: -20n, max: 20n }),
+);
+
+/** Rows of one side: unique keys of `columns` integers, each with a hash drawn from a small set. */
+const side = (columns: number) =>
+  fc.uniqueArray(
+    fc.tuple(fc.array(integer, { minLength: columns, maxLength: columns }), fc.integer({ min: 0, max: 2 })),
+    {
+      selector: ([key]) => key.join(','),
+      maxLength: 60,
+    },
+  );
+
+function sorted(rows: [bigint[], number][]): [bigint[], number][] {
+  return [...rows].sort(([a], [b]) => {
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+    return 0;
+  });
+}
+
+const line = ([key, hash]: [bigint[], number]) => `${key.join('\t')}\t${hash - 1}`;
+
+describe('merging ordered key hashes', () => {
+  it('orders integer text as numbers, negatives and 64-bit values included', () => {
+    fc.assert(
+      fc.property(integer, integer, (a, b) => {
+        expect(Math.sign(compareIntegerText(String(a), String(b)))).toBe(a < b ? -1 : a > b ? 1 : 0);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('merges only integer keys', () => {
+    expect(canMergeKeys(['bigint', 'integer', 'smallint'])).toBe(true);
+    expect(canMergeKeys(['bigint', 'text'])).toBe(false);
+    expect(canMergeKeys(['numeric'])).toBe(false);
+    expect(canMergeKeys([])).toBe(false);
+  });
+
+  it('finds exactly the changed, remote-only and site-only keys, however the streams are cut', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }).chain((columns) =>
+          fc.record({
+            columns: fc.constant(columns),
+            remote: side(columns),
+            // Site rows: some of the remote's keys (same or other hash) and some of their own.
+            site: side(columns),
+            shared: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 })), { maxLength: 40 }),
+            remoteCuts: fc.array(fc.nat(), { maxLength: 8 }),
+            siteCuts: fc.array(fc.nat(), { maxLength: 8 }),
+          }),
+        ),
+        async ({ columns, remote, site, shared, remoteCuts, siteCuts }) => {
+          const siteRows = new Map(
+            site.map(([key, hash]) => [key.join(','), [key, hash] as [bigint[], number]]),
+          );
+          for (const [i, hash] of shared) {
+            const row = remote[i % Math.max(1, remote.length)];
+            if (row) siteRows.set(row[0].join(','), [row[0], hash]);
+          }
+          const remoteMap = new Map(remote.map(([key, hash]) => [key.join(','), hash]));
+          const expected = { changed: [] as string[], remoteOnly: [] as string[], siteOnly: [] as string[] };
+          for (const [key, hash] of sorted(remote)) {
+            const s = siteRows.get(key.join(','));
+            if (!s) expected.remoteOnly.push(key.join('\t'));
+            else if (s[1] !== hash) expected.changed.push(key.join('\t'));
+          }
+          for (const [key] of sorted([...siteRows.values()]))
+            if (!remoteMap.has(key.join(','))) expected.siteOnly.push(key.join('\t'));
+
+          const diff = await mergeKeyHashes(
+            streamOf(sorted(remote).map(line), remoteCuts),
+            streamOf(sorted([...siteRows.values()]).map(line), siteCuts),
+            columns,
+            1_000,
+          );
+
+          expect({ changed: diff.changed, remoteOnly: diff.remoteOnly, siteOnly: diff.siteOnly }).toEqual(
+            expected,
+          );
+          expect(diff).toMatchObject({ remoteRows: remote.length, siteRows: siteRows.size, overflow: false });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps at most the limit of keys but counts them all', async () => {
+    const remote = Array.from({ length: 100 }, (_, i) => `${i}\t1`);
+    const site = Array.from({ length: 100 }, (_, i) => `${i + 50}\t2`);
+
+    const diff = await mergeKeyHashes(streamOf(remote), streamOf(site), 1, 10);
+
+    expect(diff).toMatchObject({ overflow: true, differing: 150, remoteRows: 100, siteRows: 100 });
+    expect(diff.changed.length + diff.remoteOnly.length + diff.siteOnly.length).toBe(10);
+  });
+
+  it('refuses a stream out of key order instead of reporting equal rows as missing', async () => {
+    await expect(
+      mergeKeyHashes(streamOf(['1\t5', '3\t5', '2\t5']), streamOf(['1\t5']), 1, 10),
+    ).rejects.toMatchObject({
+      code: 'INTERNAL_ERROR',
+      message: expect.stringContaining('remote key hashes are not in strictly ascending key order at 2'),
+    });
+  });
+
+  it('refuses a stream that ends inside a line', async () => {
+    await expect(
+      mergeKeyHashes(Readable.from([Buffer.from('1\t5\n2\t')]), streamOf([]), 1, 10),
+    ).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
+  });
+});

@@ -1,0 +1,223 @@
+/**
+ * The comparison paths of DESIGN §6, each reached on purpose and checked twice: what the
+ * comparison stages and proves equal, and the exact counts and rows of the sync that follows.
+ */
+import type { Client } from 'pg';
+import { connect } from '../../lib/db/connect';
+import { RemoteSnapshot } from '../../lib/db/remote-database';
+import { SiteDatabase } from '../../lib/db/site-database';
+import { type Comparison, compareEntity } from '../../lib/engine/compare-entity';
+import { type EntityMetadata, EntityRegistry, meter, register } from '../../lib/entities';
+import { expectedSlice, resetFixture, SHIPPED_TABLES, tableRows } from '../harness/site-contents';
+import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
+
+const TENANT = 1;
+const ROWS = 20_000;
+
+/** A site row's coarse bucket (the engine's mask 63), to put changes in chosen buckets. */
+const COARSE = `(hash_record_extended(ROW(id::bigint), 0) & 63)`;
+
+describe('comparing an entity', () => {
+  let fx: SyncFixture;
+  beforeAll(async () => {
+    fx = await createSyncFixture(TENANT);
+  });
+  afterAll(() => fx.close());
+
+  const load = async (registers = ROWS) => {
+    await resetFixture(fx);
+    await fx.seed({
+      tenants: [TENANT, 2],
+      metersPerTenant: 20,
+      registersPerTenant: registers,
+      registersPerMeter: 5,
+    });
+    const first = await fx.sync();
+    expect(first.status).toBe('ok');
+  };
+
+  /** The comparison of one entity as a run would make it, in a transaction rolled back afterwards. */
+  const compare = async (meta: EntityMetadata = register): Promise<Comparison> => {
+    const [site, remote] = await Promise.all([
+      connect(fx.site.url, 'site'),
+      connect(fx.remote.url, 'remote'),
+    ]);
+    try {
+      await site.query('BEGIN');
+      const db = new SiteDatabase(site);
+      const snapshot = await RemoteSnapshot.open(remote, TENANT);
+      const e = await db.resolve(meta);
+      return await compareEntity({ site: db, remote: snapshot, tenantId: TENANT, shortcuts: true }, e);
+    } finally {
+      await site.query('ROLLBACK').catch(() => {});
+      await Promise.all([site.end(), remote.end()]);
+    }
+  };
+
+  const updateRegisters = (where: string) =>
+    fx.remoteClient.query(`UPDATE register SET scale = scale + 1 WHERE tenant_id = ${TENANT} AND ${where}`);
+
+  /** Syncs and checks the counts against the changes made and the rows against the slice. */
+  const syncAndCheck = async (
+    expected: { inserted: number; updated: number; deleted: number },
+    rows: number,
+  ) => {
+    const result = await fx.sync();
+    expect(result.status).toBe('ok');
+    const e = result.entities.find((x) => x.entity === 'register')!;
+    expect({ inserted: e.inserted, updated: e.updated, deleted: e.deleted, unchanged: e.unchanged }).toEqual({
+      ...expected,
+      unchanged: rows - expected.updated - expected.deleted,
+    });
+    expect(await tableRows(fx.siteClient, SHIPPED_TABLES.register!)).toEqual(
+      (await expectedSlice(fx.remoteClient, TENANT)).register,
+    );
+  };
+
+  it('proves an unchanged slice equal without staging anything', async () => {
+    await load();
+
+    expect(await compare()).toEqual({ mode: 'equal', rows: ROWS });
+  });
+
+  it('stages only the few fine buckets holding a handful of changes', async () => {
+    await load();
+    await updateRegisters(`id % 5000 = 7`);
+    await fx.remoteClient.query(`DELETE FROM register WHERE tenant_id = ${TENANT} AND id % 9000 = 11`);
+
+    const comparison = await compare();
+
+    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'buckets' } });
+    if (comparison.mode !== 'staged') throw new Error('not staged');
+    // Fine buckets of about one row each: a few rows, never the slice.
+    expect(comparison.staged).toBeLessThan(50);
+    expect(comparison.knownEqual).toBeGreaterThan(ROWS - 50);
+    await syncAndCheck({ inserted: 0, updated: 4, deleted: 2 }, ROWS);
+  });
+
+  it('merges ordered key hashes when changes are everywhere, and fetches only the changed rows', async () => {
+    await load();
+    await updateRegisters(`id % 10 = 3`);
+    await fx.remoteClient.query(`DELETE FROM register WHERE tenant_id = ${TENANT} AND id % 20 = 4`);
+    await fx.remoteClient.query(
+      `INSERT INTO register (id, tenant_id, name, address, data_type, unit, scale, description, updated_at)
+       SELECT 190000000 + i, ${TENANT}, 'new', 1, 'uint16', NULL, 1.5, NULL, now() FROM generate_series(1, 700) AS i`,
+    );
+
+    const comparison = await compare();
+
+    // Staged: the 2,000 updated and the 700 new rows, nothing else; 1,000 deleted are only on the site.
+    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: 2_700 });
+    if (comparison.mode !== 'staged') throw new Error('not staged');
+    expect(comparison.knownEqual).toBe(ROWS - 2_000 - 1_000);
+    await syncAndCheck({ inserted: 700, updated: 2_000, deleted: 1_000 }, ROWS);
+  });
+
+  it('merges only the differing coarse buckets when changes fill some of them', async () => {
+    await load(60_000);
+    // A third of the rows of 10 coarse buckets of 64: too many rows to stage their fine buckets whole.
+    await updateRegisters(`${COARSE} < 10 AND id % 4 = 0`);
+    const { rows } = await fx.remoteClient.query(
+      `SELECT count(*)::int AS n FROM register WHERE tenant_id = ${TENANT} AND ${COARSE} < 10 AND id % 4 = 0`,
+    );
+    const changed = rows[0].n as number;
+
+    const comparison = await compare();
+
+    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: changed });
+    await syncAndCheck({ inserted: 0, updated: changed, deleted: 0 }, 60_000);
+  });
+
+  it('stages the whole slice when most rows changed, since fetching by key would cost more', async () => {
+    await load();
+    await updateRegisters(`id % 10 <> 0`);
+
+    const comparison = await compare();
+
+    expect(comparison).toMatchObject({
+      mode: 'staged',
+      region: { kind: 'all' },
+      staged: ROWS,
+      knownEqual: 0,
+    });
+    await syncAndCheck({ inserted: 0, updated: 18_000, deleted: 0 }, ROWS);
+  });
+
+  it('merges composite integer keys in their column order', async () => {
+    await load(2_000);
+    // Associations of tenant 1: 20 meters × 5 registers. Change most of them, drop some, add some.
+    await fx.remoteClient.query(
+      `UPDATE device_register SET poll_interval_s = poll_interval_s + 1 WHERE device_id / 100000000 = ${TENANT} AND register_id % 3 <> 0`,
+    );
+    await fx.remoteClient.query(
+      `DELETE FROM device_register WHERE device_id / 100000000 = ${TENANT} AND register_id % 7 = 0`,
+    );
+    const before = await fx.siteClient.query('SELECT count(*)::int AS n FROM device_register');
+
+    const result = await fx.sync();
+
+    expect(result.status).toBe('ok');
+    const e = result.entities.find((x) => x.entity === 'device_register')!;
+    const slice = (await expectedSlice(fx.remoteClient, TENANT)).device_register!;
+    expect(await tableRows(fx.siteClient, SHIPPED_TABLES.device_register!)).toEqual(slice);
+    expect(e.inserted).toBe(0);
+    expect(e.deleted).toBe(before.rows[0].n - slice.length);
+    expect(e.updated + e.unchanged).toBe(slice.length);
+    expect(e.updated).toBeGreaterThan(slice.length / 2);
+  });
+
+  describe('an entity keyed by text', () => {
+    const label: EntityMetadata = {
+      name: 'meter_label',
+      table: 'meter_label',
+      keyColumns: ['code'],
+      columns: ['code', 'tenant_id', 'body'],
+      tenantColumn: 'tenant_id',
+    };
+    const registry = new EntityRegistry([meter, register, label]);
+    const TABLE =
+      'CREATE TABLE IF NOT EXISTS meter_label (code text PRIMARY KEY, tenant_id integer NOT NULL, body text)';
+
+    beforeAll(async () => {
+      await Promise.all([fx.remoteClient.query(TABLE), fx.siteClient.query(TABLE)]);
+    });
+
+    const labels = async (client: Client) =>
+      (await client.query('SELECT code, body FROM meter_label ORDER BY code COLLATE "C"')).rows;
+
+    it('is diffed from the remote hashes by the site, since its order depends on collations', async () => {
+      await Promise.all([
+        fx.remoteClient.query('TRUNCATE meter_label'),
+        fx.siteClient.query('TRUNCATE meter_label'),
+      ]);
+      await fx.remoteClient.query(
+        `INSERT INTO meter_label SELECT 'Ä-' || i, 1, 'b' || i FROM generate_series(1, 5000) AS i
+         UNION ALL SELECT 'other-' || i, 2, 'x' FROM generate_series(1, 50) AS i`,
+      );
+      expect((await fx.sync({ registry, entities: ['meter_label'] })).status).toBe('ok');
+      await fx.remoteClient.query(
+        `UPDATE meter_label SET body = body || '!' WHERE right(code, 1) IN ('1', '2')`,
+      );
+      await fx.remoteClient.query(`DELETE FROM meter_label WHERE right(code, 1) = '3'`);
+
+      const comparison = await compare(label);
+      const result = await fx.sync({ registry, entities: ['meter_label'] });
+
+      expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: 1_000 });
+      expect(result.entities[0]).toMatchObject({
+        status: 'ok',
+        inserted: 0,
+        updated: 1_000,
+        deleted: 500,
+        unchanged: 3_500,
+      });
+      expect(await labels(fx.siteClient)).toEqual(
+        (
+          await fx.remoteClient.query(
+            `SELECT code, body FROM meter_label WHERE tenant_id = 1 ORDER BY code COLLATE "C"`,
+          )
+        ).rows,
+      );
+    });
+  });
+});
