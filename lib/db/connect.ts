@@ -23,6 +23,10 @@ export const SESSION_SETTINGS: Readonly<Record<string, string>> = {
   IntervalStyle: 'postgres',
   extra_float_digits: '3',
   bytea_output: 'hex',
+  // The engine runs a scan on each server at once. For a bucket aggregate the planner's parallel plan
+  // sorts every row and took twice as long as one process per side on two cores (DESIGN §6); and a
+  // fleet of sync sessions should not take the central server's parallel workers from its own users.
+  max_parallel_workers_per_gather: '0',
 };
 
 function startupOptions(role: DatabaseRole): string {

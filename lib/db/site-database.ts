@@ -59,6 +59,15 @@ function temporaryName(purpose: string, e: ResolvedEntity): string {
   return `pg_temp.${escapeIdentifier(`meter_sync_${purpose}_${e.meta.name}`)}`;
 }
 
+export function fingerprintsOf(rows: readonly { b: number; n: string; x: string }[]): BucketFingerprints {
+  return {
+    buckets: rows.map((r) => r.b),
+    counts: rows.map((r) => r.n),
+    hashes: rows.map((r) => r.x),
+    total: rows.reduce((sum, r) => sum + Number(r.n), 0),
+  };
+}
+
 function count(value: unknown): number {
   return Number(value ?? 0);
 }
@@ -166,12 +175,7 @@ export class SiteDatabase {
       fingerprintSql.siteBuckets(e),
       [mask],
     );
-    return {
-      buckets: rows.map((r) => r.b),
-      counts: rows.map((r) => r.n),
-      hashes: rows.map((r) => r.x),
-      total: rows.reduce((sum, r) => sum + Number(r.n), 0),
-    };
+    return fingerprintsOf(rows);
   }
 
   async createBucketRegion(e: ResolvedEntity, buckets: readonly number[], mask: number): Promise<Region> {
@@ -179,6 +183,33 @@ export class SiteDatabase {
     await this.client.query(fingerprintSql.createBucketTable(table));
     await this.client.query(fingerprintSql.fillBucketTable(table), [buckets]);
     return { kind: 'buckets', table, mask };
+  }
+
+  /**
+   * Keeps the key, fine bucket and row hash of the rows in some coarse buckets in a temporary table,
+   * and returns their fine fingerprints: the rows of the fine buckets that then differ are the
+   * region, found without another scan of the table.
+   */
+  async regionRows(
+    e: ResolvedEntity,
+    fineMask: number,
+    coarseMask: number,
+    coarse: readonly number[],
+  ): Promise<{ table: string; fingerprints: BucketFingerprints }> {
+    const table = temporaryName('region', e);
+    await this.client.query(fingerprintSql.createRegionRows(e, table));
+    await this.client.query(fingerprintSql.fillRegionRows(e, table), [fineMask, coarseMask, coarse]);
+    const { rows } = await this.client.query<{ b: number; n: string; x: string }>(
+      fingerprintSql.regionRowBuckets(table),
+    );
+    return { table, fingerprints: fingerprintsOf(rows) };
+  }
+
+  /** Narrows the region rows to the differing fine buckets: the site rows the run compares. */
+  async narrowRegion(table: string, buckets: readonly number[]): Promise<Region & { kind: 'keys' }> {
+    await this.client.query(fingerprintSql.narrowRegionRows(table), [buckets]);
+    await this.client.query(`ANALYZE ${table}`);
+    return { kind: 'keys', table };
   }
 
   /** Loads the remote's key and row hashes of a bucket region and keeps the keys that differ. */
@@ -209,6 +240,8 @@ export class SiteDatabase {
     region: Region,
     consume: (lines: Readable) => Promise<T>,
   ): Promise<T> {
+    // The sort of a million keys and hashes fits in memory this way; the site database is ours.
+    await this.client.query(`SELECT set_config('work_mem', '128MB', true)`);
     const lines = this.client.query(copyTo(regionSql.copySiteKeyHashesInOrder(e, region)));
     const ended = new Promise<void>((resolve) => {
       lines.once('end', resolve);

@@ -16,7 +16,7 @@
 import { Readable } from 'node:stream';
 import { canMergeKeys, mergeKeyHashes } from '../db/key-hash-merge';
 import type { RemoteSnapshot } from '../db/remote-database';
-import type { BucketFingerprints, SiteDatabase } from '../db/site-database';
+import { type BucketFingerprints, fingerprintsOf, type SiteDatabase } from '../db/site-database';
 import {
   fingerprintSql,
   keySetting,
@@ -39,6 +39,8 @@ export type Comparison =
       readonly region: Region;
       readonly staged: number;
       readonly knownEqual: number;
+      /** The site table's rows when the comparison counted them (not when staging everything). */
+      readonly siteRows?: number;
     };
 
 /**
@@ -77,19 +79,6 @@ interface CompareContext {
   shortcuts: boolean;
 }
 
-/** Folds fine buckets into the coarse buckets that contain them (both masks are 2^k - 1). */
-function coarsen(fine: BucketFingerprints): Map<number, BucketFingerprint> {
-  const coarse = new Map<number, BucketFingerprint>();
-  for (const [i, b] of fine.buckets.entries()) {
-    const c = b & COARSE_MASK;
-    const into = coarse.get(c) ?? { b: c, n: 0, x: 0n };
-    into.n += Number(fine.counts[i]);
-    into.x ^= BigInt(fine.hashes[i]!);
-    coarse.set(c, into);
-  }
-  return coarse;
-}
-
 function differingBuckets(
   site: ReadonlyMap<number, BucketFingerprint>,
   remote: ReadonlyMap<number, BucketFingerprint>,
@@ -106,11 +95,17 @@ function differingBuckets(
 const sum = (buckets: readonly DifferingBucket[], side: 'remoteRows' | 'siteRows') =>
   buckets.reduce((total, d) => total + d[side], 0);
 
-async function stageAll(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
+async function stageAll(ctx: CompareContext, e: ResolvedEntity, siteRows?: number): Promise<Comparison> {
   const staged = await ctx.remote.copyOut(remoteSql.copySlice(e.meta), e.meta.name, (rows) =>
     ctx.site.stage(e, rows),
   );
-  return { mode: 'staged', region: { kind: 'all' }, staged, knownEqual: 0 };
+  return {
+    mode: 'staged',
+    region: { kind: 'all' },
+    staged,
+    knownEqual: 0,
+    ...(siteRows === undefined ? {} : { siteRows }),
+  };
 }
 
 export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
@@ -125,71 +120,86 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   }
 
   // One scan on each side at once; equal coarse buckets everywhere end it here, which is most runs.
-  const [fine, remoteCoarse] = await Promise.all([
-    site.bucketFingerprints(e, FINE_MASK),
+  const [siteCoarse, remoteCoarse] = await Promise.all([
+    site.bucketFingerprints(e, COARSE_MASK),
     remote.query<{ b: number; n: string; x: string }>(
       fingerprintSql.remoteBuckets(e),
       [ctx.tenantId, COARSE_MASK],
       name,
     ),
   ]);
-  const siteRows = fine.total;
-  const coarse = differingBuckets(
-    coarsen(fine),
-    new Map(remoteCoarse.map((r) => [r.b, { b: r.b, n: Number(r.n), x: BigInt(r.x) }])),
-  );
+  const siteRows = siteCoarse.total;
+  const coarse = differingBuckets(fingerprintMap(siteCoarse), fingerprintMap(fingerprintsOf(remoteCoarse)));
   if (coarse.length === 0) return { mode: 'equal', rows: siteRows };
 
-  const region = (buckets: readonly DifferingBucket[], mask: number): Promise<Region> =>
-    Promise.all([
-      site.createBucketRegion(
-        e,
-        buckets.map((d) => d.b),
-        mask,
-      ),
-      remote.setSetting(MASK_SETTING, String(mask)),
-      remote.setSetting(REGION_SETTING, `{${buckets.map((d) => d.b).join(',')}}`),
-    ]).then(([r]) => r);
-
   // Changes in most coarse buckets: fine buckets would all differ too, so compare keys at once.
-  const occupied = new Set([...fine.buckets.map((b) => b & COARSE_MASK), ...remoteCoarse.map((r) => r.b)]);
+  const occupied = new Set([...siteCoarse.buckets, ...remoteCoarse.map((r) => r.b)]);
   if (coarse.length > BROAD_CHANGE_SHARE * occupied.size) {
-    const all = coarse.length === occupied.size;
-    return compareKeys(ctx, e, all ? { kind: 'all' } : await region(coarse, COARSE_MASK), {
+    const region: Region =
+      coarse.length === occupied.size ? { kind: 'all' } : await bucketRegion(ctx, e, coarse, COARSE_MASK);
+    return compareKeys(ctx, e, region, {
       siteRows,
       siteInRegion: sum(coarse, 'siteRows'),
       remoteInRegion: sum(coarse, 'remoteRows'),
     });
   }
 
-  // The remote hashes only the differing coarse buckets' rows, and returns the fine ones that differ.
-  const inCoarse = new Set(coarse.map((d) => d.b));
-  const offered = fine.buckets.flatMap((b, i) => (inCoarse.has(b & COARSE_MASK) ? [i] : []));
-  const differing = (
-    await remote.query<{ b: number; remote_rows: string; site_rows: string }>(
-      fingerprintSql.remoteDifferingBuckets(e),
-      [
-        ctx.tenantId,
-        FINE_MASK,
-        offered.map((i) => fine.buckets[i]),
-        offered.map((i) => fine.counts[i]),
-        offered.map((i) => fine.hashes[i]),
-        COARSE_MASK,
-        [...inCoarse],
-      ],
+  // Both sides fingerprint the rows of the differing coarse buckets in fine buckets, hashing only
+  // those rows; the site keeps them, so that the fine buckets that differ name its region's rows.
+  const within = coarse.map((d) => d.b);
+  const [siteFine, remoteFine] = await Promise.all([
+    site.regionRows(e, FINE_MASK, COARSE_MASK, within),
+    remote.query<{ b: number; n: string; x: string }>(
+      fingerprintSql.remoteBucketsWithin(e),
+      [ctx.tenantId, FINE_MASK, COARSE_MASK, within],
       name,
-    )
-  ).map((d) => ({ b: d.b, remoteRows: Number(d.remote_rows), siteRows: Number(d.site_rows) }));
-  const fineRegion = await region(differing, FINE_MASK);
+    ),
+  ]);
+  const fine = differingBuckets(
+    fingerprintMap(siteFine.fingerprints),
+    fingerprintMap(fingerprintsOf(remoteFine)),
+  );
   const counts = {
     siteRows,
-    siteInRegion: sum(differing, 'siteRows'),
-    remoteInRegion: sum(differing, 'remoteRows'),
+    siteInRegion: sum(fine, 'siteRows'),
+    remoteInRegion: sum(fine, 'remoteRows'),
   };
   const regionRows = Math.max(counts.siteInRegion, counts.remoteInRegion);
-  if (regionRows <= Math.max(SMALL_REGION_ROWS, SMALL_REGION_SHARE * siteRows))
-    return stageRegion(ctx, e, fineRegion, counts);
-  return compareKeys(ctx, e, fineRegion, counts);
+  if (regionRows <= Math.max(SMALL_REGION_ROWS, SMALL_REGION_SHARE * siteRows)) {
+    const buckets = fine.map((d) => d.b);
+    const [region] = await Promise.all([
+      site.narrowRegion(siteFine.table, buckets),
+      setRemoteRegion(ctx, buckets, FINE_MASK),
+    ]);
+    const staged = await remote.copyOut(regionSql.copyBuckets(e), name, (rows) => site.stage(e, rows));
+    return { mode: 'staged', region, staged, knownEqual: siteRows - counts.siteInRegion, siteRows };
+  }
+  return compareKeys(ctx, e, await bucketRegion(ctx, e, fine, FINE_MASK), counts);
+}
+
+function fingerprintMap(f: BucketFingerprints): Map<number, BucketFingerprint> {
+  return new Map(f.buckets.map((b, i) => [b, { b, n: Number(f.counts[i]), x: BigInt(f.hashes[i]!) }]));
+}
+
+/** Names the region's buckets to the remote: COPY statements read them from settings. */
+async function setRemoteRegion(ctx: CompareContext, buckets: readonly number[], mask: number): Promise<void> {
+  await ctx.remote.setSetting(MASK_SETTING, String(mask));
+  await ctx.remote.setSetting(REGION_SETTING, `{${buckets.join(',')}}`);
+}
+
+/** The rows of some buckets, on both sides: a bucket table on the site, settings on the remote. */
+async function bucketRegion(
+  ctx: CompareContext,
+  e: ResolvedEntity,
+  buckets: readonly DifferingBucket[],
+  mask: number,
+): Promise<Region> {
+  const numbers = buckets.map((d) => d.b);
+  const [region] = await Promise.all([
+    ctx.site.createBucketRegion(e, numbers, mask),
+    setRemoteRegion(ctx, numbers, mask),
+  ]);
+  return region;
 }
 
 interface RegionCounts {
@@ -205,11 +215,17 @@ async function stageRegion(
   region: Region,
   counts: RegionCounts,
 ): Promise<Comparison> {
-  if (region.kind === 'all') return stageAll(ctx, e);
+  if (region.kind === 'all') return stageAll(ctx, e, counts.siteRows);
   const staged = await ctx.remote.copyOut(regionSql.copyBuckets(e), e.meta.name, (rows) =>
     ctx.site.stage(e, rows),
   );
-  return { mode: 'staged', region, staged, knownEqual: counts.siteRows - counts.siteInRegion };
+  return {
+    mode: 'staged',
+    region,
+    staged,
+    knownEqual: counts.siteRows - counts.siteInRegion,
+    siteRows: counts.siteRows,
+  };
 }
 
 /**
@@ -262,9 +278,16 @@ async function compareKeys(
       region: diff,
       staged: await site.stage(e, Readable.from([])),
       knownEqual: counts.siteRows - onSite,
+      siteRows: counts.siteRows,
     };
   const keyArrays = await site.fetchKeyArrays(e, diff);
   for (const [i, array] of keyArrays.entries()) await remote.setSetting(keySetting(i), array);
   const staged = await remote.copyOut(regionSql.copyKeys(e), name, (rows) => site.stage(e, rows));
-  return { mode: 'staged', region: diff, staged, knownEqual: counts.siteRows - onSite };
+  return {
+    mode: 'staged',
+    region: diff,
+    staged,
+    knownEqual: counts.siteRows - onSite,
+    siteRows: counts.siteRows,
+  };
 }

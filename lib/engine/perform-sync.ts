@@ -70,6 +70,8 @@ interface EntityState {
   settled: boolean;
   /** Site rows proved equal to the remote without staging them; counted as unchanged. */
   knownEqual: number;
+  /** The table's rows as the comparison counted them; its delete step is the first to change them. */
+  siteRows?: number;
 }
 
 interface StepOutcome {
@@ -275,6 +277,7 @@ class SyncRun {
       case 'staged':
         state.resolved = { ...e, region: comparison.region };
         state.knownEqual = comparison.knownEqual;
+        state.siteRows = comparison.siteRows;
         state.result.remoteRows = comparison.staged + comparison.knownEqual;
     }
   }
@@ -310,7 +313,7 @@ class SyncRun {
       this.options.onProgress?.({ entity: step.entity, phase: step.kind });
       const started = performance.now();
       try {
-        outcomes[i] = await this.runStep(db, step, state.resolved!, parents);
+        outcomes[i] = await this.runStep(db, step, state.resolved!, parents, state.siteRows);
         i += 1;
       } catch (caught) {
         const error = toMeterSyncError(caught, step.entity);
@@ -355,9 +358,10 @@ class SyncRun {
     step: Step,
     e: ResolvedEntity,
     parents: ParentLookup,
+    countedRows: number | undefined,
   ): Promise<StepOutcome> {
     if (step.kind === 'delete') {
-      const siteRows = await db.countRows(e);
+      const siteRows = countedRows ?? (await db.countRows(e));
       const ratio = this.options.maxDeleteRatio ?? DEFAULT_MAX_DELETE_RATIO;
       const guarded = !this.options.allowMassDelete && siteRows >= MASS_DELETE_MIN_ROWS;
       await db.client.query('SAVEPOINT delete_step');
