@@ -29,8 +29,12 @@ async function open(url: string): Promise<Client> {
   return client;
 }
 
-export async function createSyncFixture(tenantId = 1): Promise<SyncFixture> {
-  const [remote, site] = await Promise.all([createTestDatabase('remote'), createTestDatabase('site')]);
+/** `remoteServer`: put the remote on another server (e.g. another PostgreSQL version) than the site. */
+export async function createSyncFixture(tenantId = 1, remoteServer?: string): Promise<SyncFixture> {
+  const [remote, site] = await Promise.all([
+    createTestDatabase('remote', remoteServer),
+    createTestDatabase('site'),
+  ]);
   const [remoteClient, siteClient] = await Promise.all([open(remote.url), open(site.url)]);
   await createRemoteSchema(remoteClient);
   await migrateSite(siteClient);

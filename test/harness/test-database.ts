@@ -16,8 +16,8 @@ export function serverChecksPasswords(): boolean {
   return process.env.TEST_DATABASE_EMBEDDED === '1';
 }
 
-export function databaseUrl(name: string): string {
-  const url = new URL(serverUrl());
+export function databaseUrl(name: string, server = serverUrl()): string {
+  const url = new URL(server);
   url.pathname = `/${name}`;
   return url.toString();
 }
@@ -28,8 +28,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function withAdmin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: serverUrl() });
+async function withAdmin<T>(fn: (client: Client) => Promise<T>, server = serverUrl()): Promise<T> {
+  const client = new Client({ connectionString: server });
   await client.connect();
   try {
     return await fn(client);
@@ -38,17 +38,20 @@ async function withAdmin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   }
 }
 
-export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase> {
+/** A fresh database on the run's server, or on `server` (a superuser URL of another one). */
+export async function createTestDatabase(prefix = 'test', server = serverUrl()): Promise<TestDatabase> {
   const name = `ms_${prefix}_${randomBytes(5).toString('hex')}`;
-  await withAdmin((admin) =>
-    admin.query(`CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'`),
+  await withAdmin(
+    (admin) => admin.query(`CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'`),
+    server,
   );
   return {
     name,
-    url: databaseUrl(name),
+    url: databaseUrl(name, server),
     drop: () =>
-      withAdmin((admin) =>
-        admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)} WITH (FORCE)`),
+      withAdmin(
+        (admin) => admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)} WITH (FORCE)`),
+        server,
       ).then(() => {}),
   };
 }
