@@ -275,8 +275,12 @@ export interface PropertyDatabases {
   close(): Promise<void>;
 }
 
+/**
+ * `PROPERTY_REMOTE_DATABASE_URL` puts the remote on another server than the site (.ci/run: the
+ * machine's PostgreSQL 15 against the embedded 18), as a central database and its sites may be.
+ */
 export async function createPropertyDatabases(): Promise<PropertyDatabases> {
-  const fx = await createSyncFixture();
+  const fx = await createSyncFixture(1, process.env.PROPERTY_REMOTE_DATABASE_URL || undefined);
   const reset = async () => {
     await fx.remoteClient.query('TRUNCATE device_register, meter, register');
     await fx.siteClient.query(`TRUNCATE ${SITE_TABLES} CASCADE`);
