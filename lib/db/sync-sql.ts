@@ -148,6 +148,13 @@ export function upsertFrom(e: ResolvedEntity, source: string): string {
 
 /** True for a site row `t` of the entity's region whose key is not among the rows of `keep`. */
 function absent(e: ResolvedEntity, keep: string): string {
+  if (e.region?.kind === 'keys') {
+    // The region's keys not kept, found among the few region and staged rows first: the planner
+    // then probes the table for those instead of joining every row of it.
+    const keys = list(e.meta.keyColumns, 'd');
+    return `(${list(e.meta.keyColumns, 't')}) IN (SELECT ${keys} FROM ${e.region.table} AS d
+      WHERE NOT EXISTS (SELECT 1 FROM (${keep}) AS s WHERE ${keyMatch(e, 'd', 's')}))`;
+  }
   const region = e.region && e.region.kind !== 'all' ? `${inRegion(e, e.region, 't')} AND ` : '';
   return `${region}NOT EXISTS (SELECT 1 FROM (${keep}) AS s WHERE ${keyMatch(e, 't', 's')})`;
 }
