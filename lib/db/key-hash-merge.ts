@@ -1,7 +1,7 @@
 /**
  * Compares the remote's and the site's rows of a region by streaming both sides' `(key…, row
  * hash)` lines in key order at the same time and merging them, so that neither side loads the
- * other's hashes into a table and neither side hashes its rows twice (DESIGN §6).
+ * other's hashes into a table, and the only rows fetched are those whose hash differs (DESIGN §6).
  *
  * Only keys of integer columns are merged here: both servers and this code then agree on the
  * order without any collation. The lines are COPY text: tab-separated integers, no escapes.

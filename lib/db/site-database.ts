@@ -13,9 +13,12 @@ import type { KeyHashDiff } from './key-hash-merge';
 import { formatKey, type Row, TEXT_TYPES } from './rows';
 import {
   applicableRows,
+  type BucketFingerprint,
   countAbsent,
   deleteAbsent,
   deleteListed,
+  type FingerprintRow,
+  fingerprintMap,
   fingerprintSql,
   type ParentLookup,
   planSql,
@@ -37,18 +40,8 @@ export interface WriteCounts {
   updated: number;
 }
 
-export interface BucketFingerprints {
-  buckets: number[];
-  /** bigint values kept as text. */
-  counts: string[];
-  hashes: string[];
-  total: number;
-}
-
 export interface KeyDiff {
   region: Region & { kind: 'keys' };
-  /** Remote rows in the bucket region. */
-  remoteRows: number;
   /** Keys to fetch from the remote: new or changed rows. */
   fetch: number;
   /** Differing keys that the site holds (changed, or only on the site). */
@@ -57,15 +50,6 @@ export interface KeyDiff {
 
 function temporaryName(purpose: string, e: ResolvedEntity): string {
   return `pg_temp.${escapeIdentifier(`meter_sync_${purpose}_${e.meta.name}`)}`;
-}
-
-export function fingerprintsOf(rows: readonly { b: number; n: string; x: string }[]): BucketFingerprints {
-  return {
-    buckets: rows.map((r) => r.b),
-    counts: rows.map((r) => r.n),
-    hashes: rows.map((r) => r.x),
-    total: rows.reduce((sum, r) => sum + Number(r.n), 0),
-  };
 }
 
 function count(value: unknown): number {
@@ -163,19 +147,10 @@ export class SiteDatabase {
     return rows[0]?.empty === true;
   }
 
-  /** Count and xor of row hashes of the whole table (the xor as text: it is a bigint). */
-  async totalFingerprint(e: ResolvedEntity): Promise<{ rows: number; hash: string }> {
-    const { rows } = await this.client.query<{ n: string; x: string }>(fingerprintSql.siteTotals(e));
-    return { rows: count(rows[0]?.n), hash: rows[0]?.x ?? '0' };
-  }
-
-  /** Count and xor of row hashes per key-hash bucket, as arrays ready to send to the remote. */
-  async bucketFingerprints(e: ResolvedEntity, mask: number): Promise<BucketFingerprints> {
-    const { rows } = await this.client.query<{ b: number; n: string; x: string }>(
-      fingerprintSql.siteBuckets(e),
-      [mask],
-    );
-    return fingerprintsOf(rows);
+  /** Row count and xor of row hashes per key-hash bucket of the whole table. */
+  async bucketFingerprints(e: ResolvedEntity, mask: number): Promise<Map<number, BucketFingerprint>> {
+    const { rows } = await this.client.query<FingerprintRow>(fingerprintSql.siteBuckets(e), [mask]);
+    return fingerprintMap(rows);
   }
 
   async createBucketRegion(e: ResolvedEntity, buckets: readonly number[], mask: number): Promise<Region> {
@@ -195,14 +170,12 @@ export class SiteDatabase {
     fineMask: number,
     coarseMask: number,
     coarse: readonly number[],
-  ): Promise<{ table: string; fingerprints: BucketFingerprints }> {
+  ): Promise<{ table: string; fingerprints: Map<number, BucketFingerprint> }> {
     const table = temporaryName('region', e);
     await this.client.query(fingerprintSql.createRegionRows(e, table));
     await this.client.query(fingerprintSql.fillRegionRows(e, table), [fineMask, coarseMask, coarse]);
-    const { rows } = await this.client.query<{ b: number; n: string; x: string }>(
-      fingerprintSql.regionRowBuckets(table),
-    );
-    return { table, fingerprints: fingerprintsOf(rows) };
+    const { rows } = await this.client.query<FingerprintRow>(fingerprintSql.regionRowBuckets(table));
+    return { table, fingerprints: fingerprintMap(rows) };
   }
 
   /** Narrows the region rows to the differing fine buckets: the site rows the run compares. */
@@ -225,7 +198,6 @@ export class SiteDatabase {
     const { rows } = await this.client.query(regionSql.diffCounts(diff));
     return {
       region: { kind: 'keys', table: diff },
-      remoteRows: sink.rowCount,
       fetch: count(rows[0]?.fetch),
       onSite: count(rows[0]?.on_site),
     };

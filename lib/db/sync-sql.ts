@@ -259,34 +259,38 @@ export function inRegion(e: ResolvedEntity, region: Region, t: string): string {
   }
 }
 
+/** A bucket's row count and xor of row hashes, as the fingerprint queries return them. */
+export interface FingerprintRow {
+  b: number;
+  n: string;
+  x: string;
+}
+
+export interface BucketFingerprint {
+  n: number;
+  x: bigint;
+}
+
+/** Fingerprints by bucket number, parsed from either side's rows. */
+export function fingerprintMap(rows: readonly FingerprintRow[]): Map<number, BucketFingerprint> {
+  return new Map(rows.map((r) => [r.b, { n: Number(r.n), x: BigInt(r.x) }]));
+}
+
 export const fingerprintSql = {
   /** Row count and xor of row hashes per bucket of the site table; `$1` is the mask. */
   siteBuckets: (e: ResolvedEntity) =>
     `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
        SELECT ${bucketOf(e, 't', '$1::bigint')} AS b, ${rowHash(e, 't')} AS h FROM ${e.table} AS t) AS f
      GROUP BY b`,
-  /** Row count and xor of row hashes of the whole site table. */
-  siteTotals: (e: ResolvedEntity) =>
-    `SELECT count(*) AS n, coalesce(bit_xor(h), 0) AS x FROM (SELECT ${rowHash(e, 't')} AS h FROM ${e.table} AS t) AS f`,
-  /** Row count and xor of row hashes of the whole remote slice: one row, whatever its size. `$1` is the tenant id. */
-  remoteTotals: (e: ResolvedEntity) =>
-    `SELECT count(*) AS n, coalesce(bit_xor(h), 0) AS x FROM (
-       SELECT ${rowHash(e, 'r')} AS h FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f`,
-  /** Row count and xor of row hashes per bucket of the remote slice; `$1` is the tenant id, `$2` the mask. */
-  remoteBuckets: (e: ResolvedEntity) =>
-    `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
-       SELECT ${bucketOf(e, 'r', '$2::bigint')} AS b, ${rowHash(e, 'r')} AS h
-       FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
-     GROUP BY b`,
   /**
-   * Row count and xor of row hashes per bucket of mask `$2` of the remote slice, among the rows of
-   * the buckets `$4` of the coarser mask `$3`: only those rows are hashed. `$1` is the tenant id.
+   * Row count and xor of row hashes per bucket of mask `$2` of the remote slice; `$1` is the tenant
+   * id. `within`: only among the rows of the buckets `$4` of the coarser mask `$3`, the only rows hashed.
    */
-  remoteBucketsWithin: (e: ResolvedEntity) =>
+  remoteBuckets: (e: ResolvedEntity, within = false) =>
     `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
        SELECT ${bucketOf(e, 'r', '$2::bigint')} AS b, ${rowHash(e, 'r')} AS h
        FROM (${remoteSlice(e.meta, '$1::integer')}) AS r
-       WHERE ${bucketOf(e, 'r', '$3::bigint')} = ANY ($4::integer[])) AS f
+       ${within ? `WHERE ${bucketOf(e, 'r', '$3::bigint')} = ANY ($4::integer[])` : ''}) AS f
      GROUP BY b`,
   /** The key, bucket and row hash of the site rows of some coarse buckets, kept to narrow them down. */
   createRegionRows: (e: ResolvedEntity, table: string) =>

@@ -2,12 +2,14 @@
  * Decides how much of an entity a run has to move, and stages exactly that (DESIGN §6):
  *
  * 1. An empty site table of an entity without parents is filled by a straight COPY pipe.
- * 2. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes of the
- *    whole slice: equal totals mean nothing changed, for a scan on each side and a few hundred
- *    bytes. If they differ, the site fingerprints its rows per key-hash bucket and the remote,
- *    given those as parameters, returns the buckets that differ.
- * 3. A few differing buckets are staged whole. Many differing buckets are narrowed to the keys
- *    whose row hash differs, and only those rows are fetched.
+ * 2. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes per
+ *    coarse key-hash bucket: all equal means nothing changed, for a scan on each side and a few
+ *    kilobytes.
+ * 3. A few differing coarse buckets: both sides fingerprint only their rows, in fine buckets, and
+ *    the remote's rows of the differing fine buckets are staged.
+ * 4. Changes in most buckets (or too many rows in the fine ones): both sides' key hashes are
+ *    compared key by key, and only the rows whose hash differs are fetched; when most differ, the
+ *    region is staged whole.
  *
  * Whatever is not staged was proved equal, so the apply steps leave it alone and count it as
  * unchanged. Shortcuts need parents that this run does not change; otherwise everything is staged.
@@ -16,8 +18,11 @@
 import { Readable } from 'node:stream';
 import { canMergeKeys, mergeKeyHashes } from '../db/key-hash-merge';
 import type { RemoteSnapshot } from '../db/remote-database';
-import { type BucketFingerprints, fingerprintsOf, type SiteDatabase } from '../db/site-database';
+import type { SiteDatabase } from '../db/site-database';
 import {
+  type BucketFingerprint,
+  type FingerprintRow,
+  fingerprintMap,
   fingerprintSql,
   keySetting,
   MASK_SETTING,
@@ -58,12 +63,6 @@ const SMALL_REGION_ROWS = 2_000;
 const SMALL_REGION_SHARE = 0.02;
 /** When more than this share of a region's rows changed, fetching by key costs more than it saves. */
 const MAX_FETCH_SHARE = 0.5;
-
-interface BucketFingerprint {
-  b: number;
-  n: number;
-  x: bigint;
-}
 
 interface DifferingBucket {
   b: number;
@@ -122,18 +121,15 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   // One scan on each side at once; equal coarse buckets everywhere end it here, which is most runs.
   const [siteCoarse, remoteCoarse] = await Promise.all([
     site.bucketFingerprints(e, COARSE_MASK),
-    remote.query<{ b: number; n: string; x: string }>(
-      fingerprintSql.remoteBuckets(e),
-      [ctx.tenantId, COARSE_MASK],
-      name,
-    ),
+    remote.query<FingerprintRow>(fingerprintSql.remoteBuckets(e), [ctx.tenantId, COARSE_MASK], name),
   ]);
-  const siteRows = siteCoarse.total;
-  const coarse = differingBuckets(fingerprintMap(siteCoarse), fingerprintMap(fingerprintsOf(remoteCoarse)));
+  const siteRows = [...siteCoarse.values()].reduce((total, f) => total + f.n, 0);
+  const remoteByBucket = fingerprintMap(remoteCoarse);
+  const coarse = differingBuckets(siteCoarse, remoteByBucket);
   if (coarse.length === 0) return { mode: 'equal', rows: siteRows };
 
   // Changes in most coarse buckets: fine buckets would all differ too, so compare keys at once.
-  const occupied = new Set([...siteCoarse.buckets, ...remoteCoarse.map((r) => r.b)]);
+  const occupied = new Set([...siteCoarse.keys(), ...remoteByBucket.keys()]);
   if (coarse.length > BROAD_CHANGE_SHARE * occupied.size) {
     const region: Region =
       coarse.length === occupied.size ? { kind: 'all' } : await bucketRegion(ctx, e, coarse, COARSE_MASK);
@@ -149,16 +145,13 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   const within = coarse.map((d) => d.b);
   const [siteFine, remoteFine] = await Promise.all([
     site.regionRows(e, FINE_MASK, COARSE_MASK, within),
-    remote.query<{ b: number; n: string; x: string }>(
-      fingerprintSql.remoteBucketsWithin(e),
+    remote.query<FingerprintRow>(
+      fingerprintSql.remoteBuckets(e, true),
       [ctx.tenantId, FINE_MASK, COARSE_MASK, within],
       name,
     ),
   ]);
-  const fine = differingBuckets(
-    fingerprintMap(siteFine.fingerprints),
-    fingerprintMap(fingerprintsOf(remoteFine)),
-  );
+  const fine = differingBuckets(siteFine.fingerprints, fingerprintMap(remoteFine));
   const counts = {
     siteRows,
     siteInRegion: sum(fine, 'siteRows'),
@@ -175,10 +168,6 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     return { mode: 'staged', region, staged, knownEqual: siteRows - counts.siteInRegion, siteRows };
   }
   return compareKeys(ctx, e, await bucketRegion(ctx, e, fine, FINE_MASK), counts);
-}
-
-function fingerprintMap(f: BucketFingerprints): Map<number, BucketFingerprint> {
-  return new Map(f.buckets.map((b, i) => [b, { b, n: Number(f.counts[i]), x: BigInt(f.hashes[i]!) }]));
 }
 
 /** Names the region's buckets to the remote: COPY statements read them from settings. */

@@ -46,6 +46,24 @@ describe('regressions found by the properties', () => {
   });
   afterAll(() => Promise.all([dbs.close(), reference.close()]));
 
+  /** Loads a case on the site and the same site rows on the reference site; returns the site before. */
+  const load = async (c: SyncCase) => {
+    await dbs.load(c);
+    await reference.reset();
+    await loadTables(reference.client, c.site);
+    return snapshot(dbs.site);
+  };
+
+  /** The run without some entity: the listed ones only, on the reference site. */
+  const syncReference = (tenantId: number, entities: string[]) =>
+    performSync({
+      remote: dbs.fx.remote.url,
+      site: reference.db.url,
+      tenantId,
+      entities,
+      allowMassDelete: false,
+    });
+
   /**
    * Property 10, seed 865462213 (on the engine of the first commit): a register step that failed
    * was rolled back only to its own first step, after device_register's delete had already run on
@@ -65,19 +83,10 @@ describe('regressions found by the properties', () => {
         device_register: [association],
       },
     };
-    await dbs.load(c);
-    await reference.reset();
-    await loadTables(reference.client, c.site);
-    const before = await snapshot(dbs.site);
+    const before = await load(c);
 
     const result = await dbs.sync(1, { allowMassDelete: false });
-    const withoutRegister = await performSync({
-      remote: dbs.fx.remote.url,
-      site: reference.db.url,
-      tenantId: 1,
-      entities: ['meter', 'device_register'],
-      allowMassDelete: false,
-    });
+    const withoutRegister = await syncReference(1, ['meter', 'device_register']);
 
     expect(resultCounts(result)).toEqual({
       meter: { status: 'ok', inserted: 0, updated: 0, deleted: 0, skipped: 0, unchanged: 1, remoteRows: 1 },
@@ -131,23 +140,14 @@ describe('regressions found by the properties', () => {
       },
       site: { meter: [meter('1', '1')], register: [register('1', '0')], device_register: [association] },
     };
-    await dbs.load(c);
-    await reference.reset();
-    await loadTables(reference.client, c.site);
-    const before = await snapshot(dbs.site);
+    const before = await load(c);
     for (const client of [dbs.site, reference.client])
       await client.query(
         `ALTER TABLE device_register ADD CONSTRAINT poison_check CHECK (${POISON_CHECKS.device_register})`,
       );
     try {
       const result = await dbs.sync(2, { allowMassDelete: false });
-      const withoutAssociations = await performSync({
-        remote: dbs.fx.remote.url,
-        site: reference.db.url,
-        tenantId: 2,
-        entities: ['meter', 'register'],
-        allowMassDelete: false,
-      });
+      const withoutAssociations = await syncReference(2, ['meter', 'register']);
 
       const failed = (code: string) => ({
         status: 'failed',
