@@ -18,21 +18,45 @@ export function canMergeKeys(keyTypes: readonly string[]): boolean {
 
 /** Orders two integers given as canonical decimal text (no leading zeros, `-` for negatives). */
 export function compareIntegerText(a: string, b: string): number {
-  const aNegative = a.charCodeAt(0) === 45;
-  const bNegative = b.charCodeAt(0) === 45;
+  return Math.sign(compareIntegerRange(a, 0, a.length, b, 0, b.length));
+}
+
+/** A key's place in a batch of COPY text: the integers between `start` and `end`, tab-separated. */
+interface KeyRange {
+  text: string;
+  start: number;
+  end: number;
+}
+
+/** Orders the integers text[aStart, aEnd) and other[bStart, bEnd) without copying them out. */
+function compareIntegerRange(
+  a: string,
+  aStart: number,
+  aEnd: number,
+  b: string,
+  bStart: number,
+  bEnd: number,
+) {
+  const aNegative = a.charCodeAt(aStart) === 45;
+  const bNegative = b.charCodeAt(bStart) === 45;
   if (aNegative !== bNegative) return aNegative ? -1 : 1;
-  const magnitude = a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+  let magnitude = aEnd - aStart - (bEnd - bStart);
+  for (let i = 0; magnitude === 0 && i < aEnd - aStart; i++)
+    magnitude = a.charCodeAt(aStart + i) - b.charCodeAt(bStart + i);
   return aNegative && magnitude !== 0 ? -magnitude : magnitude;
 }
 
-/** Orders two keys given as tab-joined integer text. */
-function compareKeys(a: string, b: string, columns: number): number {
-  if (columns === 1) return compareIntegerText(a, b);
-  const as = a.split('\t');
-  const bs = b.split('\t');
+/** Orders two keys of `columns` tab-separated integers, column by column. */
+function compareKeys(a: KeyRange, b: KeyRange, columns: number): number {
+  let aStart = a.start;
+  let bStart = b.start;
   for (let i = 0; i < columns; i++) {
-    const order = compareIntegerText(as[i]!, bs[i]!);
+    const aEnd = i === columns - 1 ? a.end : a.text.indexOf('\t', aStart);
+    const bEnd = i === columns - 1 ? b.end : b.text.indexOf('\t', bStart);
+    const order = compareIntegerRange(a.text, aStart, aEnd, b.text, bStart, bEnd);
     if (order !== 0) return order;
+    aStart = aEnd + 1;
+    bStart = bEnd + 1;
   }
   return 0;
 }
@@ -51,7 +75,7 @@ export interface KeyHashDiff {
   readonly differing: number;
 }
 
-/** Reads a COPY text stream as batches of lines, one batch per chunk. */
+/** Reads a COPY text stream as batches of whole lines, one batch per chunk. */
 class LineBatches {
   private readonly chunks: AsyncIterator<Buffer>;
   private carry = '';
@@ -61,8 +85,8 @@ class LineBatches {
     this.chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 
-  /** The next complete lines, or undefined at the end of the stream. */
-  async next(): Promise<string[] | undefined> {
+  /** The next complete lines as one text, each ending in a newline, or undefined at the end. */
+  async next(): Promise<string | undefined> {
     while (!this.done) {
       const { value, done } = await this.chunks.next();
       if (done) {
@@ -79,18 +103,26 @@ class LineBatches {
         continue;
       }
       this.carry = text.slice(end + 1);
-      return text.slice(0, end).split('\n');
+      return text.slice(0, end + 1);
     }
     return undefined;
   }
 }
 
-/** A side's current line, split into key text and hash text. */
-class Cursor {
-  private lines: string[] = [];
-  private index = 0;
-  key = '';
-  hash = '';
+/**
+ * A side's current line, read in place in its batch: a million lines cost no string each, only
+ * the keys that differ are copied out.
+ */
+class Cursor implements KeyRange {
+  text = '';
+  /** Where the next line starts. */
+  private next = 0;
+  start = 0;
+  end = 0;
+  private hashStart = 0;
+  private hashEnd = 0;
+  /** The line before, kept to check the order (its fields are reused, not reallocated). */
+  private readonly previous: KeyRange = { text: '', start: 0, end: 0 };
   rows = 0;
   atEnd = false;
   /** The batch is used up: `fill` must run before the current line is read. */
@@ -104,35 +136,53 @@ class Cursor {
 
   /** Moves to the next line of the batch, without waiting; sets `empty` when there is none. */
   step(): void {
-    if (this.index >= this.lines.length) {
+    if (this.next >= this.text.length) {
       this.empty = true;
       return;
     }
-    const line = this.lines[this.index++]!;
-    const tab = line.lastIndexOf('\t');
-    const key = line.slice(0, tab);
+    const newline = this.text.indexOf('\n', this.next);
+    const tab = this.text.lastIndexOf('\t', newline);
+    this.start = this.next;
+    this.end = tab;
+    this.hashStart = tab + 1;
+    this.hashEnd = newline;
+    this.next = newline + 1;
     // A merge of unordered input would report equal rows as missing: refuse it instead.
-    if (this.rows > 0 && compareKeys(this.key, key, this.columns) >= 0)
+    if (this.rows > 0 && compareKeys(this.previous, this, this.columns) >= 0)
       throw new MeterSyncError(
         'INTERNAL_ERROR',
-        `the ${this.side} key hashes are not in strictly ascending key order at ${key}`,
+        `the ${this.side} key hashes are not in strictly ascending key order at ${this.key()}`,
       );
-    this.key = key;
-    this.hash = line.slice(tab + 1);
+    this.previous.text = this.text;
+    this.previous.start = this.start;
+    this.previous.end = this.end;
     this.rows += 1;
+  }
+
+  key(): string {
+    return this.text.slice(this.start, this.end);
+  }
+
+  sameHash(other: Cursor): boolean {
+    const length = this.hashEnd - this.hashStart;
+    if (length !== other.hashEnd - other.hashStart) return false;
+    for (let i = 0; i < length; i++)
+      if (this.text.charCodeAt(this.hashStart + i) !== other.text.charCodeAt(other.hashStart + i))
+        return false;
+    return true;
   }
 
   /** Loads the next batch and its first line, or marks the end of the stream. */
   async fill(): Promise<void> {
     while (this.empty) {
-      const lines = await this.batches.next();
-      if (lines === undefined) {
+      const text = await this.batches.next();
+      if (text === undefined) {
         this.atEnd = true;
         this.empty = false;
         return;
       }
-      this.lines = lines;
-      this.index = 0;
+      this.text = text;
+      this.next = 0;
       this.empty = false;
       this.step();
     }
@@ -155,24 +205,24 @@ export async function mergeKeyHashes(
   const remoteOnly: string[] = [];
   const siteOnly: string[] = [];
   let differing = 0;
-  const keep = (list: string[], key: string) => {
+  const keep = (list: string[], side: Cursor) => {
     differing += 1;
-    if (differing <= limit) list.push(key);
+    if (differing <= limit) list.push(side.key());
   };
   for (;;) {
     // Waits only at a batch boundary: the merge itself is synchronous.
     if (r.empty || s.empty) await Promise.all([r.fill(), s.fill()]);
     if (r.atEnd && s.atEnd) break;
-    const order = r.atEnd ? 1 : s.atEnd ? -1 : compareKeys(r.key, s.key, keyColumns);
+    const order = r.atEnd ? 1 : s.atEnd ? -1 : compareKeys(r, s, keyColumns);
     if (order === 0) {
-      if (r.hash !== s.hash) keep(changed, r.key);
+      if (!r.sameHash(s)) keep(changed, r);
       r.step();
       s.step();
     } else if (order < 0) {
-      keep(remoteOnly, r.key);
+      keep(remoteOnly, r);
       r.step();
     } else {
-      keep(siteOnly, s.key);
+      keep(siteOnly, s);
       s.step();
     }
   }
