@@ -25,6 +25,7 @@ import {
   type Region,
   type ResolvedEntity,
   regionSql,
+  sampleSql,
   selectRows,
   siteSql,
   unnestSource,
@@ -38,6 +39,15 @@ const ROW_BATCH = 5_000;
 export interface WriteCounts {
   inserted: number;
   updated: number;
+}
+
+/** A site sample (see `sampleSql`): its first-key range, row count, and keys and hashes as array text. */
+export interface SiteSample {
+  lo: string;
+  hi: string;
+  rows: number;
+  keys: string[];
+  hashes: string;
 }
 
 export interface KeyDiff {
@@ -161,28 +171,21 @@ export class SiteDatabase {
   }
 
   /**
-   * Keeps the key, fine bucket and row hash of the rows in some coarse buckets in a temporary table,
-   * and returns their fine fingerprints: the rows of the fine buckets that then differ are the
-   * region, found without another scan of the table.
+   * The keys and row hashes of up to `rows` site rows from a point (`at`, 0 to 1) of the first key
+   * column's range, as text parameters for the remote's side of the sample; none on an empty table.
    */
-  async regionRows(
-    e: ResolvedEntity,
-    fineMask: number,
-    coarseMask: number,
-    coarse: readonly number[],
-  ): Promise<{ table: string; fingerprints: Map<number, BucketFingerprint> }> {
-    const table = temporaryName('region', e);
-    await this.client.query(fingerprintSql.createRegionRows(e, table));
-    await this.client.query(fingerprintSql.fillRegionRows(e, table), [fineMask, coarseMask, coarse]);
-    const { rows } = await this.client.query<FingerprintRow>(fingerprintSql.regionRowBuckets(table));
-    return { table, fingerprints: fingerprintMap(rows) };
+  async sampleRows(e: ResolvedEntity, at: number, rows: number): Promise<SiteSample | undefined> {
+    const { rows: found } = await this.client.query({ text: sampleSql.siteRows(e), values: [at, rows] });
+    const sample = found[0];
+    if (sample === undefined) return undefined;
+    const keys = e.meta.keyColumns.map((_, i) => String(sample[`k${i}`]));
+    return { lo: sample.lo, hi: sample.hi, rows: count(sample.rows), keys, hashes: sample.h };
   }
 
-  /** Narrows the region rows to the differing fine buckets: the site rows the run compares. */
-  async narrowRegion(table: string, buckets: readonly number[]): Promise<Region & { kind: 'keys' }> {
-    await this.client.query(fingerprintSql.narrowRegionRows(table), [buckets]);
-    await this.client.query(`ANALYZE ${table}`);
-    return { kind: 'keys', table };
+  /** The table's size on disk, in bytes. */
+  async tableBytes(e: ResolvedEntity): Promise<number> {
+    const { rows } = await this.client.query(sampleSql.tableBytes, [e.table]);
+    return count(rows[0]?.bytes);
   }
 
   /** Loads the remote's key and row hashes of a bucket region and keeps the keys that differ. */

@@ -2,14 +2,13 @@
  * Decides how much of an entity a run has to move, and stages exactly that (DESIGN §6):
  *
  * 1. An empty site table of an entity without parents is filled by a straight COPY pipe.
- * 2. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes per
- *    coarse key-hash bucket: all equal means nothing changed, for a scan on each side and a few
- *    kilobytes.
- * 3. A few differing coarse buckets: both sides fingerprint only their rows, in fine buckets, and
- *    the remote's rows of the differing fine buckets are staged.
- * 4. Changes in most buckets (or too many rows in the fine ones): both sides' key hashes are
- *    compared key by key, and only the rows whose hash differs are fetched; when most differ, the
- *    region is staged whole.
+ * 2. A large table with integer keys is sampled: a short key range compared key by key. Changes
+ *    in it mean changes everywhere, and every key is compared at once (step 4, whole table).
+ * 3. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes per
+ *    key-hash bucket: all equal means nothing changed, for a scan on each side and about 20 KB.
+ * 4. Differing buckets holding few rows are staged whole. Otherwise both sides' key hashes of the
+ *    differing buckets (of all, when most differ) are compared key by key, and only the rows whose
+ *    hash differs are fetched; when most differ, the region is staged whole.
  *
  * Whatever is not staged was proved equal, so the apply steps leave it alone and count it as
  * unchanged. Shortcuts need parents that this run does not change; otherwise everything is staged.
@@ -21,8 +20,6 @@ import type { RemoteSnapshot } from '../db/remote-database';
 import type { SiteDatabase } from '../db/site-database';
 import {
   type BucketFingerprint,
-  type FingerprintRow,
-  fingerprintMap,
   fingerprintSql,
   keySetting,
   MASK_SETTING,
@@ -31,6 +28,8 @@ import {
   type ResolvedEntity,
   regionSql,
   remoteSql,
+  sampleSql,
+  unpackFingerprints,
 } from '../db/sync-sql';
 
 export type Comparison =
@@ -49,20 +48,31 @@ export type Comparison =
     };
 
 /**
- * Every comparison starts from coarse buckets, few enough that the remote's fingerprints of all
- * of them are a few kilobytes; the site fingerprints its rows in fine buckets in the same scan,
- * so that a few differing coarse buckets narrow to a few fine ones at the cost of hashing only
- * their rows again on the remote.
+ * Buckets of the fingerprint: enough that a few changes narrow the comparison to a few hundredths
+ * of the rows, few enough that the remote's fingerprints of all of them stay near 20 KB.
  */
-const COARSE_MASK = 63;
-const FINE_MASK = 16_383;
-/** More differing coarse buckets than this share: changes are everywhere, go to the keys. */
+const BUCKET_MASK = 1_023;
+/** More differing buckets than this share: changes are everywhere, compare every key. */
 const BROAD_CHANGE_SHARE = 0.5;
-/** Differing buckets holding at most this many rows (or share of the table) are staged whole. */
+/** Differing buckets holding at most this many rows are staged whole. */
 const SMALL_REGION_ROWS = 2_000;
-const SMALL_REGION_SHARE = 0.02;
 /** When more than this share of a region's rows changed, fetching by key costs more than it saves. */
 const MAX_FETCH_SHARE = 0.5;
+/** The remote's work_mem for the sort of a merge, for the rest of the snapshot. */
+const REMOTE_SORT_MEMORY = '64MB';
+/** Differing keys kept in memory at most; beyond, the region is staged whole. */
+const MAX_KEPT_KEYS = 500_000;
+/**
+ * Tables from this size on are sampled before they are fingerprinted: a key range of
+ * `SAMPLE_ROWS` site rows compared key by key costs milliseconds, and when it holds
+ * `SAMPLE_BROAD_CHANGES` changes or more, the buckets would almost all differ, so the keys are
+ * compared at once and the fingerprint scan is saved.
+ */
+const SAMPLE_MIN_BYTES = 16 * 1024 * 1024;
+const SAMPLE_ROWS = 4_096;
+const SAMPLE_BROAD_CHANGES = 8;
+/** The sample starts at a random point of the first 90% of the key range: new rows go at its end. */
+const SAMPLE_SPAN = 0.9;
 
 interface DifferingBucket {
   b: number;
@@ -117,57 +127,54 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     );
     return { mode: 'loaded', rows };
   }
+  if (await changedThroughout(ctx, e)) return mergeKeys(ctx, e, { kind: 'all' });
 
-  // One scan on each side at once; equal coarse buckets everywhere end it here, which is most runs.
-  const [siteCoarse, remoteCoarse] = await Promise.all([
-    site.bucketFingerprints(e, COARSE_MASK),
-    remote.query<FingerprintRow>(fingerprintSql.remoteBuckets(e), [ctx.tenantId, COARSE_MASK], name),
-  ]);
-  const siteRows = [...siteCoarse.values()].reduce((total, f) => total + f.n, 0);
-  const remoteByBucket = fingerprintMap(remoteCoarse);
-  const coarse = differingBuckets(siteCoarse, remoteByBucket);
-  if (coarse.length === 0) return { mode: 'equal', rows: siteRows };
-
-  // Changes in most coarse buckets: fine buckets would all differ too, so compare keys at once.
-  const occupied = new Set([...siteCoarse.keys(), ...remoteByBucket.keys()]);
-  if (coarse.length > BROAD_CHANGE_SHARE * occupied.size) {
-    const region: Region =
-      coarse.length === occupied.size ? { kind: 'all' } : await bucketRegion(ctx, e, coarse, COARSE_MASK);
-    return compareKeys(ctx, e, region, {
-      siteRows,
-      siteInRegion: sum(coarse, 'siteRows'),
-      remoteInRegion: sum(coarse, 'remoteRows'),
-    });
-  }
-
-  // Both sides fingerprint the rows of the differing coarse buckets in fine buckets, hashing only
-  // those rows; the site keeps them, so that the fine buckets that differ name its region's rows.
-  const within = coarse.map((d) => d.b);
-  const [siteFine, remoteFine] = await Promise.all([
-    site.regionRows(e, FINE_MASK, COARSE_MASK, within),
-    remote.query<FingerprintRow>(
-      fingerprintSql.remoteBuckets(e, true),
-      [ctx.tenantId, FINE_MASK, COARSE_MASK, within],
+  // One scan on each side at once; equal buckets everywhere end it here, which is most runs.
+  const [siteBuckets, remoteRows] = await Promise.all([
+    site.bucketFingerprints(e, BUCKET_MASK),
+    remote.query<{ packed: string | null }>(
+      fingerprintSql.remoteBuckets(e),
+      [ctx.tenantId, BUCKET_MASK],
       name,
     ),
   ]);
-  const fine = differingBuckets(siteFine.fingerprints, fingerprintMap(remoteFine));
+  const remoteBuckets = unpackFingerprints(remoteRows[0]?.packed ?? null);
+  const siteRows = [...siteBuckets.values()].reduce((total, f) => total + f.n, 0);
+  const differing = differingBuckets(siteBuckets, remoteBuckets);
+  if (differing.length === 0) return { mode: 'equal', rows: siteRows };
+
   const counts = {
     siteRows,
-    siteInRegion: sum(fine, 'siteRows'),
-    remoteInRegion: sum(fine, 'remoteRows'),
+    siteInRegion: sum(differing, 'siteRows'),
+    remoteInRegion: sum(differing, 'remoteRows'),
   };
-  const regionRows = Math.max(counts.siteInRegion, counts.remoteInRegion);
-  if (regionRows <= Math.max(SMALL_REGION_ROWS, SMALL_REGION_SHARE * siteRows)) {
-    const buckets = fine.map((d) => d.b);
-    const [region] = await Promise.all([
-      site.narrowRegion(siteFine.table, buckets),
-      setRemoteRegion(ctx, buckets, FINE_MASK),
-    ]);
-    const staged = await remote.copyOut(regionSql.copyBuckets(e), name, (rows) => site.stage(e, rows));
-    return { mode: 'staged', region, staged, knownEqual: siteRows - counts.siteInRegion, siteRows };
-  }
-  return compareKeys(ctx, e, await bucketRegion(ctx, e, fine, FINE_MASK), counts);
+  const occupied = new Set([...siteBuckets.keys(), ...remoteBuckets.keys()]);
+  const region: Region =
+    differing.length === occupied.size ? { kind: 'all' } : await bucketRegion(ctx, e, differing, BUCKET_MASK);
+  // A few changes: their buckets' rows are fewer than the keys would be to compare.
+  if (
+    differing.length <= BROAD_CHANGE_SHARE * occupied.size &&
+    Math.max(counts.siteInRegion, counts.remoteInRegion) <= SMALL_REGION_ROWS
+  )
+    return stageRegion(ctx, e, region, counts);
+  return compareKeys(ctx, e, region, counts);
+}
+
+/**
+ * True when a sample of the table's keys shows changes spread so widely that the fingerprint
+ * buckets would nearly all differ: only for large tables with integer keys, which can be merged.
+ */
+async function changedThroughout(ctx: CompareContext, e: ResolvedEntity): Promise<boolean> {
+  if (!canMergeKeys(e.meta.keyColumns.map((k) => e.types[k]!))) return false;
+  if ((await ctx.site.tableBytes(e)) < SAMPLE_MIN_BYTES) return false;
+  const sample = await ctx.site.sampleRows(e, Math.random() * SAMPLE_SPAN, SAMPLE_ROWS);
+  if (sample === undefined || sample.rows < SAMPLE_ROWS / 2) return false;
+  const [found] = await ctx.remote.query<{ differing: string }>(
+    sampleSql.compareRemote(e),
+    [ctx.tenantId, sample.lo, sample.hi, ...sample.keys, sample.hashes],
+    e.meta.name,
+  );
+  return Number(found?.differing ?? 0) >= SAMPLE_BROAD_CHANGES;
 }
 
 /** Names the region's buckets to the remote: COPY statements read them from settings. */
@@ -222,61 +229,91 @@ async function stageRegion(
  * are merged from both sides' ordered streams at once; other keys are diffed by the site from the
  * remote's hashes. When most rows of the region differ, the region is staged whole instead.
  */
-async function compareKeys(
+function compareKeys(
   ctx: CompareContext,
   e: ResolvedEntity,
   region: Region,
   counts: RegionCounts,
 ): Promise<Comparison> {
+  return canMergeKeys(e.meta.keyColumns.map((k) => e.types[k]!))
+    ? mergeKeys(ctx, e, region, counts)
+    : diffKeys(ctx, e, region, counts);
+}
+
+/** Keys of integers: both sides' key hashes merged in key order. Without counts, the merge counts. */
+async function mergeKeys(
+  ctx: CompareContext,
+  e: ResolvedEntity,
+  region: Region,
+  known?: RegionCounts,
+): Promise<Comparison> {
+  const keep = known
+    ? Math.min(MAX_KEPT_KEYS, Math.ceil(MAX_FETCH_SHARE * known.remoteInRegion) + known.siteInRegion)
+    : MAX_KEPT_KEYS;
+  // The remote sorts its key hashes in memory instead of in temporary files: a million take 60 MB.
+  await ctx.remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
+  const merged = await ctx.remote.copyOut(
+    regionSql.copyKeyHashesInOrder(e, region.kind !== 'all'),
+    e.meta.name,
+    (remoteLines) =>
+      ctx.site.readKeyHashesInOrder(e, region, (siteLines) =>
+        mergeKeyHashes(remoteLines, siteLines, e.meta.keyColumns.length, keep),
+      ),
+  );
+  const counts = known ?? {
+    siteRows: merged.siteRows,
+    siteInRegion: merged.siteRows,
+    remoteInRegion: merged.remoteRows,
+  };
+  const fetch = merged.changed.length + merged.remoteOnly.length;
+  if (merged.overflow || fetch > MAX_FETCH_SHARE * counts.remoteInRegion)
+    return stageRegion(ctx, e, region, counts);
+  const diff = await ctx.site.createKeyDiff(e, merged);
+  return stageKeys(ctx, e, diff, fetch, {
+    siteRows: counts.siteRows,
+    knownEqual: counts.siteRows - merged.changed.length - merged.siteOnly.length,
+  });
+}
+
+/** Other keys, whose order depends on collations: the site diffs the remote's key hashes. */
+async function diffKeys(
+  ctx: CompareContext,
+  e: ResolvedEntity,
+  region: Region,
+  counts: RegionCounts,
+): Promise<Comparison> {
+  const hashed = await ctx.remote.copyOut(
+    regionSql.copyHashes(e, region.kind !== 'all'),
+    e.meta.name,
+    (hashes) => ctx.site.diffByHashes(e, region, hashes),
+  );
+  if (hashed.fetch > MAX_FETCH_SHARE * counts.remoteInRegion) return stageRegion(ctx, e, region, counts);
+  return stageKeys(ctx, e, hashed.region, hashed.fetch, {
+    siteRows: counts.siteRows,
+    knownEqual: counts.siteRows - hashed.onSite,
+  });
+}
+
+/** Stages the remote rows of the differing keys that are not only on the site. */
+async function stageKeys(
+  ctx: CompareContext,
+  e: ResolvedEntity,
+  diff: Region & { kind: 'keys' },
+  fetch: number,
+  { siteRows, knownEqual }: { siteRows: number; knownEqual: number },
+): Promise<Comparison> {
   const { site, remote } = ctx;
-  const name = e.meta.name;
-  const fetchLimit = MAX_FETCH_SHARE * counts.remoteInRegion;
-  let diff: Region & { kind: 'keys' };
-  let fetch: number;
-  let onSite: number;
-  if (canMergeKeys(e.meta.keyColumns.map((k) => e.types[k]!))) {
-    const merged = await remote.copyOut(
-      regionSql.copyKeyHashesInOrder(e, region.kind !== 'all'),
-      name,
-      (remoteLines) =>
-        site.readKeyHashesInOrder(e, region, (siteLines) =>
-          // Beyond the fetch limit the region is staged whole: the keys need not be kept.
-          mergeKeyHashes(
-            remoteLines,
-            siteLines,
-            e.meta.keyColumns.length,
-            Math.ceil(fetchLimit) + counts.siteInRegion,
-          ),
-        ),
-    );
-    fetch = merged.changed.length + merged.remoteOnly.length;
-    if (merged.overflow || fetch > fetchLimit) return stageRegion(ctx, e, region, counts);
-    diff = await site.createKeyDiff(e, merged);
-    onSite = merged.changed.length + merged.siteOnly.length;
-  } else {
-    const hashed = await remote.copyOut(regionSql.copyHashes(e, region.kind !== 'all'), name, (hashes) =>
-      site.diffByHashes(e, region, hashes),
-    );
-    if (hashed.fetch > fetchLimit) return stageRegion(ctx, e, region, counts);
-    ({ region: diff, fetch, onSite } = hashed);
-  }
   // Only deletions: nothing to fetch, and the stage stays empty.
   if (fetch === 0)
     return {
       mode: 'staged',
       region: diff,
       staged: await site.stage(e, Readable.from([])),
-      knownEqual: counts.siteRows - onSite,
-      siteRows: counts.siteRows,
+      knownEqual,
+      siteRows,
     };
   const keyArrays = await site.fetchKeyArrays(e, diff);
   for (const [i, array] of keyArrays.entries()) await remote.setSetting(keySetting(i), array);
-  const staged = await remote.copyOut(regionSql.copyKeys(e), name, (rows) => site.stage(e, rows));
-  return {
-    mode: 'staged',
-    region: diff,
-    staged,
-    knownEqual: counts.siteRows - onSite,
-    siteRows: counts.siteRows,
-  };
+  const staged = await remote.copyOut(regionSql.copyKeys(e), e.meta.name, (rows) => site.stage(e, rows));
+  return { mode: 'staged', region: diff, staged, knownEqual, siteRows };
 }

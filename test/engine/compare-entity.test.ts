@@ -14,16 +14,33 @@ import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 const TENANT = 1;
 const ROWS = 20_000;
 
-/** A site row's coarse bucket (the engine's mask 63), to put changes in chosen buckets. */
-const COARSE = `(hashint8extended(id::bigint, 0) & 63)`;
+/** A row's fingerprint bucket (the engine's mask 1023), to put changes in chosen buckets. */
+const BUCKET = `(hashint8extended(id::bigint, 0) & 1023)`;
 
-/** The comparison of one entity as a run would make it, in a transaction rolled back afterwards. */
-async function compareOn(fx: SyncFixture, meta: EntityMetadata = register): Promise<Comparison> {
+/**
+ * The comparison of one entity as a run would make it, in a transaction rolled back afterwards;
+ * `asked` collects the statements the remote was sent.
+ */
+async function compareOn(
+  fx: SyncFixture,
+  meta: EntityMetadata = register,
+  asked: string[] = [],
+): Promise<Comparison> {
   const [site, remote] = await Promise.all([connect(fx.site.url, 'site'), connect(fx.remote.url, 'remote')]);
   try {
     await site.query('BEGIN');
     const db = new SiteDatabase(site);
     const snapshot = await RemoteSnapshot.open(remote, TENANT);
+    const query = snapshot.query.bind(snapshot);
+    const copyOut = snapshot.copyOut.bind(snapshot);
+    jest.spyOn(snapshot, 'query').mockImplementation((sql, ...rest) => {
+      asked.push(sql);
+      return query(sql, ...rest);
+    });
+    jest.spyOn(snapshot, 'copyOut').mockImplementation((sql, ...rest) => {
+      asked.push(sql);
+      return copyOut(sql, ...rest);
+    });
     const e = await db.resolve(meta);
     return await compareEntity({ site: db, remote: snapshot, tenantId: TENANT, shortcuts: true }, e);
   } finally {
@@ -51,7 +68,7 @@ describe('comparing an entity', () => {
     expect(first.status).toBe('ok');
   };
 
-  const compare = (meta: EntityMetadata = register) => compareOn(fx, meta);
+  const compare = (meta: EntityMetadata = register, asked?: string[]) => compareOn(fx, meta, asked);
 
   const updateRegisters = (where: string) =>
     fx.remoteClient.query(`UPDATE register SET scale = scale + 1 WHERE tenant_id = ${TENANT} AND ${where}`);
@@ -79,19 +96,18 @@ describe('comparing an entity', () => {
     expect(await compare()).toEqual({ mode: 'equal', rows: ROWS });
   });
 
-  it('stages only the few fine buckets holding a handful of changes, and compares only their site rows', async () => {
+  it('stages whole the few buckets holding a handful of changes, and compares only their site rows', async () => {
     await load();
     await updateRegisters(`id % 5000 = 7`);
     await fx.remoteClient.query(`DELETE FROM register WHERE tenant_id = ${TENANT} AND id % 9000 = 11`);
 
     const comparison = await compare();
 
-    // The region is the site rows of those buckets, by key: the apply steps need no scan to find them.
-    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' } });
+    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'buckets', mask: 1023 } });
     if (comparison.mode !== 'staged') throw new Error('not staged');
-    // Fine buckets of about one row each: a few rows, never the slice.
-    expect(comparison.staged).toBeLessThan(50);
-    expect(comparison.knownEqual).toBeGreaterThan(ROWS - 50);
+    // Six buckets of about 20 rows each: a hundred rows or so, never the slice.
+    expect(comparison.staged).toBeLessThan(250);
+    expect(comparison.knownEqual).toBeGreaterThan(ROWS - 250);
     await syncAndCheck({ inserted: 0, updated: 4, deleted: 2 }, ROWS);
   });
 
@@ -113,12 +129,12 @@ describe('comparing an entity', () => {
     await syncAndCheck({ inserted: 700, updated: 2_000, deleted: 1_000 }, ROWS);
   });
 
-  it('merges only the differing coarse buckets when changes fill some of them', async () => {
+  it('merges only the differing buckets when changes fill some of them', async () => {
     await load(60_000);
-    // A third of the rows of 10 coarse buckets of 64: too many rows to stage their fine buckets whole.
-    await updateRegisters(`${COARSE} < 10 AND id % 4 = 0`);
+    // A quarter of the rows of 160 buckets of 1,024: too many rows to stage the buckets whole.
+    await updateRegisters(`${BUCKET} < 160 AND id % 4 = 0`);
     const { rows } = await fx.remoteClient.query(
-      `SELECT count(*)::int AS n FROM register WHERE tenant_id = ${TENANT} AND ${COARSE} < 10 AND id % 4 = 0`,
+      `SELECT count(*)::int AS n FROM register WHERE tenant_id = ${TENANT} AND ${BUCKET} < 160 AND id % 4 = 0`,
     );
     const changed = rows[0].n as number;
 
@@ -164,6 +180,49 @@ describe('comparing an entity', () => {
     expect(e.deleted).toBe(before.rows[0].n - slice.length);
     expect(e.updated + e.unchanged).toBe(slice.length);
     expect(e.updated).toBeGreaterThan(slice.length / 2);
+  });
+
+  describe('a table large enough to be sampled first', () => {
+    // About 20 MB on the site: over the size from which a key range is sampled before fingerprinting.
+    const LARGE = 150_000;
+    const fingerprinted = (asked: string[]) => asked.some((sql) => sql.includes('bit_xor'));
+
+    it('compares every key at once when the sample finds changes throughout, without fingerprinting', async () => {
+      await load(LARGE);
+      // 2% churn spread evenly: 1% updated, 0.5% deleted, 0.5% new.
+      await updateRegisters(`id % 100 = 3`);
+      await fx.remoteClient.query(`DELETE FROM register WHERE tenant_id = ${TENANT} AND id % 200 = 4`);
+      await fx.remoteClient.query(
+        `INSERT INTO register (id, tenant_id, name, address, data_type, unit, scale, description, updated_at)
+         SELECT 190000000 + i, ${TENANT}, 'new', 1, 'uint16', NULL, 1.5, NULL, now() FROM generate_series(1, 750) AS i`,
+      );
+      const asked: string[] = [];
+
+      const comparison = await compare(register, asked);
+
+      expect(fingerprinted(asked)).toBe(false);
+      expect(comparison).toMatchObject({
+        mode: 'staged',
+        region: { kind: 'keys' },
+        staged: 1_500 + 750,
+        knownEqual: LARGE - 1_500 - 750,
+        siteRows: LARGE,
+      });
+      await syncAndCheck({ inserted: 750, updated: 1_500, deleted: 750 }, LARGE);
+    });
+
+    it('fingerprints buckets when the sample finds no change, and moves only the changed keys', async () => {
+      await load(LARGE);
+      await updateRegisters(`id % 7500 = 7`);
+      const asked: string[] = [];
+
+      const comparison = await compare(register, asked);
+
+      expect(fingerprinted(asked)).toBe(true);
+      // Twenty buckets of about 150 rows: compared key by key, and only the changed rows fetched.
+      expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: 20 });
+      await syncAndCheck({ inserted: 0, updated: 20, deleted: 0 }, LARGE);
+    });
   });
 
   describe('an entity keyed by text', () => {
@@ -262,8 +321,8 @@ const secondServer = process.env.SECOND_TEST_DATABASE_URL;
     expect({ remoteVersion, siteVersion, unchanged }).toMatchObject({
       unchanged: { mode: 'equal', rows: 5_000 },
     });
-    // Row hashes agree one by one: only the fine buckets of the 3 changed rows are staged.
-    expect(narrowed).toMatchObject({ mode: 'staged', region: { kind: 'keys' } });
+    // Row hashes agree one by one: only the buckets of the 3 changed rows are staged.
+    expect(narrowed).toMatchObject({ mode: 'staged', region: { kind: 'buckets' } });
     expect(narrowed.mode === 'staged' && narrowed.staged).toBeLessThan(20);
     expect(changed.entities[1]).toMatchObject({ status: 'ok', updated: 3, unchanged: 4_997 });
     expect(await tableRows(fx.siteClient, SHIPPED_TABLES.register!)).toEqual(
