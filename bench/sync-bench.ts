@@ -149,6 +149,18 @@ async function main(): Promise<void> {
     const fleetSite = await connect(fleetUrl, 'site');
     await migrateSite(fleetSite);
 
+    // Autovacuum is off for the bench's tables and `settle` does its work before every timed run,
+    // as autovacuum would between two scheduled runs: no vacuum ever runs during a measurement.
+    const databases = [remote, site, fleetSite];
+    for (const client of databases) {
+      const { rows } = await client.query<{ name: string }>(
+        `SELECT quote_ident(relname) AS name FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`,
+      );
+      for (const { name } of rows) await client.query(`ALTER TABLE ${name} SET (autovacuum_enabled = false)`);
+    }
+    const settle = async () => {
+      for (const client of databases) await client.query('VACUUM (ANALYZE)');
+    };
     const measure = async <T>(fn: () => Promise<T>): Promise<Measurement & { value: T }> => {
       proxy.reset();
       const rss = sampleRss();
@@ -157,23 +169,44 @@ async function main(): Promise<void> {
       const ms = performance.now() - started;
       return { ms, bytes: proxy.bytesFromServer, rssMb: rss.stop() / 1024 / 1024, value };
     };
-    const runs = async (label: string, prepare: () => Promise<void>, body: () => Promise<string>) => {
+    /**
+     * Each run of a scenario follows a run of the baseline pipe, and its ratio is to that one: the
+     * speed of a shared machine drifts over minutes, the ratio of two runs a few seconds apart much
+     * less. The background work of the servers is done before each run (see `settle`).
+     */
+    const runs = async (
+      label: string,
+      prepare: () => Promise<void>,
+      body: () => Promise<string>,
+      paired = true,
+    ) => {
       const ms: number[] = [];
+      const ratios: number[] = [];
       const bytes: number[] = [];
       let rss = 0;
       let counts = '';
       for (let i = 0; i < REPS; i++) {
+        const base = paired ? await baselineRun() : undefined;
         await prepare();
+        await settle();
         const m = await measure(body);
         ms.push(m.ms);
+        if (base !== undefined) ratios.push(m.ms / base);
         bytes.push(m.bytes);
         rss = Math.max(rss, m.rssMb);
         if (typeof m.value === 'string') counts = m.value;
         say(
-          `  ${label} #${i + 1}: ${m.ms.toFixed(0)} ms, ${m.bytes} bytes from remote, ${m.rssMb.toFixed(0)} MB RSS ${counts}`,
+          `  ${label} #${i + 1}: ${m.ms.toFixed(0)} ms${base !== undefined ? ` (baseline just before: ${base.toFixed(0)} ms)` : ''}, ${m.bytes} bytes from remote, ${m.rssMb.toFixed(0)} MB RSS ${counts}`,
         );
       }
-      return { medianMs: median(ms), bytes: median(bytes), rss, counts };
+      return {
+        medianMs: median(ms),
+        times: ms,
+        ratio: ratios.length > 0 ? median(ratios) : 1,
+        bytes: median(bytes),
+        rss,
+        counts,
+      };
     };
     const sync = (entities: string[], url = siteUrl, tenantId = BIG_TENANT) =>
       performSync({ remote: remoteUrl, site: url, tenantId, entities, allowMassDelete: true });
@@ -182,24 +215,33 @@ async function main(): Promise<void> {
     // ---- baseline: a raw COPY pipe of the same slice -----------------------------------------
     const baselineClient = await connect(remoteUrl, 'remote');
     const columns = 'id, tenant_id, name, address, data_type, unit, scale, description, updated_at';
+    const baselinePipe = async () => {
+      await baselineClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const source = baselineClient.query(
+        copyTo(`COPY (SELECT ${columns} FROM register WHERE tenant_id = ${BIG_TENANT}) TO STDOUT`),
+      );
+      const sink = site.query(copyFrom(`COPY baseline_register (${columns}) FROM STDIN`));
+      await pipeline(source, sink);
+      await baselineClient.query('COMMIT');
+      check(sink.rowCount === ROWS, `baseline copied ${sink.rowCount} rows`);
+      return `rows=${sink.rowCount}`;
+    };
+    const baselineTimes: number[] = [];
+    const baselineRun = async () => {
+      await site.query('TRUNCATE baseline_register');
+      await settle();
+      const m = await measure(baselinePipe);
+      baselineTimes.push(m.ms);
+      return m.ms;
+    };
     const baseline = await runs(
       'baseline COPY pipe',
       async () => {
         await site.query('TRUNCATE baseline_register');
       },
-      async () => {
-        await baselineClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        const source = baselineClient.query(
-          copyTo(`COPY (SELECT ${columns} FROM register WHERE tenant_id = ${BIG_TENANT}) TO STDOUT`),
-        );
-        const sink = site.query(copyFrom(`COPY baseline_register (${columns}) FROM STDIN`));
-        await pipeline(source, sink);
-        await baselineClient.query('COMMIT');
-        check(sink.rowCount === ROWS, `baseline copied ${sink.rowCount} rows`);
-        return `rows=${sink.rowCount}`;
-      },
+      baselinePipe,
+      false,
     );
-    await baselineClient.end();
 
     const reports: ScenarioReport[] = [];
     const report = (
@@ -207,7 +249,7 @@ async function main(): Promise<void> {
       r: Awaited<ReturnType<typeof runs>>,
       target?: ScenarioReport['target'],
     ) => {
-      const ratio = r.medianMs / baseline.medianMs;
+      const ratio = r.ratio;
       const met = target
         ? ratio <= target.ratio &&
           r.rss <= target.rssMb &&
@@ -225,6 +267,7 @@ async function main(): Promise<void> {
       });
     };
     report('baseline: raw COPY pipe', baseline);
+    const baselineRow = reports[0]!;
 
     // ---- 1. full load into an empty site -----------------------------------------------------
     say('1. full load into an empty site');
@@ -339,7 +382,9 @@ async function main(): Promise<void> {
     );
     report('5b. 3 entities, no change', fleetNone);
 
-    await Promise.all([remote.end(), site.end(), fleetSite.end()]);
+    await Promise.all([remote.end(), site.end(), fleetSite.end(), baselineClient.end()]);
+    // The baseline row: every run of the pipe, the first ones and those paired with a scenario.
+    baselineRow.medianMs = Math.round(median([...baselineTimes, ...baseline.times]));
 
     // ---- report ------------------------------------------------------------------------------
     const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
@@ -373,7 +418,7 @@ async function main(): Promise<void> {
     say('');
     say(`rows: ${ROWS}, reps: ${REPS}, machine: ${machine}`);
     say(table);
-    const dir = join(__dirname, 'results');
+    const dir = join(process.cwd(), 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `bench-${ROWS}.json`);
     writeFileSync(

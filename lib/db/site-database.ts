@@ -14,6 +14,8 @@ import { formatKey, type Row, TEXT_TYPES } from './rows';
 import {
   applicableRows,
   type BucketFingerprint,
+  type Buckets,
+  bucketValues,
   countAbsent,
   deleteAbsent,
   deleteListed,
@@ -35,6 +37,8 @@ import {
 // Any constant works; it only has to be the same for every run against one site database.
 export const SITE_LOCK_KEY = '7305818813071261000';
 const ROW_BATCH = 5_000;
+/** Bytes per row assumed for a table the server has not counted yet. */
+const ROW_BYTES_GUESS = 128;
 
 export interface WriteCounts {
   inserted: number;
@@ -157,17 +161,36 @@ export class SiteDatabase {
     return rows[0]?.empty === true;
   }
 
-  /** Row count and xor of row hashes per key-hash bucket of the whole table. */
-  async bucketFingerprints(e: ResolvedEntity, mask: number): Promise<Map<number, BucketFingerprint>> {
-    const { rows } = await this.client.query<FingerprintRow>(fingerprintSql.siteBuckets(e), [mask]);
+  /** Row count and xor of row hashes per bucket of the whole table. */
+  async bucketFingerprints(e: ResolvedEntity, buckets: Buckets): Promise<Map<number, BucketFingerprint>> {
+    const { rows } = await this.client.query<FingerprintRow>(
+      fingerprintSql.siteBuckets(e, buckets.kind),
+      bucketValues(buckets),
+    );
     return fingerprintMap(rows);
   }
 
+  /** The smallest and largest value of the first key column, or undefined for an empty table. */
+  async keyBounds(e: ResolvedEntity): Promise<{ lo: bigint; hi: bigint } | undefined> {
+    const { rows } = await this.client.query(fingerprintSql.siteKeyBounds(e));
+    const { lo, hi } = rows[0] ?? {};
+    return lo === null || hi === null || lo === undefined ? undefined : { lo: BigInt(lo), hi: BigInt(hi) };
+  }
+
+  /** The rows of some key-hash buckets, as a region. */
   async createBucketRegion(e: ResolvedEntity, buckets: readonly number[], mask: number): Promise<Region> {
     const table = temporaryName('buckets', e);
     await this.client.query(fingerprintSql.createBucketTable(table));
     await this.client.query(fingerprintSql.fillBucketTable(table), [buckets]);
     return { kind: 'buckets', table, mask };
+  }
+
+  /** The rows whose first key lies in some ranges (bounds as decimal text, inclusive), as a region. */
+  async createRangeRegion(e: ResolvedEntity, lo: readonly string[], hi: readonly string[]): Promise<Region> {
+    const table = temporaryName('ranges', e);
+    await this.client.query(fingerprintSql.createRangeTable(table), [lo, hi]);
+    await this.client.query(`ANALYZE ${table}`);
+    return { kind: 'ranges', table };
   }
 
   /**
@@ -182,10 +205,12 @@ export class SiteDatabase {
     return { lo: sample.lo, hi: sample.hi, rows: count(sample.rows), keys, hashes: sample.h };
   }
 
-  /** The table's size on disk, in bytes. */
-  async tableBytes(e: ResolvedEntity): Promise<number> {
-    const { rows } = await this.client.query(sampleSql.tableBytes, [e.table]);
-    return count(rows[0]?.bytes);
+  /** The table's size on disk and an estimate of its rows (from the size, before any ANALYZE). */
+  async tableSize(e: ResolvedEntity): Promise<{ bytes: number; rows: number }> {
+    const { rows } = await this.client.query(sampleSql.tableSize, [e.table]);
+    const bytes = count(rows[0]?.bytes);
+    const estimate = Number(rows[0]?.rows ?? -1);
+    return { bytes, rows: estimate >= 0 ? estimate : Math.round(bytes / ROW_BYTES_GUESS) };
   }
 
   /** Loads the remote's key and row hashes of a bucket region and keeps the keys that differ. */

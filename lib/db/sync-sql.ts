@@ -214,17 +214,51 @@ export function rowHash(e: ResolvedEntity, alias: string): string {
   return `hash_record_extended(ROW(${e.meta.columns.map((c) => hashInput(e, c, alias)).join(', ')}), 0)`;
 }
 
-/** The key-hash bucket of a row: `mask` is a power of two minus one, agreed by both sides. */
-export function bucketOf(e: ResolvedEntity, alias: string, mask: string): string {
-  const [only, ...more] = e.meta.keyColumns;
-  // One integer key, the usual case, hashes as a bigint: a third of the cost of hashing a record.
-  if (more.length === 0 && INTEGER_TYPES.has(e.types[only!]!))
-    return `(hashint8extended(${alias}.${q(only!)}::bigint, 0) & ${mask})::integer`;
+/**
+ * How both sides put rows into fingerprint buckets, agreed before they scan.
+ *
+ * - `range`: for an integer first key column, ranges of it: bucket b holds the keys from
+ *   lo + b * width to lo + (b + 1) * width - 1, keys below lo and above hi (the last key of the
+ *   last bucket) falling into the first and the last bucket. The rows of a few buckets are then
+ *   found through the key's index on both sides, not by a scan.
+ * - `hash`: any other key: the key's hash, masked (a power of two minus one).
+ */
+export type Buckets =
+  | { readonly kind: 'range'; readonly lo: bigint; readonly hi: bigint; readonly width: bigint }
+  | { readonly kind: 'hash'; readonly mask: number };
+
+/** The values a bucket expression takes as parameters or settings, in the order `bucketOf` uses them. */
+export function bucketValues(buckets: Buckets): string[] {
+  return buckets.kind === 'range'
+    ? [String(buckets.lo), String(buckets.hi), String(buckets.width)]
+    : [String(buckets.mask)];
+}
+
+/** The number of values `bucketValues` gives for a kind of buckets. */
+export const bucketValueCount = (kind: Buckets['kind']) => (kind === 'range' ? 3 : 1);
+
+/** The bucket of a row `alias`; `values` are SQL expressions of the `bucketValues`, each a bigint. */
+export function bucketOf(
+  e: ResolvedEntity,
+  alias: string,
+  kind: Buckets['kind'],
+  values: readonly string[],
+): string {
+  const [first, ...more] = e.meta.keyColumns;
+  if (kind === 'range') {
+    const [lo, hi, width] = values;
+    // Clamped first, so that the subtraction never overflows: hi - lo fits a bigint by construction.
+    return `((least(greatest(${alias}.${q(first!)}::bigint, ${lo}), ${hi}) - ${lo}) / ${width})::integer`;
+  }
+  const [mask] = values;
+  // One integer key hashes as a bigint: a third of the cost of hashing a record.
+  if (more.length === 0 && INTEGER_TYPES.has(e.types[first!]!))
+    return `(hashint8extended(${alias}.${q(first!)}::bigint, 0) & ${mask})::integer`;
   const key = e.meta.keyColumns.map((k) => `${alias}.${q(k)}::${e.types[k]}`).join(', ');
   return `(hash_record_extended(ROW(${key}), 0) & ${mask})::integer`;
 }
 
-const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
+export const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
 
 /** The rows of an entity that a run compares and may write; the rest were proved equal. */
 export type Region =
@@ -232,6 +266,8 @@ export type Region =
   | { readonly kind: 'all' }
   /** The site rows in these key-hash buckets (a temporary table of bucket numbers). */
   | { readonly kind: 'buckets'; readonly table: string; readonly mask: number }
+  /** The site rows whose first key column lies in these ranges (a temporary table of `lo`, `hi`). */
+  | { readonly kind: 'ranges'; readonly table: string }
   /** The site rows with these keys (a temporary table of keys). */
   | { readonly kind: 'keys'; readonly table: string };
 
@@ -241,13 +277,39 @@ function checkMask(mask: number): string {
   return String(mask);
 }
 
+/** The first key column of `alias`, cast to the site's type for a remote row (a no-op that keeps its index usable). */
+function firstKey(e: ResolvedEntity, alias: string, remote = false): string {
+  const [first] = e.meta.keyColumns;
+  return `${alias}.${q(first!)}${remote ? `::${e.types[first!]}` : ''}`;
+}
+
+/** The site rows `alias` whose first key lies in the ranges of `table`, as a join (no range overlaps another). */
+// LATERAL and OFFSET 0 (which keeps the planner from flattening it): each range is a scan of its
+// own, through the key's index. As a plain join, the planner, which cannot know how wide the ranges
+// are, may instead test every row of the table against every range.
+function siteRanges(e: ResolvedEntity, table: string, alias: string): string {
+  return `${table} AS g CROSS JOIN LATERAL (SELECT * FROM ${e.table} AS ${alias}
+    WHERE ${firstKey(e, alias)} BETWEEN g.lo AND g.hi OFFSET 0) AS ${alias}`;
+}
+
+/** The site rows `t` of a region, as a FROM clause (with its WHERE). */
+function siteRegionRows(e: ResolvedEntity, region: Region): string {
+  return region.kind === 'ranges'
+    ? `FROM ${siteRanges(e, region.table, 't')}`
+    : `FROM ${e.table} AS t WHERE ${inRegion(e, region, 't')}`;
+}
+
 /** True for a site row `t` that lies in the region the run compares. */
 export function inRegion(e: ResolvedEntity, region: Region, t: string): string {
   switch (region.kind) {
     case 'all':
       return 'TRUE';
     case 'buckets':
-      return `${bucketOf(e, t, checkMask(region.mask))} IN (SELECT b FROM ${region.table})`;
+      return `${bucketOf(e, t, 'hash', [checkMask(region.mask)])} IN (SELECT b FROM ${region.table})`;
+    case 'ranges':
+      // The rows of the ranges are found through the key's index first; a correlated EXISTS would
+      // make the planner test every row of the table against every range.
+      return `${firstKey(e, t)} IN (SELECT ${firstKey(e, 'u')} FROM ${siteRanges(e, region.table, 'u')})`;
     case 'keys': {
       const match = e.meta.keyColumns.map((k) => `d.${q(k)} = ${t}.${q(k)}`).join(' AND ');
       return `EXISTS (SELECT 1 FROM ${region.table} AS d WHERE ${match})`;
@@ -272,26 +334,39 @@ export function fingerprintMap(rows: readonly FingerprintRow[]): Map<number, Buc
   return new Map(rows.map((r) => [r.b, { n: Number(r.n), x: BigInt(r.x) }]));
 }
 
+const parameters = (from: number, count: number) =>
+  Array.from({ length: count }, (_, i) => `$${from + i}::bigint`);
+
 export const fingerprintSql = {
-  /** Row count and xor of row hashes per bucket of the site table; `$1` is the mask. */
-  siteBuckets: (e: ResolvedEntity) =>
+  /** Row count and xor of row hashes per bucket of the site table; the parameters are the `bucketValues`. */
+  siteBuckets: (e: ResolvedEntity, kind: Buckets['kind']) =>
     `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
-       SELECT ${bucketOf(e, 't', '$1::bigint')} AS b, ${rowHash(e, 't')} AS h FROM ${e.table} AS t) AS f
+       SELECT ${bucketOf(e, 't', kind, parameters(1, bucketValueCount(kind)))} AS b, ${rowHash(e, 't')} AS h
+       FROM ${e.table} AS t) AS f
      GROUP BY b`,
   /**
-   * The same per bucket of mask `$2` of the remote slice (`$1` is the tenant id), packed into one
-   * base64 text of 14 bytes per bucket (number, count, xor), since these bytes cross the network
-   * on every run: a thousand buckets in 19 KB instead of 60 KB of rows.
+   * The same per bucket of the remote slice (`$1` is the tenant id, then the `bucketValues`), packed
+   * into one base64 text of 14 bytes per bucket (number, count, xor), since these bytes cross the
+   * network on every run: a thousand buckets in 19 KB instead of 60 KB of rows.
    */
-  remoteBuckets: (e: ResolvedEntity) =>
-    `SELECT encode(string_agg(int2send(b::smallint) || int4send(n::integer) || int8send(x), ''), 'base64') AS packed
-     FROM (SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
-       SELECT ${bucketOf(e, 'r', '$2::bigint')} AS b, ${rowHash(e, 'r')} AS h
+  remoteBuckets: (e: ResolvedEntity, kind: Buckets['kind']) => {
+    // Range buckets: also the slice's first and last key, so that the outer ranges have bounds.
+    const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';
+    return `SELECT encode(string_agg(int2send(b::smallint) || int4send(n::integer) || int8send(x), ''), 'base64') AS packed,
+       min(lo)::text AS lo, max(hi)::text AS hi
+     FROM (SELECT b, count(*) AS n, bit_xor(h) AS x, min(k) AS lo, max(k) AS hi FROM (
+       SELECT ${bucketOf(e, 'r', kind, parameters(2, bucketValueCount(kind)))} AS b, ${rowHash(e, 'r')} AS h, ${key} AS k
        FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
-     GROUP BY b) AS g`,
+     GROUP BY b) AS g`;
+  },
+  /** The smallest and largest first key of the site table, through its index. */
+  siteKeyBounds: (e: ResolvedEntity) =>
+    `SELECT min(${q(e.meta.keyColumns[0]!)})::text AS lo, max(${q(e.meta.keyColumns[0]!)})::text AS hi FROM ${e.table}`,
   createBucketTable: (table: string) =>
     `CREATE TEMPORARY TABLE ${table} (b integer PRIMARY KEY) ON COMMIT DROP`,
   fillBucketTable: (table: string) => `INSERT INTO ${table} (b) SELECT unnest($1::integer[])`,
+  createRangeTable: (table: string) =>
+    `CREATE TEMPORARY TABLE ${table} ON COMMIT DROP AS SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS g (lo, hi)`,
 };
 
 /** Bytes per bucket of the packed remote fingerprints: int2 number, int4 count, int8 xor. */
@@ -312,8 +387,12 @@ export function unpackFingerprints(packed: string | null): Map<number, BucketFin
  * every key at once) from a few changes (fingerprint buckets first). Only the count comes back.
  */
 export const sampleSql = {
-  /** The site table's size on disk: sampling pays only where a fingerprint scan costs much. */
-  tableBytes: 'SELECT pg_relation_size(to_regclass($1)) AS bytes',
+  /**
+   * The site table's size on disk and its row count as last estimated by the server (-1 before
+   * its first ANALYZE): what sizes the sample and the buckets, never a result.
+   */
+  tableSize:
+    'SELECT pg_relation_size(c.oid) AS bytes, c.reltuples AS rows FROM pg_class c WHERE c.oid = to_regclass($1)',
   /**
    * The site's keys and row hashes of up to `$2` rows from a point `$1` (0 to 1) of its first key's
    * range, with the range, as text ready to be passed to `compareRemote`.
@@ -353,23 +432,42 @@ export const sampleSql = {
 /** Settings through which COPY statements on the remote receive their values. */
 export const REGION_SETTING = 'meter_sync.region';
 export const MASK_SETTING = 'meter_sync.mask';
+export const RANGES_LO_SETTING = 'meter_sync.ranges_lo';
+export const RANGES_HI_SETTING = 'meter_sync.ranges_hi';
 export const keySetting = (i: number) => `meter_sync.key_${i}`;
-// A sub-select, not `= ANY (array)`: the planner hashes it instead of scanning the array per row.
-const REGION_BUCKETS = `SELECT unnest(current_setting('${REGION_SETTING}')::integer[])`;
-/** True for a remote row `r` in the buckets of the region setting. */
-const IN_REGION_BUCKETS = (e: ResolvedEntity) =>
-  `${bucketOf(e, 'r', `(SELECT current_setting('${MASK_SETTING}')::bigint)`)} IN (${REGION_BUCKETS})`;
+
+/** Which rows of the slice a remote COPY reads: all, or those of the region the settings name. */
+export type RemoteRegion = 'all' | 'buckets' | 'ranges';
+
+/** The slice's rows `r` in the region the settings name, as a FROM clause (with its WHERE). */
+function remoteRegionRows(e: ResolvedEntity, region: RemoteRegion): string {
+  const slice = `(${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r`;
+  switch (region) {
+    case 'all':
+      return `FROM ${slice}`;
+    case 'buckets': {
+      // A sub-select, not `= ANY (array)`: the planner hashes it instead of scanning the array per row.
+      const mask = `(SELECT current_setting('${MASK_SETTING}')::bigint)`;
+      return `FROM ${slice} WHERE ${bucketOf(e, 'r', 'hash', [mask])} IN (SELECT unnest(current_setting('${REGION_SETTING}')::integer[]))`;
+    }
+    case 'ranges': {
+      // Each range a LATERAL scan of its own, so that the key's index finds its rows (see siteRanges).
+      const ranges = `unnest(current_setting('${RANGES_LO_SETTING}')::bigint[], current_setting('${RANGES_HI_SETTING}')::bigint[])`;
+      return `FROM ${ranges} AS g (lo, hi) CROSS JOIN LATERAL (SELECT * FROM ${slice}
+        WHERE ${firstKey(e, 'r', true)} BETWEEN g.lo AND g.hi OFFSET 0) AS r`;
+    }
+  }
+}
 
 export const regionSql = {
   setSetting: 'SELECT set_config($1, $2, true)',
-  /** The slice's rows in the buckets listed in the region setting. */
-  copyBuckets: (e: ResolvedEntity) =>
-    `COPY (SELECT * FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r
-      WHERE ${IN_REGION_BUCKETS(e)}) TO STDOUT`,
-  /** Key and row hash of the slice's rows, typed as on the site; `inBuckets` limits them to the region setting's buckets. */
-  copyHashes: (e: ResolvedEntity, inBuckets: boolean) =>
+  /** The slice's rows in the region the settings name. */
+  copyRegion: (e: ResolvedEntity, region: RemoteRegion) =>
+    `COPY (SELECT r.* ${remoteRegionRows(e, region)}) TO STDOUT`,
+  /** Key and row hash of the slice's rows in a region, typed as on the site. */
+  copyHashes: (e: ResolvedEntity, region: RemoteRegion) =>
     `COPY (SELECT ${e.meta.keyColumns.map((k) => `r.${q(k)}::${e.types[k]}`).join(', ')}, ${rowHash(e, 'r')}
-      FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r${inBuckets ? ` WHERE ${IN_REGION_BUCKETS(e)}` : ''}) TO STDOUT`,
+      ${remoteRegionRows(e, region)}) TO STDOUT`,
   /** The slice's rows whose keys are listed, one array setting per key column. */
   copyKeys: (e: ResolvedEntity) => {
     const arrays = e.meta.keyColumns.map((k, i) => `current_setting('${keySetting(i)}')::${e.types[k]}[]`);
@@ -378,21 +476,19 @@ export const regionSql = {
   },
   /**
    * Key and row hash of the slice's rows in key order, typed as on the site, for a merge with the
-   * site's (see key-hash-merge): binary, every field a bigint. `inBuckets` limits them to the
-   * buckets of the region setting.
+   * site's (see key-hash-merge): binary, every field a bigint; in a region.
    */
-  copyKeyHashesInOrder: (e: ResolvedEntity, inBuckets: boolean) => {
+  copyKeyHashesInOrder: (e: ResolvedEntity, region: RemoteRegion) => {
     const keys = e.meta.keyColumns.map((k) => `r.${q(k)}::${e.types[k]}::bigint`).join(', ');
-    const where = inBuckets ? ` WHERE ${IN_REGION_BUCKETS(e)}` : '';
-    return `COPY (SELECT ${keys}, ${rowHash(e, 'r')} FROM (${remoteSlice(e.meta, TENANT_FROM_SETTING)}) AS r${where}
+    return `COPY (SELECT ${keys}, ${rowHash(e, 'r')} ${remoteRegionRows(e, region)}
       ORDER BY ${e.meta.keyColumns.map((_, i) => i + 1).join(', ')}) TO STDOUT (FORMAT binary)`;
   },
   /** The same of the site table's rows in a region. */
   // Ordered by an expression, not the key itself: the site then sorts while the remote sorts, instead
   // of walking its index one row at a time as the merge asks, after the remote's sort is done.
   copySiteKeyHashesInOrder: (e: ResolvedEntity, region: Region) =>
-    `COPY (SELECT ${e.meta.keyColumns.map((k) => `t.${q(k)}::bigint`).join(', ')}, ${rowHash(e, 't')} FROM ${e.table} AS t
-      WHERE ${inRegion(e, region, 't')} ORDER BY ${e.meta.keyColumns.map((k) => `t.${q(k)} + 0`).join(', ')}) TO STDOUT (FORMAT binary)`,
+    `COPY (SELECT ${e.meta.keyColumns.map((k) => `t.${q(k)}::bigint`).join(', ')}, ${rowHash(e, 't')}
+      ${siteRegionRows(e, region)} ORDER BY ${e.meta.keyColumns.map((k) => `t.${q(k)} + 0`).join(', ')}) TO STDOUT (FORMAT binary)`,
   /**
    * The differing keys a merge found, as a table like `createDiffTable`'s: one array parameter per
    * key column, then whether each key is only on the site, and whether the site has it.

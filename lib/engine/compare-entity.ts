@@ -20,11 +20,17 @@ import type { RemoteSnapshot } from '../db/remote-database';
 import type { SiteDatabase } from '../db/site-database';
 import {
   type BucketFingerprint,
+  type Buckets,
+  bucketValues,
   fingerprintSql,
+  INTEGER_TYPES,
   keySetting,
   MASK_SETTING,
+  RANGES_HI_SETTING,
+  RANGES_LO_SETTING,
   REGION_SETTING,
   type Region,
+  type RemoteRegion,
   type ResolvedEntity,
   regionSql,
   remoteSql,
@@ -48,10 +54,13 @@ export type Comparison =
     };
 
 /**
- * Buckets of the fingerprint: enough that a few changes narrow the comparison to a few hundredths
- * of the rows, few enough that the remote's fingerprints of all of them stay near 20 KB.
+ * Buckets of the fingerprint: about `BUCKET_ROWS` rows each, so that a few changes narrow the
+ * comparison to a few hundred rows each, at most `MAX_BUCKETS`, so that the remote's fingerprints
+ * of all of them stay under 20 KB, and at least `MIN_BUCKETS`.
  */
-const BUCKET_MASK = 1_023;
+const BUCKET_ROWS = 256;
+const MIN_BUCKETS = 64;
+const MAX_BUCKETS = 1_024;
 /** More differing buckets than this share: changes are everywhere, compare every key. */
 const BROAD_CHANGE_SHARE = 0.5;
 /** Differing buckets holding at most this many rows are staged whole. */
@@ -127,14 +136,16 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     );
     return { mode: 'loaded', rows };
   }
-  if (await changedThroughout(ctx, e)) return mergeKeys(ctx, e, { kind: 'all' });
+  const size = await site.tableSize(e);
+  if (await changedThroughout(ctx, e, size.bytes)) return mergeKeys(ctx, e, { kind: 'all' });
 
   // One scan on each side at once; equal buckets everywhere end it here, which is most runs.
+  const buckets = await chooseBuckets(ctx, e, size.rows);
   const [siteBuckets, remoteRows] = await Promise.all([
-    site.bucketFingerprints(e, BUCKET_MASK),
-    remote.query<{ packed: string | null }>(
-      fingerprintSql.remoteBuckets(e),
-      [ctx.tenantId, BUCKET_MASK],
+    site.bucketFingerprints(e, buckets),
+    remote.query<{ packed: string | null; lo: string | null; hi: string | null }>(
+      fingerprintSql.remoteBuckets(e, buckets.kind),
+      [ctx.tenantId, ...bucketValues(buckets)],
       name,
     ),
   ]);
@@ -150,7 +161,9 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   };
   const occupied = new Set([...siteBuckets.keys(), ...remoteBuckets.keys()]);
   const region: Region =
-    differing.length === occupied.size ? { kind: 'all' } : await bucketRegion(ctx, e, differing, BUCKET_MASK);
+    differing.length === occupied.size
+      ? { kind: 'all' }
+      : await bucketRegion(ctx, e, differing, withRemoteBounds(buckets, remoteRows[0]));
   // A few changes: their buckets' rows are fewer than the keys would be to compare.
   if (
     differing.length <= BROAD_CHANGE_SHARE * occupied.size &&
@@ -160,13 +173,76 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   return compareKeys(ctx, e, region, counts);
 }
 
+/** Key ranges of an integer first key column, when its values span less than this. */
+const MAX_RANGE_SPAN = 2n ** 62n;
+const MAX_KEY = 2n ** 63n - 1n;
+
+/** A power of two: about `BUCKET_ROWS` rows a bucket, within the bounds. */
+function bucketCount(rows: number): number {
+  let buckets = MIN_BUCKETS;
+  while (buckets < MAX_BUCKETS && buckets * BUCKET_ROWS < rows) buckets *= 2;
+  return buckets;
+}
+
+/** Ranges of the first key when it is an integer (found by index later), else key hashes. */
+async function chooseBuckets(ctx: CompareContext, e: ResolvedEntity, rows: number): Promise<Buckets> {
+  const count = bucketCount(rows);
+  if (INTEGER_TYPES.has(e.types[e.meta.keyColumns[0]!]!)) {
+    const bounds = await ctx.site.keyBounds(e);
+    if (bounds !== undefined && bounds.hi - bounds.lo < MAX_RANGE_SPAN) {
+      const n = BigInt(count);
+      const width = (bounds.hi - bounds.lo + n) / n;
+      const hi = bounds.lo + width * n - 1n;
+      return { kind: 'range', lo: bounds.lo, hi: hi > MAX_KEY ? MAX_KEY : hi, width };
+    }
+  }
+  return { kind: 'hash', mask: count - 1 };
+}
+
+/** Range buckets with the outer bounds of both sides' keys: no key of either lies beyond them. */
+type BoundedBuckets = Buckets | (Buckets & { kind: 'range'; first: bigint; last: bigint });
+
+function withRemoteBounds(
+  buckets: Buckets,
+  remote?: { lo: string | null; hi: string | null },
+): BoundedBuckets {
+  if (buckets.kind !== 'range') return buckets;
+  const lo = remote?.lo == null ? buckets.lo : BigInt(remote.lo);
+  const hi = remote?.hi == null ? buckets.hi : BigInt(remote.hi);
+  return { ...buckets, first: lo < buckets.lo ? lo : buckets.lo, last: hi > buckets.hi ? hi : buckets.hi };
+}
+
+/**
+ * The key ranges of some range buckets, adjacent ones joined; the outer buckets reach the outer
+ * keys of both sides (the site's bounds made the buckets, the remote's came with its fingerprints).
+ */
+function keyRanges(
+  buckets: Buckets & { kind: 'range'; first: bigint; last: bigint },
+  numbers: readonly number[],
+) {
+  const last = Number((buckets.hi - buckets.lo) / buckets.width);
+  const lo: string[] = [];
+  const hi: string[] = [];
+  const sorted = [...numbers].sort((a, b) => a - b);
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    const first = BigInt(sorted[i]!);
+    const end = BigInt(sorted[j]!);
+    lo.push(String(first === 0n ? buckets.first : buckets.lo + first * buckets.width));
+    hi.push(String(sorted[j] === last ? buckets.last : buckets.lo + (end + 1n) * buckets.width - 1n));
+    i = j + 1;
+  }
+  return { lo, hi };
+}
+
 /**
  * True when a sample of the table's keys shows changes spread so widely that the fingerprint
  * buckets would nearly all differ: only for large tables with integer keys, which can be merged.
  */
-async function changedThroughout(ctx: CompareContext, e: ResolvedEntity): Promise<boolean> {
+async function changedThroughout(ctx: CompareContext, e: ResolvedEntity, bytes: number): Promise<boolean> {
   if (!canMergeKeys(e.meta.keyColumns.map((k) => e.types[k]!))) return false;
-  if ((await ctx.site.tableBytes(e)) < SAMPLE_MIN_BYTES) return false;
+  if (bytes < SAMPLE_MIN_BYTES) return false;
   const sample = await ctx.site.sampleRows(e, Math.random() * SAMPLE_SPAN, SAMPLE_ROWS);
   if (sample === undefined || sample.rows < SAMPLE_ROWS / 2) return false;
   const [found] = await ctx.remote.query<{ differing: string }>(
@@ -177,25 +253,43 @@ async function changedThroughout(ctx: CompareContext, e: ResolvedEntity): Promis
   return Number(found?.differing ?? 0) >= SAMPLE_BROAD_CHANGES;
 }
 
-/** Names the region's buckets to the remote: COPY statements read them from settings. */
-async function setRemoteRegion(ctx: CompareContext, buckets: readonly number[], mask: number): Promise<void> {
-  await ctx.remote.setSetting(MASK_SETTING, String(mask));
-  await ctx.remote.setSetting(REGION_SETTING, `{${buckets.join(',')}}`);
-}
-
-/** The rows of some buckets, on both sides: a bucket table on the site, settings on the remote. */
+/**
+ * The rows of some buckets, on both sides: a table of bucket numbers or key ranges on the site,
+ * settings on the remote (COPY statements take no parameters).
+ */
 async function bucketRegion(
   ctx: CompareContext,
   e: ResolvedEntity,
-  buckets: readonly DifferingBucket[],
-  mask: number,
+  differing: readonly DifferingBucket[],
+  buckets: BoundedBuckets,
 ): Promise<Region> {
-  const numbers = buckets.map((d) => d.b);
+  const numbers = differing.map((d) => d.b);
+  if (buckets.kind === 'hash') {
+    const [region] = await Promise.all([
+      ctx.site.createBucketRegion(e, numbers, buckets.mask),
+      (async () => {
+        await ctx.remote.setSetting(MASK_SETTING, String(buckets.mask));
+        await ctx.remote.setSetting(REGION_SETTING, `{${numbers.join(',')}}`);
+      })(),
+    ]);
+    return region;
+  }
+  if (!('first' in buckets)) throw new Error('range buckets without their outer bounds');
+  const ranges = keyRanges(buckets, numbers);
   const [region] = await Promise.all([
-    ctx.site.createBucketRegion(e, numbers, mask),
-    setRemoteRegion(ctx, numbers, mask),
+    ctx.site.createRangeRegion(e, ranges.lo, ranges.hi),
+    (async () => {
+      await ctx.remote.setSetting(RANGES_LO_SETTING, `{${ranges.lo.join(',')}}`);
+      await ctx.remote.setSetting(RANGES_HI_SETTING, `{${ranges.hi.join(',')}}`);
+    })(),
   ]);
   return region;
+}
+
+/** How the remote's COPY statements select a region's rows. */
+function remoteRegion(region: Region): RemoteRegion {
+  if (region.kind === 'keys') throw new Error('a key region is never read from the remote by buckets');
+  return region.kind;
 }
 
 interface RegionCounts {
@@ -212,8 +306,10 @@ async function stageRegion(
   counts: RegionCounts,
 ): Promise<Comparison> {
   if (region.kind === 'all') return stageAll(ctx, e, counts.siteRows);
-  const staged = await ctx.remote.copyOut(regionSql.copyBuckets(e), e.meta.name, (rows) =>
-    ctx.site.stage(e, rows),
+  const staged = await ctx.remote.copyOut(
+    regionSql.copyRegion(e, remoteRegion(region)),
+    e.meta.name,
+    (rows) => ctx.site.stage(e, rows),
   );
   return {
     mode: 'staged',
@@ -253,7 +349,7 @@ async function mergeKeys(
   // The remote sorts its key hashes in memory instead of in temporary files: a million take 60 MB.
   await ctx.remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
   const merged = await ctx.remote.copyOut(
-    regionSql.copyKeyHashesInOrder(e, region.kind !== 'all'),
+    regionSql.copyKeyHashesInOrder(e, remoteRegion(region)),
     e.meta.name,
     (remoteLines) =>
       ctx.site.readKeyHashesInOrder(e, region, (siteLines) =>
@@ -283,7 +379,7 @@ async function diffKeys(
   counts: RegionCounts,
 ): Promise<Comparison> {
   const hashed = await ctx.remote.copyOut(
-    regionSql.copyHashes(e, region.kind !== 'all'),
+    regionSql.copyHashes(e, remoteRegion(region)),
     e.meta.name,
     (hashes) => ctx.site.diffByHashes(e, region, hashes),
   );

@@ -14,8 +14,8 @@ import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 const TENANT = 1;
 const ROWS = 20_000;
 
-/** A row's fingerprint bucket (the engine's mask 1023), to put changes in chosen buckets. */
-const BUCKET = `(hashint8extended(id::bigint, 0) & 1023)`;
+/** The first ids of tenant 1 (ids are tenant * 10^8 + n): changes there fill the first key-range buckets. */
+const FIRST_IDS = (n: number) => `id <= ${TENANT * 100_000_000 + n}`;
 
 /**
  * The comparison of one entity as a run would make it, in a transaction rolled back afterwards;
@@ -103,11 +103,12 @@ describe('comparing an entity', () => {
 
     const comparison = await compare();
 
-    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'buckets', mask: 1023 } });
+    // Key ranges of the integer id: the site finds their rows through its index.
+    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'ranges' } });
     if (comparison.mode !== 'staged') throw new Error('not staged');
-    // Six buckets of about 20 rows each: a hundred rows or so, never the slice.
-    expect(comparison.staged).toBeLessThan(250);
-    expect(comparison.knownEqual).toBeGreaterThan(ROWS - 250);
+    // 128 buckets of about 160 rows, six of them differ: a thousand rows at most, never the slice.
+    expect(comparison.staged).toBeLessThan(1_000);
+    expect(comparison.knownEqual).toBeGreaterThan(ROWS - 1_000);
     await syncAndCheck({ inserted: 0, updated: 4, deleted: 2 }, ROWS);
   });
 
@@ -131,10 +132,10 @@ describe('comparing an entity', () => {
 
   it('merges only the differing buckets when changes fill some of them', async () => {
     await load(60_000);
-    // A quarter of the rows of 160 buckets of 1,024: too many rows to stage the buckets whole.
-    await updateRegisters(`${BUCKET} < 160 AND id % 4 = 0`);
+    // A quarter of the rows of the first 15% of the key range: too many to stage its buckets whole.
+    await updateRegisters(`${FIRST_IDS(9_000)} AND id % 4 = 0`);
     const { rows } = await fx.remoteClient.query(
-      `SELECT count(*)::int AS n FROM register WHERE tenant_id = ${TENANT} AND ${BUCKET} < 160 AND id % 4 = 0`,
+      `SELECT count(*)::int AS n FROM register WHERE tenant_id = ${TENANT} AND ${FIRST_IDS(9_000)} AND id % 4 = 0`,
     );
     const changed = rows[0].n as number;
 
@@ -142,6 +143,24 @@ describe('comparing an entity', () => {
 
     expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: changed });
     await syncAndCheck({ inserted: 0, updated: changed, deleted: 0 }, 60_000);
+  });
+
+  it('reaches rows beyond both ends of the site keys through the outer ranges', async () => {
+    await load(60_000);
+    // New rows above the site's last key (other tenants' keys lie further up), the first rows gone,
+    // and enough changes between that the buckets are compared key by key.
+    await fx.remoteClient.query(
+      `INSERT INTO register (id, tenant_id, name, address, data_type, unit, scale, description, updated_at)
+       SELECT ${TENANT * 100_000_000 + 5_000_000} + i, ${TENANT}, 'new', 1, 'uint16', NULL, 1.5, NULL, now()
+       FROM generate_series(1, 5) AS i`,
+    );
+    await fx.remoteClient.query(`DELETE FROM register WHERE tenant_id = ${TENANT} AND ${FIRST_IDS(3)}`);
+    await updateRegisters(`id % 2000 = 17`);
+
+    const comparison = await compare();
+
+    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: 5 + 30 });
+    await syncAndCheck({ inserted: 5, updated: 30, deleted: 3 }, 60_000);
   });
 
   it('stages the whole slice when most rows changed, since fetching by key would cost more', async () => {
@@ -277,6 +296,14 @@ describe('comparing an entity', () => {
           )
         ).rows,
       );
+
+      // Two changes now: only their key-hash buckets (of 64, about 55 rows each) are staged.
+      await fx.remoteClient.query(`UPDATE meter_label SET body = 'changed' WHERE code IN ('Ä-10', 'Ä-4000')`);
+      const narrowed = await compare(label);
+      expect(narrowed).toMatchObject({ mode: 'staged', region: { kind: 'buckets', mask: 63 } });
+      expect(narrowed.mode === 'staged' && narrowed.staged).toBeLessThan(200);
+      const again = await fx.sync({ registry, entities: ['meter_label'] });
+      expect(again.entities[0]).toMatchObject({ status: 'ok', updated: 2, deleted: 0, inserted: 0 });
     });
   });
 });
@@ -321,9 +348,9 @@ const secondServer = process.env.SECOND_TEST_DATABASE_URL;
     expect({ remoteVersion, siteVersion, unchanged }).toMatchObject({
       unchanged: { mode: 'equal', rows: 5_000 },
     });
-    // Row hashes agree one by one: only the buckets of the 3 changed rows are staged.
-    expect(narrowed).toMatchObject({ mode: 'staged', region: { kind: 'buckets' } });
-    expect(narrowed.mode === 'staged' && narrowed.staged).toBeLessThan(20);
+    // Row hashes agree one by one: only the buckets of the 3 changed rows (of 64) are staged.
+    expect(narrowed).toMatchObject({ mode: 'staged', region: { kind: 'ranges' } });
+    expect(narrowed.mode === 'staged' && narrowed.staged).toBeLessThan(300);
     expect(changed.entities[1]).toMatchObject({ status: 'ok', updated: 3, unchanged: 4_997 });
     expect(await tableRows(fx.siteClient, SHIPPED_TABLES.register!)).toEqual(
       (await expectedSlice(fx.remoteClient, TENANT)).register,
