@@ -53,6 +53,9 @@ export class RemoteSnapshot {
       over = true;
     });
     rows.on('error', (error) => relay.destroy(error));
+    // The consumer meets the error when it reads the relay; until it starts reading (it may first
+    // wait on the site), an error with no listener would otherwise crash the process.
+    relay.on('error', () => {});
     rows.pipe(relay);
     try {
       const result = await consume(relay);

@@ -245,7 +245,7 @@ export class SiteDatabase {
     const lines = this.client.query(copyTo(regionSql.copySiteKeyHashesInOrder(e, region)));
     const ended = new Promise<void>((resolve) => {
       lines.once('end', resolve);
-      lines.once('error', () => resolve());
+      lines.on('error', () => resolve());
     });
     try {
       return await consume(lines);
