@@ -5,10 +5,12 @@
  * 2. A large table with integer keys is sampled: a short key range compared key by key. Changes
  *    in it mean changes everywhere, and every key is compared at once (step 4, whole table).
  * 3. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes per
- *    key-hash bucket: all equal means nothing changed, for a scan on each side and about 20 KB.
+ *    bucket (key ranges of an integer first key, else key hashes): all equal means nothing
+ *    changed, for a scan on each side and at most about 20 KB.
  * 4. Differing buckets holding few rows are staged whole. Otherwise both sides' key hashes of the
  *    differing buckets (of all, when most differ) are compared key by key, and only the rows whose
- *    hash differs are fetched; when most differ, the region is staged whole.
+ *    hash differs are fetched; when most differ, the region is staged whole. The rows of a few key
+ *    ranges are found through the key's index on both sides.
  *
  * Whatever is not staged was proved equal, so the apply steps leave it alone and count it as
  * unchanged. Shortcuts need parents that this run does not change; otherwise everything is staged.
