@@ -10,12 +10,11 @@
  */
 import type { Readable } from 'node:stream';
 import { MeterSyncError } from '../errors';
+import { INTEGER_TYPES } from './sync-sql';
 
-/** Integer types that both servers send as a bigint and order as numbers. */
-const MERGEABLE_KEY_TYPES = new Set(['smallint', 'integer', 'bigint']);
-
+/** Keys of integer columns only: both servers send them as bigints and order them as numbers. */
 export function canMergeKeys(keyTypes: readonly string[]): boolean {
-  return keyTypes.length > 0 && keyTypes.every((type) => MERGEABLE_KEY_TYPES.has(type));
+  return keyTypes.length > 0 && keyTypes.every((type) => INTEGER_TYPES.has(type));
 }
 
 export interface KeyHashDiff {

@@ -19,9 +19,8 @@ import {
   countAbsent,
   deleteAbsent,
   deleteListed,
-  type FingerprintRow,
-  fingerprintMap,
   fingerprintSql,
+  INTEGER_TYPES,
   type ParentLookup,
   planSql,
   type Region,
@@ -31,6 +30,7 @@ import {
   selectRows,
   siteSql,
   unnestSource,
+  unpackFingerprints,
   upsertFrom,
 } from './sync-sql';
 
@@ -43,6 +43,13 @@ const ROW_BYTES_GUESS = 128;
 export interface WriteCounts {
   inserted: number;
   updated: number;
+}
+
+export interface TableShape {
+  bytes: number;
+  rows: number;
+  /** The first and last value of an integer first key column. */
+  keys?: { lo: bigint; hi: bigint };
 }
 
 /** A site sample (see `sampleSql`): its first-key range, row count, and keys and hashes as array text. */
@@ -163,18 +170,11 @@ export class SiteDatabase {
 
   /** Row count and xor of row hashes per bucket of the whole table. */
   async bucketFingerprints(e: ResolvedEntity, buckets: Buckets): Promise<Map<number, BucketFingerprint>> {
-    const { rows } = await this.client.query<FingerprintRow>(
+    const { rows } = await this.client.query(
       fingerprintSql.siteBuckets(e, buckets.kind),
       bucketValues(buckets),
     );
-    return fingerprintMap(rows);
-  }
-
-  /** The smallest and largest value of the first key column, or undefined for an empty table. */
-  async keyBounds(e: ResolvedEntity): Promise<{ lo: bigint; hi: bigint } | undefined> {
-    const { rows } = await this.client.query(fingerprintSql.siteKeyBounds(e));
-    const { lo, hi } = rows[0] ?? {};
-    return lo === null || hi === null || lo === undefined ? undefined : { lo: BigInt(lo), hi: BigInt(hi) };
+    return unpackFingerprints(rows[0]?.packed ?? null);
   }
 
   /** The rows of some key-hash buckets, as a region. */
@@ -194,23 +194,36 @@ export class SiteDatabase {
   }
 
   /**
-   * The keys and row hashes of up to `rows` site rows from a point (`at`, 0 to 1) of the first key
-   * column's range, as text parameters for the remote's side of the sample; none on an empty table.
+   * The keys and row hashes of up to `rows` site rows from the first key `from` on, as text
+   * parameters for the remote's side of the sample; none when no row lies there.
    */
-  async sampleRows(e: ResolvedEntity, at: number, rows: number): Promise<SiteSample | undefined> {
-    const { rows: found } = await this.client.query({ text: sampleSql.siteRows(e), values: [at, rows] });
+  async sampleRows(e: ResolvedEntity, from: bigint, rows: number): Promise<SiteSample | undefined> {
+    const { rows: found } = await this.client.query({
+      text: sampleSql.siteRows(e),
+      values: [String(from), rows],
+    });
     const sample = found[0];
     if (sample === undefined) return undefined;
     const keys = e.meta.keyColumns.map((_, i) => String(sample[`k${i}`]));
     return { lo: sample.lo, hi: sample.hi, rows: count(sample.rows), keys, hashes: sample.h };
   }
 
-  /** The table's size on disk and an estimate of its rows (from the size, before any ANALYZE). */
-  async tableSize(e: ResolvedEntity): Promise<{ bytes: number; rows: number }> {
-    const { rows } = await this.client.query(sampleSql.tableSize, [e.table]);
-    const bytes = count(rows[0]?.bytes);
-    const estimate = Number(rows[0]?.rows ?? -1);
-    return { bytes, rows: estimate >= 0 ? estimate : Math.round(bytes / ROW_BYTES_GUESS) };
+  /**
+   * The table's size on disk, an estimate of its rows (from the size, before any ANALYZE), and its
+   * first and last first key when that is an integer column and the table has rows.
+   */
+  async tableShape(e: ResolvedEntity): Promise<TableShape> {
+    const { rows } = await this.client.query(sampleSql.tableShape(e), [e.table]);
+    const { bytes, rows: estimate, lo, hi } = rows[0] ?? {};
+    const size = count(bytes);
+    const shape = {
+      bytes: size,
+      rows: Number(estimate ?? -1) >= 0 ? Number(estimate) : Math.round(size / ROW_BYTES_GUESS),
+    };
+    const integerKey = INTEGER_TYPES.has(e.types[e.meta.keyColumns[0]!]!);
+    return integerKey && lo != null && hi != null
+      ? { ...shape, keys: { lo: BigInt(lo), hi: BigInt(hi) } }
+      : shape;
   }
 
   /** Loads the remote's key and row hashes of a bucket region and keeps the keys that differ. */

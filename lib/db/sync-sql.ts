@@ -317,51 +317,45 @@ export function inRegion(e: ResolvedEntity, region: Region, t: string): string {
   }
 }
 
-/** A bucket's row count and xor of row hashes, as the fingerprint queries return them. */
-export interface FingerprintRow {
-  b: number;
-  n: string;
-  x: string;
-}
-
 export interface BucketFingerprint {
   n: number;
   x: bigint;
 }
 
-/** Fingerprints by bucket number, parsed from either side's rows. */
-export function fingerprintMap(rows: readonly FingerprintRow[]): Map<number, BucketFingerprint> {
-  return new Map(rows.map((r) => [r.b, { n: Number(r.n), x: BigInt(r.x) }]));
-}
-
 const parameters = (from: number, count: number) =>
   Array.from({ length: count }, (_, i) => `$${from + i}::bigint`);
 
+/**
+ * Fingerprint rows `(b, n, x)` of `source` packed into one base64 text of 14 bytes per bucket
+ * (number, count, xor): these bytes cross the network on every run, a thousand buckets in 19 KB
+ * instead of 60 KB of rows. `extra` adds output columns aggregated over the rows of `source`.
+ */
+function packed(source: string, extra = ''): string {
+  return `SELECT encode(string_agg(int2send(b::smallint) || int4send(n::integer) || int8send(x), ''), 'base64') AS packed${extra}
+     FROM (${source}) AS g`;
+}
+
 export const fingerprintSql = {
-  /** Row count and xor of row hashes per bucket of the site table; the parameters are the `bucketValues`. */
+  /** Packed row counts and xors of row hashes per bucket of the site table; the parameters are the `bucketValues`. */
   siteBuckets: (e: ResolvedEntity, kind: Buckets['kind']) =>
-    `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
+    packed(`SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
        SELECT ${bucketOf(e, 't', kind, parameters(1, bucketValueCount(kind)))} AS b, ${rowHash(e, 't')} AS h
        FROM ${e.table} AS t) AS f
-     GROUP BY b`,
+     GROUP BY b`),
   /**
-   * The same per bucket of the remote slice (`$1` is the tenant id, then the `bucketValues`), packed
-   * into one base64 text of 14 bytes per bucket (number, count, xor), since these bytes cross the
-   * network on every run: a thousand buckets in 19 KB instead of 60 KB of rows.
+   * The same of the remote slice (`$1` is the tenant id, then the `bucketValues`); with range
+   * buckets also the slice's first and last key, so that the outer ranges have bounds.
    */
   remoteBuckets: (e: ResolvedEntity, kind: Buckets['kind']) => {
-    // Range buckets: also the slice's first and last key, so that the outer ranges have bounds.
     const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';
-    return `SELECT encode(string_agg(int2send(b::smallint) || int4send(n::integer) || int8send(x), ''), 'base64') AS packed,
-       min(lo)::text AS lo, max(hi)::text AS hi
-     FROM (SELECT b, count(*) AS n, bit_xor(h) AS x, min(k) AS lo, max(k) AS hi FROM (
+    return packed(
+      `SELECT b, count(*) AS n, bit_xor(h) AS x, min(k) AS lo, max(k) AS hi FROM (
        SELECT ${bucketOf(e, 'r', kind, parameters(2, bucketValueCount(kind)))} AS b, ${rowHash(e, 'r')} AS h, ${key} AS k
        FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
-     GROUP BY b) AS g`;
+     GROUP BY b`,
+      ', min(lo)::text AS lo, max(hi)::text AS hi',
+    );
   },
-  /** The smallest and largest first key of the site table, through its index. */
-  siteKeyBounds: (e: ResolvedEntity) =>
-    `SELECT min(${q(e.meta.keyColumns[0]!)})::text AS lo, max(${q(e.meta.keyColumns[0]!)})::text AS hi FROM ${e.table}`,
   createBucketTable: (table: string) =>
     `CREATE TEMPORARY TABLE ${table} (b integer PRIMARY KEY) ON COMMIT DROP`,
   fillBucketTable: (table: string) => `INSERT INTO ${table} (b) SELECT unnest($1::integer[])`,
@@ -369,10 +363,10 @@ export const fingerprintSql = {
     `CREATE TEMPORARY TABLE ${table} ON COMMIT DROP AS SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS g (lo, hi)`,
 };
 
-/** Bytes per bucket of the packed remote fingerprints: int2 number, int4 count, int8 xor. */
+/** Bytes per bucket of the packed fingerprints: int2 number, int4 count, int8 xor. */
 const PACKED_BUCKET = 14;
 
-/** Parses `remoteBuckets`' packed fingerprints. */
+/** Parses packed fingerprints (see `packed`). */
 export function unpackFingerprints(packed: string | null): Map<number, BucketFingerprint> {
   const bytes = Buffer.from(packed ?? '', 'base64');
   const buckets = new Map<number, BucketFingerprint>();
@@ -388,24 +382,25 @@ export function unpackFingerprints(packed: string | null): Map<number, BucketFin
  */
 export const sampleSql = {
   /**
-   * The site table's size on disk and its row count as last estimated by the server (-1 before
-   * its first ANALYZE): what sizes the sample and the buckets, never a result.
+   * The site table's size on disk, its row count as last estimated by the server (-1 before its
+   * first ANALYZE) and its first and last first key (through the key's index): what sizes the
+   * sample and the buckets, never a result.
    */
-  tableSize:
-    'SELECT pg_relation_size(c.oid) AS bytes, c.reltuples AS rows FROM pg_class c WHERE c.oid = to_regclass($1)',
+  tableShape: (e: ResolvedEntity) => {
+    const first = q(e.meta.keyColumns[0]!);
+    return `SELECT pg_relation_size(c.oid) AS bytes, c.reltuples AS rows,
+      (SELECT min(${first}) FROM ${e.table})::text AS lo, (SELECT max(${first}) FROM ${e.table})::text AS hi
+      FROM pg_class c WHERE c.oid = to_regclass($1)`;
+  },
   /**
-   * The site's keys and row hashes of up to `$2` rows from a point `$1` (0 to 1) of its first key's
-   * range, with the range, as text ready to be passed to `compareRemote`.
+   * The site's keys and row hashes of up to `$2` rows from the first key `$1` on, with their range
+   * of first keys, as text ready to be passed to `compareRemote`.
    */
   siteRows: (e: ResolvedEntity) => {
     const [first] = e.meta.keyColumns;
     const k = `t.${q(first!)}`;
-    const type = e.types[first!]!;
-    // The start is a scalar sub-select, so that the index scan starts there instead of filtering.
-    const start = `(SELECT (lo + floor((hi::numeric - lo) * $1::float8))::${type}
-      FROM (SELECT min(${q(first!)}) AS lo, max(${q(first!)}) AS hi FROM ${e.table}) AS bounds)`;
     return `WITH span AS (SELECT min(k) AS lo, max(k) AS hi FROM (
-        SELECT ${k} AS k FROM ${e.table} AS t WHERE ${k} >= ${start} ORDER BY ${list(e.meta.keyColumns, 't')} LIMIT $2) AS s)
+        SELECT ${k} AS k FROM ${e.table} AS t WHERE ${k} >= $1::bigint ORDER BY ${list(e.meta.keyColumns, 't')} LIMIT $2) AS s)
     SELECT span.lo::text AS lo, span.hi::text AS hi, count(*) AS rows,
       ${e.meta.keyColumns.map((c, i) => `coalesce(array_agg(t.${q(c)})::text, '{}') AS k${i}`).join(', ')},
       coalesce(array_agg(${rowHash(e, 't')})::text, '{}') AS h

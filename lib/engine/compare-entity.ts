@@ -19,13 +19,12 @@
 import { Readable } from 'node:stream';
 import { canMergeKeys, mergeKeyHashes } from '../db/key-hash-merge';
 import type { RemoteSnapshot } from '../db/remote-database';
-import type { SiteDatabase } from '../db/site-database';
+import type { SiteDatabase, TableShape } from '../db/site-database';
 import {
   type BucketFingerprint,
   type Buckets,
   bucketValues,
   fingerprintSql,
-  INTEGER_TYPES,
   keySetting,
   MASK_SETTING,
   RANGES_HI_SETTING,
@@ -138,11 +137,11 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     );
     return { mode: 'loaded', rows };
   }
-  const size = await site.tableSize(e);
-  if (await changedThroughout(ctx, e, size.bytes)) return mergeKeys(ctx, e, { kind: 'all' });
+  const shape = await site.tableShape(e);
+  if (await changedThroughout(ctx, e, shape)) return mergeKeys(ctx, e, { kind: 'all' });
 
   // One scan on each side at once; equal buckets everywhere end it here, which is most runs.
-  const buckets = await chooseBuckets(ctx, e, size.rows);
+  const buckets = chooseBuckets(shape);
   const [siteBuckets, remoteRows] = await Promise.all([
     site.bucketFingerprints(e, buckets),
     remote.query<{ packed: string | null; lo: string | null; hi: string | null }>(
@@ -165,7 +164,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   const region: Region =
     differing.length === occupied.size
       ? { kind: 'all' }
-      : await bucketRegion(ctx, e, differing, withRemoteBounds(buckets, remoteRows[0]));
+      : await bucketRegion(ctx, e, differing, buckets, remoteRows[0]);
   // A few changes: their buckets' rows are fewer than the keys would be to compare.
   if (
     differing.length <= BROAD_CHANGE_SHARE * occupied.size &&
@@ -187,52 +186,42 @@ function bucketCount(rows: number): number {
 }
 
 /** Ranges of the first key when it is an integer (found by index later), else key hashes. */
-async function chooseBuckets(ctx: CompareContext, e: ResolvedEntity, rows: number): Promise<Buckets> {
-  const count = bucketCount(rows);
-  if (INTEGER_TYPES.has(e.types[e.meta.keyColumns[0]!]!)) {
-    const bounds = await ctx.site.keyBounds(e);
-    if (bounds !== undefined && bounds.hi - bounds.lo < MAX_RANGE_SPAN) {
-      const n = BigInt(count);
-      const width = (bounds.hi - bounds.lo + n) / n;
-      const hi = bounds.lo + width * n - 1n;
-      return { kind: 'range', lo: bounds.lo, hi: hi > MAX_KEY ? MAX_KEY : hi, width };
-    }
+function chooseBuckets(shape: TableShape): Buckets {
+  const count = bucketCount(shape.rows);
+  const { keys } = shape;
+  if (keys !== undefined && keys.hi - keys.lo < MAX_RANGE_SPAN) {
+    const n = BigInt(count);
+    const width = (keys.hi - keys.lo + n) / n;
+    const hi = keys.lo + width * n - 1n;
+    return { kind: 'range', lo: keys.lo, hi: hi > MAX_KEY ? MAX_KEY : hi, width };
   }
   return { kind: 'hash', mask: count - 1 };
 }
 
-/** Range buckets with the outer bounds of both sides' keys: no key of either lies beyond them. */
-type BoundedBuckets = Buckets | (Buckets & { kind: 'range'; first: bigint; last: bigint });
-
-function withRemoteBounds(
-  buckets: Buckets,
-  remote?: { lo: string | null; hi: string | null },
-): BoundedBuckets {
-  if (buckets.kind !== 'range') return buckets;
-  const lo = remote?.lo == null ? buckets.lo : BigInt(remote.lo);
-  const hi = remote?.hi == null ? buckets.hi : BigInt(remote.hi);
-  return { ...buckets, first: lo < buckets.lo ? lo : buckets.lo, last: hi > buckets.hi ? hi : buckets.hi };
-}
-
 /**
- * The key ranges of some range buckets, adjacent ones joined; the outer buckets reach the outer
- * keys of both sides (the site's bounds made the buckets, the remote's came with its fingerprints).
+ * The key ranges of some range buckets, adjacent ones joined. The outer buckets reach the outer
+ * keys of both sides: the site's made the buckets, the remote's (`remote`) came with its fingerprints.
  */
 function keyRanges(
-  buckets: Buckets & { kind: 'range'; first: bigint; last: bigint },
+  buckets: Buckets & { kind: 'range' },
   numbers: readonly number[],
+  remote: { lo: string | null; hi: string | null } | undefined,
 ) {
-  const last = Number((buckets.hi - buckets.lo) / buckets.width);
+  const remoteLo = remote?.lo == null ? buckets.lo : BigInt(remote.lo);
+  const remoteHi = remote?.hi == null ? buckets.hi : BigInt(remote.hi);
+  const first = remoteLo < buckets.lo ? remoteLo : buckets.lo;
+  const last = remoteHi > buckets.hi ? remoteHi : buckets.hi;
+  const lastBucket = Number((buckets.hi - buckets.lo) / buckets.width);
   const lo: string[] = [];
   const hi: string[] = [];
   const sorted = [...numbers].sort((a, b) => a - b);
   for (let i = 0; i < sorted.length; ) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    const first = BigInt(sorted[i]!);
-    const end = BigInt(sorted[j]!);
-    lo.push(String(first === 0n ? buckets.first : buckets.lo + first * buckets.width));
-    hi.push(String(sorted[j] === last ? buckets.last : buckets.lo + (end + 1n) * buckets.width - 1n));
+    lo.push(String(sorted[i] === 0 ? first : buckets.lo + BigInt(sorted[i]!) * buckets.width));
+    hi.push(
+      String(sorted[j] === lastBucket ? last : buckets.lo + BigInt(sorted[j]! + 1) * buckets.width - 1n),
+    );
     i = j + 1;
   }
   return { lo, hi };
@@ -242,10 +231,17 @@ function keyRanges(
  * True when a sample of the table's keys shows changes spread so widely that the fingerprint
  * buckets would nearly all differ: only for large tables with integer keys, which can be merged.
  */
-async function changedThroughout(ctx: CompareContext, e: ResolvedEntity, bytes: number): Promise<boolean> {
+async function changedThroughout(
+  ctx: CompareContext,
+  e: ResolvedEntity,
+  shape: TableShape,
+): Promise<boolean> {
+  const { keys } = shape;
+  if (keys === undefined || shape.bytes < SAMPLE_MIN_BYTES) return false;
   if (!canMergeKeys(e.meta.keyColumns.map((k) => e.types[k]!))) return false;
-  if (bytes < SAMPLE_MIN_BYTES) return false;
-  const sample = await ctx.site.sampleRows(e, Math.random() * SAMPLE_SPAN, SAMPLE_ROWS);
+  // A random point of the first 90% of the key range, in millionths so that bigints stay exact.
+  const at = BigInt(Math.floor(Math.random() * SAMPLE_SPAN * 1_000_000));
+  const sample = await ctx.site.sampleRows(e, keys.lo + ((keys.hi - keys.lo) * at) / 1_000_000n, SAMPLE_ROWS);
   if (sample === undefined || sample.rows < SAMPLE_ROWS / 2) return false;
   const [found] = await ctx.remote.query<{ differing: string }>(
     sampleSql.compareRemote(e),
@@ -257,32 +253,33 @@ async function changedThroughout(ctx: CompareContext, e: ResolvedEntity, bytes: 
 
 /**
  * The rows of some buckets, on both sides: a table of bucket numbers or key ranges on the site,
- * settings on the remote (COPY statements take no parameters).
+ * settings on the remote (COPY statements take no parameters). `remote`: the remote's outer keys.
  */
 async function bucketRegion(
   ctx: CompareContext,
   e: ResolvedEntity,
   differing: readonly DifferingBucket[],
-  buckets: BoundedBuckets,
+  buckets: Buckets,
+  remote?: { lo: string | null; hi: string | null },
 ): Promise<Region> {
   const numbers = differing.map((d) => d.b);
+  const settings: [string, string][] = [];
+  let site: Promise<Region>;
   if (buckets.kind === 'hash') {
-    const [region] = await Promise.all([
-      ctx.site.createBucketRegion(e, numbers, buckets.mask),
-      (async () => {
-        await ctx.remote.setSetting(MASK_SETTING, String(buckets.mask));
-        await ctx.remote.setSetting(REGION_SETTING, `{${numbers.join(',')}}`);
-      })(),
-    ]);
-    return region;
+    site = ctx.site.createBucketRegion(e, numbers, buckets.mask);
+    settings.push([MASK_SETTING, String(buckets.mask)], [REGION_SETTING, `{${numbers.join(',')}}`]);
+  } else {
+    const ranges = keyRanges(buckets, numbers, remote);
+    site = ctx.site.createRangeRegion(e, ranges.lo, ranges.hi);
+    settings.push(
+      [RANGES_LO_SETTING, `{${ranges.lo.join(',')}}`],
+      [RANGES_HI_SETTING, `{${ranges.hi.join(',')}}`],
+    );
   }
-  if (!('first' in buckets)) throw new Error('range buckets without their outer bounds');
-  const ranges = keyRanges(buckets, numbers);
   const [region] = await Promise.all([
-    ctx.site.createRangeRegion(e, ranges.lo, ranges.hi),
+    site,
     (async () => {
-      await ctx.remote.setSetting(RANGES_LO_SETTING, `{${ranges.lo.join(',')}}`);
-      await ctx.remote.setSetting(RANGES_HI_SETTING, `{${ranges.hi.join(',')}}`);
+      for (const [name, value] of settings) await ctx.remote.setSetting(name, value);
     })(),
   ]);
   return region;
