@@ -4,9 +4,9 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import type { Client, QueryResultRow } from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import type { EntityMetadata } from '../entities';
 import { toMeterSyncError } from '../errors';
+import { copyOut } from './copy-out';
 import { type Row, TEXT_TYPES } from './rows';
 import { regionSql, remoteSql } from './sync-sql';
 
@@ -42,7 +42,7 @@ export class RemoteSnapshot {
    */
   async copyOut<T>(sql: string, label: string, consume: (rows: Readable) => Promise<T>): Promise<T> {
     await this.client.query('SAVEPOINT read_slice');
-    const rows = this.client.query(copyTo(sql));
+    const rows = this.client.query(copyOut(sql));
     const relay = new PassThrough();
     // Set once the server ended the COPY, with its last row or with an error.
     let over = false;

@@ -6,9 +6,10 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Client, escapeIdentifier } from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { EntityMetadata } from '../entities';
 import { SiteSchemaError } from '../errors';
+import { copyOut } from './copy-out';
 import type { KeyHashDiff } from './key-hash-merge';
 import { formatKey, type Row, TEXT_TYPES } from './rows';
 import {
@@ -255,7 +256,7 @@ export class SiteDatabase {
   ): Promise<T> {
     // The sort of a million keys and hashes fits in memory this way; the site database is ours.
     await this.client.query(`SELECT set_config('work_mem', '128MB', true)`);
-    const lines = this.client.query(copyTo(regionSql.copySiteKeyHashesInOrder(e, region)));
+    const lines = this.client.query(copyOut(regionSql.copySiteKeyHashesInOrder(e, region)));
     const ended = new Promise<void>((resolve) => {
       lines.once('end', resolve);
       lines.on('error', () => resolve());

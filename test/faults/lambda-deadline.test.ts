@@ -52,7 +52,8 @@ describe('fault: the Lambda deadline is reached mid-run', () => {
   }
 
   it.each([
-    ['reading the remote', 'remote', 'LOCK TABLE register IN ACCESS EXCLUSIVE MODE', /FROM "register"/],
+    // A read of the table the lock holds: the server keeps only the start of a long statement's text.
+    ['reading the remote', 'remote', 'LOCK TABLE register IN ACCESS EXCLUSIVE MODE', /^(SELECT|COPY) /],
     ['in the "upsert register" step', 'site', STEP_LOCKS['upsert register']!, /INSERT INTO "register"/],
     ['in COMMIT', 'site', `SELECT pg_advisory_xact_lock(${COMMIT_LOCK})`, /^COMMIT$/],
   ] as const)(
