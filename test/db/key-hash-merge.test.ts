@@ -123,14 +123,25 @@ describe('merging ordered key hashes', () => {
     expect(diff.changed.length + diff.remoteOnly.length + diff.siteOnly.length).toBe(10);
   });
 
-  it('refuses a stream out of key order instead of reporting equal rows as missing', async () => {
-    await expect(
-      mergeKeyHashes(streamOf(['1\t5', '3\t5', '2\t5']), streamOf(['1\t5']), 1, 10),
-    ).rejects.toMatchObject({
-      code: 'INTERNAL_ERROR',
-      message: expect.stringContaining('remote key hashes are not in strictly ascending key order at 2'),
-    });
-  });
+  it.each([
+    [['1', '3', '2'], '2'],
+    // Keys alike in their high 32 bits: the low halves are unsigned.
+    [['1', '4294967295', '1'], '1'],
+    [['-1', '-4294967296', '-4294967295'], '-4294967296'],
+    [['1', '1'], '1'],
+  ])(
+    'refuses a stream out of key order (%j) instead of reporting equal rows as missing',
+    async (keys, at) => {
+      await expect(
+        mergeKeyHashes(streamOf(keys.map((k) => `${k}\t5`)), streamOf(['1\t5']), 1, 10),
+      ).rejects.toMatchObject({
+        code: 'INTERNAL_ERROR',
+        message: expect.stringContaining(
+          `remote key hashes are not in strictly ascending key order at ${at}`,
+        ),
+      });
+    },
+  );
 
   it('refuses a stream that ends inside a tuple or without its trailer', async () => {
     const whole = Buffer.concat([SIGNATURE, Buffer.alloc(8), tuple([1n, 5n]), tuple([2n, 5n])]);
