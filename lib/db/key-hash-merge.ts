@@ -1,12 +1,17 @@
 /**
  * Compares the remote's and the site's rows of a region by streaming both sides' `(key…, row
- * hash)` tuples in key order at the same time and merging them, so that neither side loads the
- * other's hashes into a table, and the only rows fetched are those whose hash differs (DESIGN §6).
+ * hash)` tuples at the same time, so that neither side loads the other's hashes into a table,
+ * and the only rows fetched are those whose hash differs (DESIGN §6). Two ways:
  *
- * Only keys of integer columns are merged here: both servers and this code then agree on the
- * order without any collation. Both sides send binary COPY with every field a bigint, so every
- * tuple has the same width and is compared where it lies in the chunk, without parsing text: a
- * million tuples a side cost no allocation each, only the keys that differ are turned into text.
+ * - by slot (`compareKeyHashesBySlot`): one integer key column whose site keys are dense enough
+ *   gets a slot per key in two typed arrays (9 bytes a key, at most 19 MB), filled from both
+ *   streams in whatever order they come. Neither server sorts, and both stream at once.
+ * - by merge (`mergeKeyHashes`): any integer keys, both streams in key order. Both servers and
+ *   this code then agree on the order without any collation.
+ *
+ * Both sides send binary COPY with every field a bigint, so every tuple has the same width and is
+ * read where it lies in the chunk, without parsing text: a million tuples a side cost no
+ * allocation each, only the keys that differ are turned into text.
  */
 import type { Readable } from 'node:stream';
 import { MeterSyncError } from '../errors';
@@ -51,6 +56,8 @@ const viewOf = (bytes: Buffer) => new DataView(bytes.buffer, bytes.byteOffset, b
 class TupleBatches {
   private readonly chunks: AsyncIterator<Buffer>;
   private carry: Buffer = Buffer.alloc(0);
+  /** The rest of a chunk whose start completed a cut tuple. */
+  private pending: Buffer | undefined;
   private headerRead = false;
   private ended = false;
   readonly size: number;
@@ -68,10 +75,16 @@ class TupleBatches {
   async next(): Promise<Buffer | undefined> {
     for (;;) {
       if (this.ended) return undefined;
-      const { value, done } = await this.chunks.next();
-      if (done) throw malformed(this.side, 'it ended without its trailer');
-      let bytes = this.carry.length > 0 ? Buffer.concat([this.carry, value as Buffer]) : (value as Buffer);
+      let chunk = this.pending;
+      this.pending = undefined;
+      if (chunk === undefined) {
+        const { value, done } = await this.chunks.next();
+        if (done) throw malformed(this.side, 'it ended without its trailer');
+        chunk = value as Buffer;
+      }
+      let bytes: Buffer;
       if (!this.headerRead) {
+        bytes = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
         if (bytes.length < HEADER) {
           this.carry = bytes;
           continue;
@@ -85,8 +98,15 @@ class TupleBatches {
         }
         bytes = bytes.subarray(HEADER + extension);
         this.headerRead = true;
-      }
+      } else if (this.carry.length > 0) {
+        // Only the bytes that complete the tuple cut by the chunk before are copied; the rest of
+        // this chunk is read where it lies, next.
+        const need = this.size - this.carry.length;
+        if (chunk.length > need) this.pending = chunk.subarray(need);
+        bytes = Buffer.concat([this.carry, chunk.subarray(0, need)]);
+      } else bytes = chunk;
       const whole = this.wholeTuples(bytes);
+      if (this.ended && this.pending !== undefined) throw malformed(this.side, 'bytes after the trailer');
       this.carry = Buffer.from(bytes.subarray(whole));
       if (whole > 0) return bytes.subarray(0, whole);
     }
@@ -270,4 +290,129 @@ export async function mergeKeyHashes(
     overflow: differing > limit,
     differing,
   };
+}
+
+/** Site keys from `lo` on, `slots` of them, each a slot of the table `compareKeyHashesBySlot` keeps. */
+export interface KeySlots {
+  readonly lo: bigint;
+  readonly slots: number;
+}
+
+/**
+ * The most slots a comparison by slot may take: 9 bytes each, 19 MB at most, whatever the table's
+ * size; and at most this many per site row, so that a few sparse keys never take them all.
+ */
+const MAX_SLOTS = 2 ** 21;
+const SLOTS_PER_ROW = 4;
+/** Keys whose high 32 bits lie within these bounds are safe integers, exact as numbers. */
+const SAFE_HIGH = 2 ** 20;
+
+/**
+ * The slots of a single integer key column whose site keys run from `lo` to `hi` over about
+ * `rows` rows, when they are few enough to be kept in memory; otherwise undefined.
+ */
+export function keySlots(lo: bigint, hi: bigint, rows: number): KeySlots | undefined {
+  const span = hi - lo + 1n;
+  const limit = BigInt(Math.min(MAX_SLOTS, Math.max(SLOTS_PER_ROW * rows, 65_536)));
+  const safe = BigInt(SAFE_HIGH) * 2n ** 32n;
+  if (span <= 0n || span > limit || lo <= -safe || hi >= safe) return undefined;
+  return { lo, slots: Number(span) };
+}
+
+const SITE = 1;
+const REMOTE = 2;
+const DIFFERENT = 4;
+
+/**
+ * Compares the two streams of one integer key column and its row hash, in any order, by slot:
+ * a slot per site key from `span.lo` on holds what each side sent and the first side's hash,
+ * so neither server sorts and both stream at once. Keys outside the slots (the remote's new
+ * keys beyond the site's last, say) are kept apart, at most `limit` of them. Keeps at most
+ * `limit` differing keys and counts them all (unless the keys apart overflow).
+ */
+export async function compareKeyHashesBySlot(
+  remote: Readable,
+  site: Readable,
+  span: KeySlots,
+  limit: number,
+): Promise<KeyHashDiff> {
+  const seen = new Uint8Array(span.slots);
+  const hashes = new Int32Array(span.slots * 2);
+  const lo = Number(span.lo);
+  /** Keys outside the slots: decimal text → the sides that sent it and the first one's hash. */
+  const apart = new Map<string, { sides: number; high: number; low: number }>();
+  let overflow = false;
+  let remoteRows = 0;
+  let siteRows = 0;
+
+  const read = async (stream: Readable, side: number, name: string) => {
+    const batches = new TupleBatches(stream, 2, name);
+    for (let batch = await batches.next(); batch !== undefined; batch = await batches.next()) {
+      const view = viewOf(batch);
+      if (side === SITE) siteRows += batch.length / batches.size;
+      else remoteRows += batch.length / batches.size;
+      for (let at = 0; at < batch.length; at += batches.size) {
+        const high = view.getInt32(at + 6);
+        const low = view.getUint32(at + 10);
+        const hashHigh = view.getInt32(at + 18);
+        const hashLow = view.getInt32(at + 22);
+        const slot = high > -SAFE_HIGH && high < SAFE_HIGH ? high * 2 ** 32 + low - lo : -1;
+        if (slot < 0 || slot >= span.slots) {
+          if (overflow) continue;
+          const key = view.getBigInt64(at + 6).toString();
+          const found = apart.get(key);
+          if (found === undefined) {
+            if (apart.size >= limit) overflow = true;
+            else apart.set(key, { sides: side, high: hashHigh, low: hashLow });
+          } else if (found.sides & side) throw twice(name, key);
+          else {
+            found.sides |= side;
+            if (found.high !== hashHigh || found.low !== hashLow) found.sides |= DIFFERENT;
+          }
+          continue;
+        }
+        const state = seen[slot]!;
+        if (state & side) throw twice(name, String(lo + slot));
+        if (state === 0) {
+          hashes[2 * slot] = hashHigh;
+          hashes[2 * slot + 1] = hashLow;
+          seen[slot] = side;
+        } else {
+          const same = hashes[2 * slot] === hashHigh && hashes[2 * slot + 1] === hashLow;
+          seen[slot] = state | side | (same ? 0 : DIFFERENT);
+        }
+      }
+    }
+  };
+  await Promise.all([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
+
+  const changed: string[] = [];
+  const remoteOnly: string[] = [];
+  const siteOnly: string[] = [];
+  let differing = 0;
+  const keep = (sides: number, key: () => string) => {
+    if (sides === (SITE | REMOTE)) return;
+    differing += 1;
+    if (differing > limit) return;
+    const list = sides === SITE ? siteOnly : sides === REMOTE ? remoteOnly : changed;
+    list.push(key());
+  };
+  for (let slot = 0; slot < span.slots; slot++) {
+    const sides = seen[slot]!;
+    if (sides !== 0) keep(sides, () => String(lo + slot));
+  }
+  for (const [key, { sides }] of apart) keep(sides, () => key);
+  return {
+    changed,
+    remoteOnly,
+    siteOnly,
+    remoteRows,
+    siteRows,
+    overflow: overflow || differing > limit,
+    differing,
+  };
+}
+
+function twice(side: string, key: string): MeterSyncError {
+  return new MeterSyncError('INTERNAL_ERROR', `the ${side} key hashes hold the key ${key} twice`);
 }

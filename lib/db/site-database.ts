@@ -246,17 +246,18 @@ export class SiteDatabase {
   }
 
   /**
-   * Streams the key and row hash of the region's site rows, in key order, to `consume`. If the
-   * consumer gives up, the rest is read and dropped so that the connection stays usable.
+   * Streams the key and row hash of the region's site rows (in key order if asked) to `consume`.
+   * If the consumer gives up, the rest is read and dropped so that the connection stays usable.
    */
-  async readKeyHashesInOrder<T>(
+  async readKeyHashes<T>(
     e: ResolvedEntity,
     region: Region,
+    inKeyOrder: boolean,
     consume: (lines: Readable) => Promise<T>,
   ): Promise<T> {
     // The sort of a million keys and hashes fits in memory this way; the site database is ours.
-    await this.client.query(`SELECT set_config('work_mem', '128MB', true)`);
-    const lines = this.client.query(copyOut(regionSql.copySiteKeyHashesInOrder(e, region)));
+    if (inKeyOrder) await this.client.query(`SELECT set_config('work_mem', '128MB', true)`);
+    const lines = this.client.query(copyOut(regionSql.copySiteKeyHashes(e, region, inKeyOrder)));
     const ended = new Promise<void>((resolve) => {
       lines.once('end', resolve);
       lines.on('error', () => resolve());

@@ -490,20 +490,22 @@ export const regionSql = {
       WHERE (${list(e.meta.keyColumns, 'r')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))) TO STDOUT`;
   },
   /**
-   * Key and row hash of the slice's rows in key order, typed as on the site, for a merge with the
-   * site's (see key-hash-merge): binary, every field a bigint; in a region.
+   * Key and row hash of the slice's rows in a region, typed as on the site, for a comparison with
+   * the site's (see key-hash-merge): binary, every field a bigint; in key order for a merge.
    */
-  copyKeyHashesInOrder: (e: ResolvedEntity, region: RemoteRegion) => {
+  copyKeyHashes: (e: ResolvedEntity, region: RemoteRegion, inKeyOrder: boolean) => {
     const keys = e.meta.keyColumns.map((k) => `r.${q(k)}::${e.types[k]}::bigint`).join(', ');
-    return `COPY (SELECT ${keys}, ${rowHash(e, 'r')} ${remoteRegionRows(e, region)}
-      ORDER BY ${e.meta.keyColumns.map((_, i) => i + 1).join(', ')}) TO STDOUT (FORMAT binary)`;
+    const order = inKeyOrder ? ` ORDER BY ${e.meta.keyColumns.map((_, i) => i + 1).join(', ')}` : '';
+    return `COPY (SELECT ${keys}, ${rowHash(e, 'r')} ${remoteRegionRows(e, region)}${order}) TO STDOUT (FORMAT binary)`;
   },
   /** The same of the site table's rows in a region. */
   // Ordered by an expression, not the key itself: the site then sorts while the remote sorts, instead
   // of walking its index one row at a time as the merge asks, after the remote's sort is done.
-  copySiteKeyHashesInOrder: (e: ResolvedEntity, region: Region) =>
-    `COPY (SELECT ${e.meta.keyColumns.map((k) => `t.${q(k)}::bigint`).join(', ')}, ${rowHash(e, 't')}
-      ${siteRegionRows(e, region)} ORDER BY ${e.meta.keyColumns.map((k) => `t.${q(k)} + 0`).join(', ')}) TO STDOUT (FORMAT binary)`,
+  copySiteKeyHashes: (e: ResolvedEntity, region: Region, inKeyOrder: boolean) => {
+    const order = inKeyOrder ? ` ORDER BY ${e.meta.keyColumns.map((k) => `t.${q(k)} + 0`).join(', ')}` : '';
+    return `COPY (SELECT ${e.meta.keyColumns.map((k) => `t.${q(k)}::bigint`).join(', ')}, ${rowHash(e, 't')}
+      ${siteRegionRows(e, region)}${order}) TO STDOUT (FORMAT binary)`;
+  },
   /**
    * The differing keys a merge found, as a table like `createDiffTable`'s: one array parameter per
    * key column, then whether each key is only on the site, and whether the site has it.

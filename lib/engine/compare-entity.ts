@@ -8,16 +8,17 @@
  *    bucket (key ranges of an integer first key, else key hashes): all equal means nothing
  *    changed, for a scan on each side and at most about 20 KB.
  * 4. Differing buckets holding few rows are staged whole. Otherwise both sides' key hashes of the
- *    differing buckets (of all, when most differ) are compared key by key, and only the rows whose
- *    hash differs are fetched; when most differ, the region is staged whole. The rows of a few key
- *    ranges are found through the key's index on both sides.
+ *    differing buckets (of all, when most differ) are compared key by key (dense integer keys by
+ *    slot, as they come; other integer keys merged in key order; other keys diffed by the site),
+ *    and only the rows whose hash differs are fetched; when most differ, the region is staged
+ *    whole. The rows of a few key ranges are found through the key's index on both sides.
  *
  * Whatever is not staged was proved equal, so the apply steps leave it alone and count it as
  * unchanged. Shortcuts need parents that this run does not change; otherwise everything is staged.
  */
 
 import { Readable } from 'node:stream';
-import { canMergeKeys, mergeKeyHashes } from '../db/key-hash-merge';
+import { canMergeKeys, compareKeyHashesBySlot, keySlots, mergeKeyHashes } from '../db/key-hash-merge';
 import type { RemoteSnapshot } from '../db/remote-database';
 import type { SiteDatabase, TableShape } from '../db/site-database';
 import {
@@ -138,7 +139,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     return { mode: 'loaded', rows };
   }
   const shape = await site.tableShape(e);
-  if (await changedThroughout(ctx, e, shape)) return mergeKeys(ctx, e, { kind: 'all' });
+  if (await changedThroughout(ctx, e, shape)) return mergeKeys(ctx, e, { kind: 'all' }, shape);
 
   // One scan on each side at once; equal buckets everywhere end it here, which is most runs.
   const buckets = chooseBuckets(shape);
@@ -171,7 +172,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     Math.max(counts.siteInRegion, counts.remoteInRegion) <= SMALL_REGION_ROWS
   )
     return stageRegion(ctx, e, region, counts);
-  return compareKeys(ctx, e, region, counts);
+  return compareKeys(ctx, e, region, shape, counts);
 }
 
 /** Key ranges of an integer first key column, when its values span less than this. */
@@ -321,38 +322,51 @@ async function stageRegion(
 
 /**
  * Narrows a region to the keys whose row hash differs, and stages only those rows. Integer keys
- * are merged from both sides' ordered streams at once; other keys are diffed by the site from the
+ * are compared from both sides' streams at once; other keys are diffed by the site from the
  * remote's hashes. When most rows of the region differ, the region is staged whole instead.
  */
 function compareKeys(
   ctx: CompareContext,
   e: ResolvedEntity,
   region: Region,
+  shape: TableShape,
   counts: RegionCounts,
 ): Promise<Comparison> {
   return canMergeKeys(e.meta.keyColumns.map((k) => e.types[k]!))
-    ? mergeKeys(ctx, e, region, counts)
+    ? mergeKeys(ctx, e, region, shape, counts)
     : diffKeys(ctx, e, region, counts);
 }
 
-/** Keys of integers: both sides' key hashes merged in key order. Without counts, the merge counts. */
+/**
+ * Keys of integers: both sides' key hashes streamed at once and compared. One key column whose
+ * site keys are dense enough is compared by slot, in any order, so that neither server sorts;
+ * other keys are merged in key order. Without counts, the comparison counts.
+ */
 async function mergeKeys(
   ctx: CompareContext,
   e: ResolvedEntity,
   region: Region,
+  shape: TableShape,
   known?: RegionCounts,
 ): Promise<Comparison> {
   const keep = known
     ? Math.min(MAX_KEPT_KEYS, Math.ceil(MAX_FETCH_SHARE * known.remoteInRegion) + known.siteInRegion)
     : MAX_KEPT_KEYS;
+  const slots =
+    e.meta.keyColumns.length === 1 && shape.keys !== undefined
+      ? keySlots(shape.keys.lo, shape.keys.hi, shape.rows)
+      : undefined;
   // The remote sorts its key hashes in memory instead of in temporary files: a million take 60 MB.
-  await ctx.remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
+  if (slots === undefined) await ctx.remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
+  const inKeyOrder = slots === undefined;
   const merged = await ctx.remote.copyOut(
-    regionSql.copyKeyHashesInOrder(e, remoteRegion(region)),
+    regionSql.copyKeyHashes(e, remoteRegion(region), inKeyOrder),
     e.meta.name,
     (remoteLines) =>
-      ctx.site.readKeyHashesInOrder(e, region, (siteLines) =>
-        mergeKeyHashes(remoteLines, siteLines, e.meta.keyColumns.length, keep),
+      ctx.site.readKeyHashes(e, region, inKeyOrder, (siteLines) =>
+        slots === undefined
+          ? mergeKeyHashes(remoteLines, siteLines, e.meta.keyColumns.length, keep)
+          : compareKeyHashesBySlot(remoteLines, siteLines, slots, keep),
       ),
   );
   const counts = known ?? {

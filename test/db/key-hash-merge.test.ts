@@ -1,7 +1,7 @@
 /** The merge of two ordered key-hash streams: against a model, over any chunking of the bytes. */
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { canMergeKeys, mergeKeyHashes } from '../../lib/db/key-hash-merge';
+import { canMergeKeys, compareKeyHashesBySlot, keySlots, mergeKeyHashes } from '../../lib/db/key-hash-merge';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
@@ -161,6 +161,109 @@ describe('merging ordered key hashes', () => {
     await expect(mergeKeyHashes(stream, streamOf([]), 1, 10)).rejects.toMatchObject({
       code: 'INTERNAL_ERROR',
       message: expect.stringContaining('a NULL key'),
+    });
+  });
+
+  describe('by slot, in any order', () => {
+    /** Keys near the slots, and some far outside them (a new key beyond the site's last, a negative one). */
+    const key = fc.oneof(
+      { weight: 6, arbitrary: fc.bigInt({ min: 990n, max: 1_070n }) },
+      { weight: 1, arbitrary: fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }) },
+    );
+    const rows = fc.uniqueArray(fc.tuple(key, fc.integer({ min: 0, max: 2 })), {
+      selector: ([k]) => k,
+      maxLength: 60,
+    });
+
+    it('finds exactly the changed, remote-only and site-only keys, in any order and however cut', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          rows,
+          rows,
+          fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 })), { maxLength: 40 }),
+          fc.array(fc.nat(), { maxLength: 8 }),
+          fc.array(fc.nat(), { maxLength: 8 }),
+          fc.integer({ min: 1, max: 80 }),
+          async (remote, site, shared, remoteCuts, siteCuts, limit) => {
+            const siteRows = new Map(site.map(([k, h]) => [k, h]));
+            for (const [i, hash] of shared) {
+              const row = remote[i % Math.max(1, remote.length)];
+              if (row) siteRows.set(row[0], hash);
+            }
+            const remoteRows = new Map(remote.map(([k, h]) => [k, h]));
+            const expected = {
+              changed: [] as string[],
+              remoteOnly: [] as string[],
+              siteOnly: [] as string[],
+            };
+            for (const [k, h] of remoteRows) {
+              const s = siteRows.get(k);
+              if (s === undefined) expected.remoteOnly.push(String(k));
+              else if (s !== h) expected.changed.push(String(k));
+            }
+            for (const k of siteRows.keys()) if (!remoteRows.has(k)) expected.siteOnly.push(String(k));
+            const differing = expected.changed.length + expected.remoteOnly.length + expected.siteOnly.length;
+            const lines = (m: Map<bigint, number>) => [...m].map(([k, h]) => `${k}\t${h - 1}`);
+
+            const diff = await compareKeyHashesBySlot(
+              streamOf(lines(remoteRows), remoteCuts),
+              streamOf(lines(siteRows), siteCuts),
+              { lo: 1_000n, slots: 50 },
+              limit,
+            );
+
+            const sorted = (keys: string[]) => [...keys].sort();
+            expect(diff).toMatchObject({ remoteRows: remoteRows.size, siteRows: siteRows.size });
+            // Keys outside the slots are kept apart, at most `limit` of them, whether they differ or not.
+            const apart = new Set(
+              [...remoteRows.keys(), ...siteRows.keys()].filter((k) => k < 1_000n || k >= 1_050n),
+            );
+            if (differing <= limit && apart.size <= limit) {
+              expect({
+                changed: sorted(diff.changed),
+                remoteOnly: sorted(diff.remoteOnly),
+                siteOnly: sorted(diff.siteOnly),
+              }).toEqual({
+                changed: sorted(expected.changed),
+                remoteOnly: sorted(expected.remoteOnly),
+                siteOnly: sorted(expected.siteOnly),
+              });
+              expect(diff).toMatchObject({ overflow: false, differing });
+            } else {
+              // Too many to keep, or to tell apart: the caller stages the region whole.
+              expect(diff.overflow).toBe(true);
+              expect(diff.changed.length + diff.remoteOnly.length + diff.siteOnly.length).toBeLessThanOrEqual(
+                limit,
+              );
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+
+    it('refuses a side that sends a key twice, inside the slots or outside them', async () => {
+      for (const k of ['1001', '99999999999'])
+        await expect(
+          compareKeyHashesBySlot(
+            streamOf([`${k}\t5`, `${k}\t6`]),
+            streamOf([]),
+            { lo: 1_000n, slots: 50 },
+            10,
+          ),
+        ).rejects.toMatchObject({
+          code: 'INTERNAL_ERROR',
+          message: expect.stringContaining(`the remote key hashes hold the key ${k} twice`),
+        });
+    });
+
+    it('takes slots only for dense keys of safe integers, never more than a bound', () => {
+      expect(keySlots(1n, 1_000_000n, 1_000_000)).toEqual({ lo: 1n, slots: 1_000_000 });
+      // Sparse: a few rows over a wide range, or more slots than any table may take.
+      expect(keySlots(1n, 10_000_000n, 1_000)).toBeUndefined();
+      expect(keySlots(1n, 2n ** 22n, 2 ** 22)).toBeUndefined();
+      expect(keySlots(2n ** 60n, 2n ** 60n + 10n, 11)).toBeUndefined();
+      expect(keySlots(5n, 4n, 0)).toBeUndefined();
     });
   });
 });

@@ -112,7 +112,7 @@ describe('comparing an entity', () => {
     await syncAndCheck({ inserted: 0, updated: 4, deleted: 2 }, ROWS);
   });
 
-  it('merges ordered key hashes when changes are everywhere, and fetches only the changed rows', async () => {
+  it('compares key hashes by slot when changes are everywhere, and fetches only the changed rows', async () => {
     await load();
     await updateRegisters(`id % 10 = 3`);
     await fx.remoteClient.query(`DELETE FROM register WHERE tenant_id = ${TENANT} AND id % 20 = 4`);
@@ -121,8 +121,13 @@ describe('comparing an entity', () => {
        SELECT 190000000 + i, ${TENANT}, 'new', 1, 'uint16', NULL, 1.5, NULL, now() FROM generate_series(1, 700) AS i`,
     );
 
-    const comparison = await compare();
+    const asked: string[] = [];
+    const comparison = await compare(register, asked);
 
+    // Dense ids: both sides stream their key hashes as they lie, neither sorts.
+    const keyHashes = asked.filter((sql) => sql.includes('FORMAT binary'));
+    expect(keyHashes).toHaveLength(1);
+    expect(keyHashes[0]).not.toContain('ORDER BY');
     // Staged: the 2,000 updated and the 700 new rows, nothing else; 1,000 deleted are only on the site.
     expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: 2_700 });
     if (comparison.mode !== 'staged') throw new Error('not staged');
@@ -241,6 +246,58 @@ describe('comparing an entity', () => {
       // Twenty buckets of about 150 rows: compared key by key, and only the changed rows fetched.
       expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: 20 });
       await syncAndCheck({ inserted: 0, updated: 20, deleted: 0 }, LARGE);
+    });
+  });
+
+  describe('an entity whose integer keys are too sparse for slots', () => {
+    const item: EntityMetadata = {
+      name: 'sparse_item',
+      table: 'sparse_item',
+      keyColumns: ['id'],
+      columns: ['id', 'tenant_id', 'body'],
+      tenantColumn: 'tenant_id',
+    };
+    const registry = new EntityRegistry([meter, register, item]);
+    const TABLE =
+      'CREATE TABLE IF NOT EXISTS sparse_item (id bigint PRIMARY KEY, tenant_id integer NOT NULL, body text)';
+
+    beforeAll(async () => {
+      await Promise.all([fx.remoteClient.query(TABLE), fx.siteClient.query(TABLE)]);
+    });
+
+    it('merges the key hashes of both sides in key order', async () => {
+      await Promise.all([
+        fx.remoteClient.query('TRUNCATE sparse_item'),
+        fx.siteClient.query('TRUNCATE sparse_item'),
+      ]);
+      // 3,000 ids a billion apart, some negative: far more keys between them than rows.
+      await fx.remoteClient.query(
+        `INSERT INTO sparse_item SELECT (i - 1000)::bigint * 1000000007, 1, 'b' || i FROM generate_series(1, 3000) AS i
+         UNION ALL SELECT i, 2, 'other' FROM generate_series(1, 50) AS i`,
+      );
+      expect((await fx.sync({ registry, entities: ['sparse_item'] })).status).toBe('ok');
+      const [{ updated, deleted }] = (
+        await fx.remoteClient.query(
+          `SELECT count(*) FILTER (WHERE id % 3 = 0 AND id % 10 <> 1)::int AS updated,
+                  count(*) FILTER (WHERE id % 10 = 1)::int AS deleted FROM sparse_item WHERE tenant_id = 1`,
+        )
+      ).rows;
+      await fx.remoteClient.query(
+        `UPDATE sparse_item SET body = body || '!' WHERE tenant_id = 1 AND id % 3 = 0`,
+      );
+      await fx.remoteClient.query(`DELETE FROM sparse_item WHERE tenant_id = 1 AND id % 10 = 1`);
+      await fx.remoteClient.query(`INSERT INTO sparse_item VALUES (9000000000000000000, 1, 'last')`);
+      const asked: string[] = [];
+
+      const comparison = await compare(item, asked);
+      const result = await fx.sync({ registry, entities: ['sparse_item'] });
+
+      expect(asked.filter((sql) => sql.includes('FORMAT binary')).join()).toContain('ORDER BY 1');
+      expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' } });
+      expect(result.entities[0]).toMatchObject({ status: 'ok', inserted: 1, updated, deleted });
+      const rows = async (client: Client) =>
+        (await client.query('SELECT id::text, body FROM sparse_item WHERE tenant_id = 1 ORDER BY id')).rows;
+      expect(await rows(fx.siteClient)).toEqual(await rows(fx.remoteClient));
     });
   });
 
