@@ -356,9 +356,9 @@ async function mergeKeys(
     e.meta.keyColumns.length === 1 && shape.keys !== undefined
       ? keySlots(shape.keys.lo, shape.keys.hi, shape.rows)
       : undefined;
-  // The remote sorts its key hashes in memory instead of in temporary files: a million take 60 MB.
-  if (slots === undefined) await ctx.remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
   const inKeyOrder = slots === undefined;
+  // The remote sorts its key hashes in memory instead of in temporary files: a million take 60 MB.
+  if (inKeyOrder) await ctx.remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
   const merged = await ctx.remote.copyOut(
     regionSql.copyKeyHashes(e, remoteRegion(region), inKeyOrder),
     e.meta.name,
