@@ -384,7 +384,10 @@ export async function compareKeyHashesBySlot(
       }
     }
   };
-  await Promise.all([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
+  // Both reads end before this does, even when one fails: none is left reading behind the caller,
+  // which then drains what is left of the failed side's stream.
+  const reads = await Promise.allSettled([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
+  for (const r of reads) if (r.status === 'rejected') throw r.reason;
 
   const changed: string[] = [];
   const remoteOnly: string[] = [];
