@@ -393,18 +393,19 @@ export async function compareKeyHashesBySlot(
   const remoteOnly: string[] = [];
   const siteOnly: string[] = [];
   let differing = 0;
-  const keep = (sides: number, key: () => string) => {
-    if (sides === (SITE | REMOTE)) return;
+  // Called for differing keys only: a million equal ones cost no allocation.
+  const keep = (sides: number, key: number | string) => {
     differing += 1;
     if (differing > limit) return;
     const list = sides === SITE ? siteOnly : sides === REMOTE ? remoteOnly : changed;
-    list.push(key());
+    list.push(String(key));
   };
+  const EQUAL = SITE | REMOTE;
   for (let slot = 0; slot < span.slots; slot++) {
     const sides = seen[slot]!;
-    if (sides !== 0) keep(sides, () => String(lo + slot));
+    if (sides !== 0 && sides !== EQUAL) keep(sides, lo + slot);
   }
-  for (const [key, { sides }] of apart) keep(sides, () => key);
+  for (const [key, { sides }] of apart) if (sides !== EQUAL) keep(sides, key);
   return {
     changed,
     remoteOnly,
