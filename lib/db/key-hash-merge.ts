@@ -41,6 +41,8 @@ const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const HEADER = SIGNATURE.length + 8;
 /** A field: its int32 length (always 8 here), then the bigint. */
 const FIELD = 12;
+/** Where a tuple's first bigint lies: after its int16 field count and the field's int32 length. */
+const FIRST_VALUE = 6;
 
 function malformed(side: string, what: string): MeterSyncError {
   return new MeterSyncError(
@@ -156,11 +158,11 @@ class Cursor {
 
   /** The high (signed) and low (unsigned) halves of key column `c` of the current tuple. */
   high(c: number): number {
-    return this.view.getInt32(this.at + 6 + c * FIELD);
+    return this.view.getInt32(this.at + FIRST_VALUE + c * FIELD);
   }
 
   low(c: number): number {
-    return this.view.getUint32(this.at + 10 + c * FIELD);
+    return this.view.getUint32(this.at + FIRST_VALUE + 4 + c * FIELD);
   }
 
   /** Moves to the next tuple of the batch, without waiting; sets `empty` when there is none. */
@@ -202,13 +204,13 @@ class Cursor {
   key(): string {
     const values: string[] = [];
     for (let c = 0; c < this.columns; c++)
-      values.push(this.view.getBigInt64(this.at + 6 + c * FIELD).toString());
+      values.push(this.view.getBigInt64(this.at + FIRST_VALUE + c * FIELD).toString());
     return values.join('\t');
   }
 
   sameHash(other: Cursor): boolean {
-    const mine = this.at + 6 + this.columns * FIELD;
-    const theirs = other.at + 6 + this.columns * FIELD;
+    const mine = this.at + FIRST_VALUE + this.columns * FIELD;
+    const theirs = other.at + FIRST_VALUE + this.columns * FIELD;
     return (
       this.view.getInt32(mine) === other.view.getInt32(theirs) &&
       this.view.getInt32(mine + 4) === other.view.getInt32(theirs + 4)
@@ -352,14 +354,15 @@ export async function compareKeyHashesBySlot(
       if (side === SITE) siteRows += batch.length / batches.size;
       else remoteRows += batch.length / batches.size;
       for (let at = 0; at < batch.length; at += batches.size) {
-        const high = view.getInt32(at + 6);
-        const low = view.getUint32(at + 10);
-        const hashHigh = view.getInt32(at + 18);
-        const hashLow = view.getInt32(at + 22);
+        // The key, then the row hash, each as its high and low 32 bits.
+        const high = view.getInt32(at + FIRST_VALUE);
+        const low = view.getUint32(at + FIRST_VALUE + 4);
+        const hashHigh = view.getInt32(at + FIRST_VALUE + FIELD);
+        const hashLow = view.getInt32(at + FIRST_VALUE + FIELD + 4);
         const slot = high > -SAFE_HIGH && high < SAFE_HIGH ? high * 2 ** 32 + low - lo : -1;
         if (slot < 0 || slot >= span.slots) {
           if (overflow) continue;
-          const key = view.getBigInt64(at + 6).toString();
+          const key = view.getBigInt64(at + FIRST_VALUE).toString();
           const found = apart.get(key);
           if (found === undefined) {
             if (apart.size >= limit) overflow = true;

@@ -210,9 +210,9 @@ const VALUE_HASHES: Readonly<Record<string, (v: string, seed: number) => string>
 /**
  * A column's hash in a row: by value where `VALUE_HASHES` knows its type, else by its text (jsonb,
  * numeric, floats, text under any collation, dates…), so that every difference the apply path would
- * write is seen. (numeric's own hash sees neither its sign nor its display scale, 1.5 against 1.50,
- * and its text costs no more than the checks that would make up for it.) Seeded by the column's place, so that two columns never trade values unseen, and a NULL
- * is the seed itself.
+ * write is seen. (numeric's own hash sees neither its sign nor its display scale, 1.5 against
+ * 1.50, and its text costs no more than the checks that would make up for it.) Seeded by the
+ * column's place, so that two columns never trade values unseen; a NULL is the seed itself.
  */
 function columnHash(e: ResolvedEntity, column: string, alias: string, seed: number): string {
   const type = e.types[column]!;
