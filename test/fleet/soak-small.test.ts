@@ -22,11 +22,13 @@ describe('fleet soak (small)', () => {
     await client.connect();
     await client.query(`ALTER ROLE ${escapeIdentifier(role.name)} CREATEDB`);
     await client.end();
+    const adminUrl = admin.toString();
     admin.username = role.name;
     admin.password = encodeURIComponent(role.password);
     const lines: string[] = [];
     report = await runSoak({
       serverUrl: admin.toString(),
+      adminUrl,
       sites: 6,
       tenants: 3,
       rounds: 3,

@@ -19,8 +19,15 @@ import { lambdaContext } from '../functions/lambda-context';
 import { expectedSlice, SHIPPED_TABLES, tableRows } from './site-contents';
 
 export interface SoakOptions {
-  /** Superuser URL of the server (its `postgres` database). */
+  /** URL of the server (its `postgres` database) for a role that may create databases. */
   serverUrl: string;
+  /**
+   * Superuser URL of the same server, to drop the databases with at the end (defaults to
+   * `serverUrl`). DROP DATABASE ... WITH (FORCE) ends every session in them, and only a superuser
+   * may end an autovacuum worker's: as the role that made them it fails now and then with
+   * "permission denied to terminate process".
+   */
+  adminUrl?: string;
   sites: number;
   tenants: number;
   /** Rounds while the writer edits the remote; one more round follows once it has stopped. */
@@ -439,7 +446,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   });
 
   if (!options.keep) {
-    await admin(async (c) => {
+    await withClient(options.adminUrl ?? options.serverUrl, async (c) => {
       for (const name of [remoteName, ...siteNames]) {
         await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)} WITH (FORCE)`);
       }
