@@ -98,19 +98,22 @@ describe('site database', () => {
     it('upserts by composite key, writing only what changed, and deletes by key', async () => {
       // Arrange: the parents, written through the same functions.
       const db = new SiteDatabase(fx.siteClient);
-      const [m, r, dr] = await Promise.all([meter, register, deviceRegister].map((e) => db.resolve(e)));
+      // One after another: a pg client runs one query at a time (queuing is deprecated in pg 8).
+      const m = await db.resolve(meter);
+      const r = await db.resolve(register);
+      const dr = await db.resolve(deviceRegister);
       const slice = await expectedSlice(fx.remoteClient, 1);
-      expect(await db.upsertRows(m!, slice.meter!)).toEqual({ inserted: 4, updated: 0 });
-      expect(await db.upsertRows(r!, slice.register!)).toEqual({ inserted: 4, updated: 0 });
+      expect(await db.upsertRows(m, slice.meter!)).toEqual({ inserted: 4, updated: 0 });
+      expect(await db.upsertRows(r, slice.register!)).toEqual({ inserted: 4, updated: 0 });
 
       // Act + assert: insert, then the same rows again (no write), then one changed value.
-      expect(await db.upsertRows(dr!, slice.device_register!)).toEqual({ inserted: 8, updated: 0 });
-      expect(await db.upsertRows(dr!, slice.device_register!)).toEqual({ inserted: 0, updated: 0 });
+      expect(await db.upsertRows(dr, slice.device_register!)).toEqual({ inserted: 8, updated: 0 });
+      expect(await db.upsertRows(dr, slice.device_register!)).toEqual({ inserted: 0, updated: 0 });
       const changed: Row[] = slice.device_register!.map((row, i) =>
         i === 0 ? { ...row, poll_interval_s: '7' } : row,
       );
-      expect(await db.upsertRows(dr!, changed)).toEqual({ inserted: 0, updated: 1 });
-      expect(await db.getRows(dr!)).toEqual(changed);
+      expect(await db.upsertRows(dr, changed)).toEqual({ inserted: 0, updated: 1 });
+      expect(await db.getRows(dr)).toEqual(changed);
 
       // Values stay server text: jsonb 1.0, NULLs, microseconds.
       const exact = {
@@ -119,13 +122,13 @@ describe('site database', () => {
         serial_number: null,
         updated_at: '2024-01-01 00:00:00.000001+00',
       };
-      expect(await db.upsertRows(m!, [exact])).toEqual({ inserted: 0, updated: 1 });
-      expect((await db.getRows(m!))[0]).toEqual(exact);
+      expect(await db.upsertRows(m, [exact])).toEqual({ inserted: 0, updated: 1 });
+      expect((await db.getRows(m))[0]).toEqual(exact);
 
       // Deleting by key counts only the rows that existed.
       const keys = [changed[0]!, changed[1]!, { device_id: '1', register_id: '1' }];
-      expect(await db.deleteRows(dr!, keys)).toBe(2);
-      expect(await db.getRows(dr!)).toEqual(changed.slice(2));
+      expect(await db.deleteRows(dr, keys)).toBe(2);
+      expect(await db.getRows(dr)).toEqual(changed.slice(2));
     });
   });
 });
