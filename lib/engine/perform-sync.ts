@@ -11,13 +11,20 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Client } from 'pg';
+import { answeredByServer, commitOutcome, pendingCommit } from '../db/commit-outcome';
 import { type ConnectOptions, connect, type DatabaseTarget } from '../db/connect';
 import { findRejectedRow } from '../db/find-rejected-row';
 import { RemoteSnapshot } from '../db/remote-database';
 import { SiteDatabase, type WriteCounts } from '../db/site-database';
 import { applicableRows, type ParentLookup, type ResolvedEntity } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
-import { MassDeleteGuardError, MeterSyncError, SiteSchemaError, toMeterSyncError } from '../errors';
+import {
+  CommitUnconfirmedError,
+  MassDeleteGuardError,
+  MeterSyncError,
+  SiteSchemaError,
+  toMeterSyncError,
+} from '../errors';
 import { compareEntity } from './compare-entity';
 import { dependantsOf, firstStepIndex, planSteps, type Step } from './plan-steps';
 import { recordRun } from './record-run';
@@ -162,16 +169,37 @@ class SyncRun {
         await site.query('ROLLBACK');
       } else {
         await recordRun(site, result);
-        await site.query('COMMIT');
+        await this.commit(site);
       }
       return this.finish(result.status, result.entities);
     } catch (error) {
       await site?.query('ROLLBACK').catch(() => {});
-      return this.failRun(this.deadline.expired ? this.deadline.error() : toMeterSyncError(error));
+      // Past the deadline nothing was committed, unless COMMIT itself was left unanswered.
+      const unconfirmed = error instanceof CommitUnconfirmedError;
+      return this.failRun(
+        this.deadline.expired && !unconfirmed ? this.deadline.error() : toMeterSyncError(error),
+      );
     } finally {
       this.deadline.stop();
       await remote?.end().catch(() => {});
       await site?.end().catch(() => {});
+    }
+  }
+
+  /**
+   * COMMIT, and if its answer is lost with the session, what the site says became of it: a run
+   * that committed is reported as such, one that may still commit is ended first (commit-outcome).
+   */
+  private async commit(site: Client): Promise<void> {
+    const pending = await pendingCommit(site);
+    try {
+      await site.query('COMMIT');
+    } catch (error) {
+      if (answeredByServer(error)) throw error;
+      const outcome = await commitOutcome(this.options.site, pending, this.options.connectOptions);
+      if (outcome === 'committed') return;
+      if (outcome === 'aborted') throw error;
+      throw new CommitUnconfirmedError(toMeterSyncError(error).message);
     }
   }
 

@@ -1,4 +1,5 @@
 /** The project's typed errors, each with a stable code. */
+export { CommitUnconfirmedError } from './commit-unconfirmed-error';
 export { toMeterSyncError } from './database-error';
 export { DeadlineExceededError } from './deadline-exceeded-error';
 export { EntityMetadataError } from './entity-metadata-error';

@@ -4,6 +4,7 @@
  * configured limits can end the run. Each case configures one limit, and the run must end within
  * it (plus the engine's fixed cancel grace and a slack for a slow machine), rolled back.
  */
+import { COMMIT_CHECK_MS } from '../../lib/db/commit-outcome';
 import { CANCEL_GRACE_MS } from '../../lib/engine/run-deadline';
 import {
   arrangeChangedRemote,
@@ -110,8 +111,9 @@ describe('fault: the network stalls mid-run', () => {
     await expectNextRunConverges(f.fx, () => f.sync());
   });
 
-  it('the answer to COMMIT is lost: the run reports a failure, the site is exactly as after a full run', async () => {
-    // Arrange: COMMIT reaches the site and is carried out; its answer never comes back.
+  it('the answer to COMMIT is lost and the site cannot be asked: the run says so, the site is as after a full run', async () => {
+    // Arrange: COMMIT reaches the site and is carried out; its answer never comes back, and no new
+    // connection gets through to ask what became of it.
     const before = await arrangeChangedRemote(f.fx);
     siteProxy.stallWhen({ clientSends: simpleQuery('COMMIT'), hold: 'response' });
     const deadlineInMs = 1_000;
@@ -119,11 +121,12 @@ describe('fault: the network stalls mid-run', () => {
     // Act
     const { result, elapsed } = await stalledRun({ deadline: Date.now() + deadlineInMs });
 
-    // Assert: the run cannot know the commit went through; the site has all of it and one
-    // sync_run row, and the next run finds nothing to do.
+    // Assert: not DEADLINE_EXCEEDED, which says nothing was committed; the site has all of it and
+    // one sync_run row, and the next run finds nothing to do.
     expect(siteProxy.stalled).toBe(true);
-    expect(result).toMatchObject({ status: 'failed', error: { code: 'DEADLINE_EXCEEDED' } });
-    expect(elapsed).toBeLessThan(deadlineInMs + CANCEL_GRACE_MS + SLACK_MS);
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'COMMIT_UNCONFIRMED' } });
+    expect(result.error!.message).toContain('either all written or none');
+    expect(elapsed).toBeLessThan(deadlineInMs + CANCEL_GRACE_MS + COMMIT_CHECK_MS + SLACK_MS);
     expect(await expectSiteAfterFault(f.fx, before, result, { committedAnyway: true })).toBe('after');
     await f.backends.waitUntilGone(f.fx.site.name);
     const next = await f.sync();

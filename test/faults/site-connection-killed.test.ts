@@ -9,25 +9,22 @@ import {
   APPLY_STEPS,
   arrangeChangedRemote,
   createFaultFixture,
+  createWaitForTest,
   expectNextRunConverges,
   expectSiteAfterFault,
   FAULT_SEED,
   type FaultFixture,
   STEP_LOCKS,
+  TRIGGER_LOCK_SQL,
 } from '../harness/fault-scenario';
 import { holdLock } from '../harness/hold-lock';
 import { resetFixture, siteContents } from '../harness/site-contents';
-
-const TRIGGER_LOCK = 7305818813071269999n;
 
 describe('fault: the site connection is killed while the run applies', () => {
   let f: FaultFixture;
   beforeAll(async () => {
     f = await createFaultFixture();
-    // A trigger function that waits for an advisory lock the test holds: a way to stop the run
-    // inside the audit insert or inside COMMIT.
-    await f.fx.siteClient.query(`CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM pg_advisory_xact_lock(${TRIGGER_LOCK}); RETURN NULL; END $$`);
+    await createWaitForTest(f.fx);
   });
   afterAll(() => f.close());
 
@@ -94,9 +91,7 @@ describe('fault: the site connection is killed while the run applies', () => {
     await f.fx.siteClient.query(`${trigger} FOR EACH ROW EXECUTE FUNCTION wait_for_test()`);
     try {
       // Act
-      const { result, phase, query } = await runKillingSiteAt(
-        `SELECT pg_advisory_xact_lock(${TRIGGER_LOCK})`,
-      );
+      const { result, phase, query } = await runKillingSiteAt(TRIGGER_LOCK_SQL);
 
       // Assert: every step was applied, the run was stopped in that very statement, and rolled back.
       expect(phase).toBe('upsert device_register');

@@ -9,6 +9,7 @@ import type { SyncOptions, SyncResult } from '../../lib/engine';
 import { meterId, registerId } from '../../lib/seed/seed-remote';
 import { createLoginRole, type LoginRole } from '../functions/login-role';
 import { EngineBackends } from './engine-backends';
+import { type HeldLock, holdLock } from './hold-lock';
 import { SecretScan } from './secret-scan';
 import {
   type Contents,
@@ -89,6 +90,25 @@ export const STEP_LOCKS: Readonly<Record<string, string>> = {
 };
 
 export const APPLY_STEPS = Object.keys(STEP_LOCKS);
+
+const TRIGGER_LOCK = 7305818813071269999n;
+/** Takes the advisory lock (of the site database) that `wait_for_test()` waits for. */
+export const TRIGGER_LOCK_SQL = `SELECT pg_advisory_xact_lock(${TRIGGER_LOCK})`;
+
+/**
+ * Creates `wait_for_test()` on the site: a trigger function that waits for a lock the test holds
+ * (`holdTriggerLock`), a way to stop a run inside the audit insert, or inside COMMIT when the
+ * trigger is a deferred constraint trigger.
+ */
+export async function createWaitForTest(fx: SyncFixture): Promise<void> {
+  await fx.siteClient.query(`CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_advisory_xact_lock(${TRIGGER_LOCK}); RETURN NULL; END $$`);
+}
+
+/** Holds the lock `wait_for_test()` waits for, until released. */
+export function holdTriggerLock(fx: SyncFixture): Promise<HeldLock> {
+  return holdLock(fx.site.url, TRIGGER_LOCK_SQL);
+}
 
 /**
  * Seeds two tenants, syncs tenant 1, then changes the remote in every entity: a meter renamed, one

@@ -11,8 +11,11 @@ import { createServer, type Server, Socket } from 'node:net';
 export interface StallTrigger {
   /** Stall when a chunk from the client contains this (a statement's words, or `simpleQuery(…)`). */
   clientSends: string | Buffer;
-  /** `request`: the database never receives the statement; `response`: it runs, its answer is held. */
-  hold: 'request' | 'response';
+  /**
+   * `request`: the database never receives the statement; `response`: it runs, its answer is held;
+   * `lose`: it runs, and when its answer comes the connection is closed instead (nothing stalls).
+   */
+  hold: 'request' | 'response' | 'lose';
   /** With `response`: this many bytes of the answer still get through before the stall (mid-COPY). */
   afterBytes?: number;
 }
@@ -25,6 +28,10 @@ export interface TcpProxy {
   stall(): void;
   /** Stops forwarding when the trigger is met. */
   stallWhen(trigger: StallTrigger): void;
+  /** Closes every open connection now (both sides); new ones are forwarded as before. */
+  cut(): void;
+  /** Connections closed by `cut()` or a `lose` trigger. */
+  readonly cutCount: number;
   readonly stalled: boolean;
   /** Resolves once the proxy stalls. */
   whenStalled(): Promise<void>;
@@ -49,6 +56,8 @@ interface Pair {
   server: Socket;
   /** Held bytes per direction while stalled. */
   held: { up: Buffer[]; down: Buffer[] };
+  /** Its next answer from the database is dropped with the connection (a `lose` trigger). */
+  loseAnswer?: boolean;
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
@@ -59,7 +68,14 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   let budget: { pair: Pair; bytes: number } | undefined;
   let accepted = 0;
   let closed = 0;
+  let cutCount = 0;
   const stallWaiters: (() => void)[] = [];
+
+  function cutPair(pair: Pair): void {
+    cutCount += 1;
+    pair.client.destroy();
+    pair.server.destroy();
+  }
 
   function stallNow(): void {
     if (stalled) return;
@@ -93,6 +109,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     client.on('data', (chunk: Buffer) => {
       if (!stalled && trigger && chunk.includes(trigger.clientSends)) {
         const { hold } = trigger;
+        if (hold === 'lose') {
+          upstream.write(chunk);
+          pair.loseAnswer = true;
+          trigger = undefined;
+          return;
+        }
         if (hold === 'response') upstream.write(chunk);
         else pair.held.up.push(chunk);
         if (hold === 'response' && trigger?.afterBytes) budget = { pair, bytes: trigger.afterBytes };
@@ -104,6 +126,10 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       else upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
+      if (pair.loseAnswer) {
+        cutPair(pair);
+        return;
+      }
       if (!stalled && budget?.pair === pair) {
         const through = chunk.subarray(0, budget.bytes);
         client.write(through);
@@ -144,6 +170,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       return new Promise<void>((resolve) => {
         stallWaiters.push(resolve);
       });
+    },
+    cut() {
+      for (const pair of pairs) cutPair(pair);
+    },
+    get cutCount() {
+      return cutCount;
     },
     get accepted() {
       return accepted;
