@@ -43,6 +43,7 @@ async function execute(command: Command, io: CliIo): Promise<number> {
         ...(command.entities ? { entities: command.entities } : {}),
         dryRun: command.dryRun,
         allowMassDelete: command.allowMassDelete,
+        ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
         ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
       });
       progress.done();

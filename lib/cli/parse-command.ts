@@ -13,13 +13,16 @@ export type Command =
       dryRun: boolean;
       allowMassDelete: boolean;
       json: boolean;
+      /** The run must be over this long after it starts (`--timeout`), as a Lambda's is. */
+      timeoutMs?: number;
     }
   | { kind: 'migrate'; site: string; json: boolean }
   | { kind: 'demo' }
   | { kind: 'help' };
 
 export const USAGE = `usage:
-  meter-sync sync --remote URL --site URL --tenant ID [--entities a,b] [--dry-run] [--allow-mass-delete] [--json]
+  meter-sync sync --remote URL --site URL --tenant ID [--entities a,b] [--dry-run] [--allow-mass-delete]
+                  [--timeout SECONDS] [--json]
   meter-sync migrate --site URL [--json]
   meter-sync demo
 exit codes: 0 all ok, 1 an entity failed or the site was locked, 2 bad usage or configuration`;
@@ -51,6 +54,20 @@ function tenant(value: string | undefined): number {
   return Number(value);
 }
 
+/** Longest `--timeout`: a day, far past any run, yet a number a timer can hold. */
+const MAX_TIMEOUT_S = 86_400;
+
+function timeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const seconds = /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN;
+  if (!(seconds > 0 && seconds <= MAX_TIMEOUT_S)) {
+    throw new UsageError(
+      `--timeout must be a number of seconds above 0 and at most ${MAX_TIMEOUT_S}, not ${JSON.stringify(value)}`,
+    );
+  }
+  return Math.round(seconds * 1000);
+}
+
 function entityList(value: string | undefined, registry: EntityRegistry): string[] | undefined {
   if (value === undefined) return undefined;
   const names = value.split(',').map((name) => name.trim());
@@ -69,8 +86,9 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false });
   } catch (error) {
-    // Node's messages run on with advice about `--`; the first sentence says what is wrong.
-    const message = (error as Error).message.split('. ')[0]!.replace(/\.$/, '');
+    // Node's messages run on with advice (about `--`, or on lines of their own); the first
+    // sentence says what is wrong.
+    const message = (error as Error).message.split('\n')[0]!.split('. ')[0]!.replace(/\.$/, '');
     throw new UsageError(message);
   }
 }
@@ -86,9 +104,11 @@ export function parseCommand(argv: readonly string[], registry: EntityRegistry =
         entities: { type: 'string' },
         'dry-run': { type: 'boolean' },
         'allow-mass-delete': { type: 'boolean' },
+        timeout: { type: 'string' },
         json: { type: 'boolean' },
       });
       const entities = entityList(values.entities as string | undefined, registry);
+      const timeoutMs = timeout(values.timeout as string | undefined);
       return {
         kind: 'sync',
         remote: postgresUrl('remote', values.remote as string | undefined),
@@ -98,6 +118,7 @@ export function parseCommand(argv: readonly string[], registry: EntityRegistry =
         dryRun: values['dry-run'] === true,
         allowMassDelete: values['allow-mass-delete'] === true,
         json: values.json === true,
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       };
     }
     case 'migrate': {

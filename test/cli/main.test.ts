@@ -59,11 +59,31 @@ describe('meter-sync usage errors', () => {
     ],
     ['unknown option', ['sync', '--remote', 'postgres://h/db', '--fast'], /Unknown option '--fast'/],
     [
+      'an option whose value looks like another option',
+      ['sync', '--remote', 'postgres://h/db', '--site', '-x'],
+      /^meter-sync: Option '--site' argument is ambiguous \(see `meter-sync help`\)$/m,
+    ],
+    [
       'not a postgres URL',
       ['migrate', '--site', 'mysql://root:hunter2@h/db'],
       /--site must be a postgres:\/\//,
     ],
     ['unparsable URL', ['migrate', '--site', 'hunter2 not a url'], /--site is not a valid URL/],
+    ...['0', '1,5', '1e3', 'soon', '86401'].map((value): [string, string[], RegExp] => [
+      `--timeout ${value}`,
+      [
+        'sync',
+        '--remote',
+        'postgres://h/db',
+        '--site',
+        'postgres://h/s',
+        '--tenant',
+        '1',
+        '--timeout',
+        value,
+      ],
+      new RegExp(`--timeout must be a number of seconds above 0 and at most 86400, not "${value}"`),
+    ]),
   ];
 
   it.each(cases)('%s: exit 2 with one line naming the problem', async (_name, argv, pattern) => {
@@ -114,7 +134,18 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
   it('sync --json prints the result object and exits 0', async () => {
     const io = captureIo();
     const code = await main(
-      ['sync', '--remote', fx.remote.url, '--site', fx.site.url, '--tenant', '1', '--json'],
+      [
+        'sync',
+        '--remote',
+        fx.remote.url,
+        '--site',
+        fx.site.url,
+        '--tenant',
+        '1',
+        '--timeout',
+        '60',
+        '--json',
+      ],
       io,
     );
     expect(code).toBe(0);
@@ -192,5 +223,33 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
     } finally {
       await fx.siteClient.query('ALTER TABLE register DROP CONSTRAINT unit_not_mwh');
     }
+  });
+
+  it('--timeout ends a run that waits, rolled back, exit 1', async () => {
+    // Arrange: the remote changed, and the site's register table is locked by another session.
+    await fx.remoteClient.query(`UPDATE register SET unit = 'GWh' WHERE tenant_id = 1`);
+    const holder = new Client({ connectionString: fx.site.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE register IN ACCESS EXCLUSIVE MODE');
+      const io = captureIo();
+      const started = Date.now();
+
+      // Act
+      const code = await main(
+        ['sync', '--remote', fx.remote.url, '--site', fx.site.url, '--tenant', '1', '--timeout', '0.5'],
+        io,
+      );
+
+      // Assert: ended at its deadline (cancelled, with a slack for a slow machine), nothing written.
+      expect(code).toBe(1);
+      expect(io.out()).toMatch(/DEADLINE_EXCEEDED/);
+      expect(Date.now() - started).toBeLessThan(500 + 3_000);
+    } finally {
+      await holder.end();
+    }
+    const { rows } = await fx.siteClient.query(`SELECT count(*)::int AS n FROM register WHERE unit = 'GWh'`);
+    expect(rows[0].n).toBe(0);
   });
 });
