@@ -8,6 +8,7 @@
 import type { Client } from 'pg';
 import { destroySession } from './cancel-request';
 import { type ConnectOptions, connect, type DatabaseTarget } from './connect';
+import { siteSql } from './sync-sql';
 
 export type CommitOutcome = 'committed' | 'aborted' | 'unknown';
 
@@ -23,9 +24,7 @@ export const COMMIT_CHECK_MS = 2_000;
 
 /** Read before COMMIT, inside the transaction: it writes, so it has an id. */
 export async function pendingCommit(client: Client): Promise<PendingCommit> {
-  const { rows } = await client.query<{ xid: string; pid: number }>(
-    'SELECT pg_current_xact_id()::text AS xid, pg_backend_pid() AS pid',
-  );
+  const { rows } = await client.query<{ xid: string; pid: number }>(siteSql.pendingCommit);
   return { xid: rows[0]!.xid, pid: rows[0]!.pid };
 }
 
@@ -58,17 +57,9 @@ export async function commitOutcome(
       statementTimeoutMs: COMMIT_CHECK_MS,
     });
     if (abandoned) return 'unknown';
-    // Only the backend still running this very transaction (its 32-bit id in pg_stat_activity),
-    // never a later session that got the same pid; the call waits until it is gone.
-    await client.query(
-      `SELECT pg_terminate_backend(pid, $3) FROM pg_stat_activity
-        WHERE pid = $2 AND backend_xid::text = (($1::text)::numeric % 4294967296)::text`,
-      [pending.xid, pending.pid, COMMIT_CHECK_MS / 2],
-    );
-    const { rows } = await client.query<{ status: string | null }>(
-      'SELECT pg_xact_status($1::xid8) AS status',
-      [pending.xid],
-    );
+    // A transaction still under way could commit after the run reports: it is ended first.
+    await client.query(siteSql.endPendingCommit, [pending.xid, pending.pid, COMMIT_CHECK_MS / 2]);
+    const { rows } = await client.query<{ status: string | null }>(siteSql.commitStatus, [pending.xid]);
     const status = rows[0]?.status;
     return status === 'committed' ? 'committed' : status === 'aborted' ? 'aborted' : 'unknown';
   };

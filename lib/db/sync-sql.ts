@@ -75,6 +75,15 @@ export const siteSql = {
   columnTypes: `SELECT a.attname AS name, format_type(a.atttypid, NULL) AS type
     FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
   tableExists: 'SELECT to_regclass($1) IS NOT NULL AS present',
+  /** The run's transaction (64-bit id) and its backend, read before COMMIT (commit-outcome). */
+  pendingCommit: 'SELECT pg_current_xact_id()::text AS xid, pg_backend_pid() AS pid',
+  /**
+   * Ends the backend `$2` if it still runs transaction `$1` (its 32-bit id in pg_stat_activity),
+   * never a later session that got the same pid; waits up to `$3` ms for it to be gone.
+   */
+  endPendingCommit: `SELECT pg_terminate_backend(pid, $3) FROM pg_stat_activity
+    WHERE pid = $2 AND backend_xid::text = (($1::text)::numeric % 4294967296)::text`,
+  commitStatus: 'SELECT pg_xact_status($1::xid8) AS status',
 
   createStage: (e: ResolvedEntity) =>
     `CREATE TEMPORARY TABLE ${e.stage} (${e.meta.columns.map((c) => `${q(c)} text`).join(', ')}) ON COMMIT DROP`,
