@@ -4,6 +4,7 @@ import { deviceRegister } from './device-register';
 import type { EntityMetadata } from './entity-metadata';
 import { meter } from './meter';
 import { register } from './register';
+import { sqlCode, sqlParameters } from './sql-code';
 
 const ENTITY_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 // PostgreSQL truncates identifiers to 63 bytes and cannot hold NUL; anything else works once quoted.
@@ -24,11 +25,20 @@ function checkIdentifier(entity: string, what: string, value: unknown): void {
 }
 
 function checkRemoteQuery(entity: string, query: string): void {
-  const placeholders = new Set(query.match(/\$\d+/g) ?? []);
+  if (typeof query !== 'string' || query.trim() === '')
+    throw new EntityMetadataError(entity, 'remoteQuery must be a non-empty string');
+  // Read off the query's code: a '$1' or ';' inside a literal or a comment is neither.
+  let code: string;
+  try {
+    code = sqlCode(query);
+  } catch (error) {
+    throw new EntityMetadataError(entity, `remoteQuery has an ${(error as Error).message}`);
+  }
+  const placeholders = sqlParameters(query);
   if (!placeholders.has('$1') || placeholders.size !== 1) {
     throw new EntityMetadataError(entity, 'remoteQuery must use $1 (the tenant id) and no other parameter');
   }
-  if (query.includes(';'))
+  if (code.includes(';'))
     throw new EntityMetadataError(entity, 'remoteQuery must be a single SELECT without ";"');
 }
 

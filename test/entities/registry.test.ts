@@ -70,6 +70,17 @@ describe('EntityRegistry', () => {
     expect(new EntityRegistry([meter, note]).names).toEqual(['meter', 'meter_note']);
   });
 
+  it("reads a remote query's parameters and statements off its code, not its literals or comments", () => {
+    const query = [
+      `SELECT a.*, 'a;$2' AS s, E'it\\'s;$3' AS e, "odd;$4" AS q, $$;$5$$ AS d, $x$ $$;$6 $x$ AS t`,
+      'FROM a -- ; $7',
+      'WHERE /* /* $8; */ ; */ a.tenant_id = $1 AND a.col$9 IS NOT NULL',
+    ].join('\n');
+    expect(new EntityRegistry([{ ...leaf('a'), tenantColumn: undefined, remoteQuery: query }]).names).toEqual(
+      ['a'],
+    );
+  });
+
   describe('rejects invalid metadata with a clear error', () => {
     it.each<[string, EntityMetadata[], RegExp]>([
       ['an entity name that is not lower snake case', [{ ...leaf('a'), name: 'Meter' }], /lower snake case/],
@@ -125,6 +136,31 @@ describe('EntityRegistry', () => {
         ],
         /without ";"/,
       ],
+      ...(
+        [
+          ['its only $1 inside a string literal', "SELECT * FROM a WHERE name = '$1'", /no other parameter/],
+          ['its only $1 inside a comment', 'SELECT * FROM a -- WHERE tenant_id = $1', /no other parameter/],
+          [
+            'a second statement after a literal with a quote',
+            "SELECT 'it''s' FROM a WHERE t = $1; SELECT 1",
+            /without ";"/,
+          ],
+          [
+            'an unterminated string literal',
+            "SELECT * FROM a WHERE t = $1 AND n = 'x",
+            /unterminated string literal/,
+          ],
+          [
+            'an unterminated block comment',
+            'SELECT * FROM a WHERE t = $1 /* /* */',
+            /unterminated \/\* comment/,
+          ],
+        ] as const
+      ).map(([what, remoteQuery, error]): [string, EntityMetadata[], RegExp] => [
+        `a remote query with ${what}`,
+        [{ ...leaf('a'), tenantColumn: undefined, remoteQuery }],
+        error,
+      ]),
       ['a duplicate name', [leaf('a'), leaf('a')], /registered twice/],
       [
         'an unknown parent',
