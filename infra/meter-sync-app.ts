@@ -39,11 +39,17 @@ export function buildMeterSyncApp(
     config,
     ...(options.handlerEntry ? { handlerEntry: options.handlerEntry } : {}),
   });
-  const siteSchedules = shardSites(config.sites, config.sitesPerStack).map((sites, i) => {
+  const shards = shardSites(config.sites, config.sitesPerStack);
+  // Stacks kept for a fleet that shrank hold no site: deploying them removes what they scheduled.
+  while (shards.length < config.siteStacks) shards.push([]);
+  const siteSchedules = shards.map((sites, i) => {
     const shardName = `${config.name}-sites-${i + 1}`;
     const stack = new SiteSchedulesStack(app, `Sites${i + 1}`, {
       stackName: shardName,
-      description: `meter-sync: schedules and staleness alarms of sites ${sites[0]!.id} to ${sites.at(-1)!.id}`,
+      description:
+        sites.length > 0
+          ? `meter-sync: schedules and staleness alarms of sites ${sites[0]!.id} to ${sites.at(-1)!.id}`
+          : 'meter-sync: no sites now (kept by siteStacks so that their schedules were removed)',
       shardName,
       sites,
       sync: sync.names,

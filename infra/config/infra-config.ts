@@ -24,6 +24,8 @@ const LOG_RETENTION_DAYS = [
  * four of its own; CloudFormation's limit is 500 per stack.
  */
 export const MAX_SITES_PER_STACK = 240;
+/** Far more than a fleet needs (240 sites a stack), far fewer than an account's stacks. */
+export const MAX_SITE_STACKS = 100;
 const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
 const ONE_DAY_MINUTES = 24 * 60;
 
@@ -68,6 +70,11 @@ export interface InfraConfig {
   readonly secretsTtlSeconds: number;
   readonly logRetentionDays: number;
   readonly sitesPerStack: number;
+  /**
+   * Schedules stacks the app makes: at least what the sites need. Those beyond it are made empty,
+   * so that a deploy after the fleet shrank removes their schedules instead of leaving them running.
+   */
+  readonly siteStacks: number;
   readonly vpc?: VpcConfig;
   readonly alarms: AlarmNotificationConfig;
 }
@@ -99,6 +106,7 @@ const TOP_LEVEL_KEYS = new Set([
   'secretsTtlSeconds',
   'logRetentionDays',
   'sitesPerStack',
+  'siteStacks',
   'vpc',
   'alarms',
 ]);
@@ -262,6 +270,21 @@ function checkTimings(p: Problems, config: InfraConfig): void {
   }
 }
 
+/** Schedules stacks that `sites` sites need at `sitesPerStack` a stack. */
+export function stacksNeeded(sites: number, sitesPerStack: number): number {
+  return Math.max(1, Math.ceil(sites / sitesPerStack));
+}
+
+function checkSiteStacks(p: Problems, config: InfraConfig, given: number | undefined): void {
+  const needed = stacksNeeded(config.sites.length, config.sitesPerStack);
+  if (given !== undefined && given < needed) {
+    p.add(
+      'siteStacks',
+      `${given} cannot hold ${config.sites.length} sites at sitesPerStack ${config.sitesPerStack}: raise it to at least ${needed}`,
+    );
+  }
+}
+
 /**
  * Validates raw configuration (parsed JSON or CDK context) and fills in the defaults.
  * @param source names the configuration in the error, e.g. its file path.
@@ -319,6 +342,8 @@ export function parseInfraConfig(raw: unknown, source = 'configuration'): InfraC
     );
   const vpc = parseVpc(p, raw.vpc);
 
+  const siteStacks = integer(p, raw, 'siteStacks', 1, MAX_SITE_STACKS);
+  const sitesPerStack = integer(p, raw, 'sitesPerStack', 1, MAX_SITES_PER_STACK) ?? DEFAULTS.sitesPerStack;
   const config: InfraConfig = {
     name,
     remoteSecret: remoteSecret ?? '',
@@ -335,11 +360,13 @@ export function parseInfraConfig(raw: unknown, source = 'configuration'): InfraC
     ...(reservedConcurrency !== undefined ? { reservedConcurrency } : {}),
     secretsTtlSeconds: integer(p, raw, 'secretsTtlSeconds', 0, 86_400) ?? DEFAULTS.secretsTtlSeconds,
     logRetentionDays: logRetentionDays as number,
-    sitesPerStack: integer(p, raw, 'sitesPerStack', 1, MAX_SITES_PER_STACK) ?? DEFAULTS.sitesPerStack,
+    sitesPerStack,
+    siteStacks: siteStacks ?? stacksNeeded(sites.length, sitesPerStack),
     ...(vpc ? { vpc } : {}),
     alarms: parseAlarms(p, raw.alarms),
   };
   if (p.list.length === 0) checkTimings(p, config);
+  if (p.list.length === 0) checkSiteStacks(p, config, siteStacks);
   if (p.list.length > 0) throw new InfraConfigError(source, p.list);
   return config;
 }

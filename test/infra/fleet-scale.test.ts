@@ -90,6 +90,34 @@ describe('shardSites', () => {
   });
 });
 
+describe('a fleet that shrank, with siteStacks kept', () => {
+  let synthesized: Synthesized;
+
+  beforeAll(() => {
+    // Three stacks of two sites were deployed; three sites are left.
+    synthesized = synthesize(rawConfig({ sites: siteList(3), sitesPerStack: 2, siteStacks: 3 }));
+  }, SYNTH_TIMEOUT_MS);
+  afterAll(() => synthesized?.cleanup());
+
+  it('still makes the third stack, with its group and no schedule or alarm: a deploy removes them', () => {
+    expect(synthesized.assembly.stacks.map((s) => s.stackName)).toEqual([
+      'meter-sync',
+      'meter-sync-sites-1',
+      'meter-sync-sites-2',
+      'meter-sync-sites-3',
+    ]);
+    const count = (type: string) =>
+      synthesized.siteSchedules.map((t) => Object.keys(t.findResources(type)).length);
+    expect(count('AWS::Scheduler::Schedule')).toEqual([2, 1, 0]);
+    expect(count('AWS::CloudWatch::Alarm')).toEqual([2, 1, 0]);
+    expect(count('AWS::Scheduler::ScheduleGroup')).toEqual([1, 1, 1]);
+  });
+
+  it('leaves no cdk-nag AwsSolutions finding unacknowledged', () => {
+    expect(synthesized.nagViolations).toEqual([]);
+  });
+});
+
 describe('the cdk-nag check', () => {
   it('does report a finding nobody acknowledged (the check above is not vacuous)', () => {
     const app = new App();

@@ -33,6 +33,7 @@ describe('parseInfraConfig', () => {
       secretsTtlSeconds: 300,
       logRetentionDays: 30,
       sitesPerStack: 200,
+      siteStacks: 1,
     });
     expect(config.reservedConcurrency).toBeUndefined();
     expect(config.vpc).toBeUndefined();
@@ -128,7 +129,7 @@ describe('parseInfraConfig', () => {
       sites: [{ id: 'a', extra: true }],
     });
     expect(problems).toEqual([
-      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, logRetentionDays, sitesPerStack, vpc, alarms)',
+      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, logRetentionDays, sitesPerStack, siteStacks, vpc, alarms)',
       'remoteSecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:remote" is not valid: a complete secret ARN ends with the 6-character suffix Secrets Manager adds ("...:secret:name-AbCdEf"); or give the name',
       'siteSecretPrefix: "sites with spaces/" is not valid: a secret name prefix such as "meter-sync/site/" (letters, digits and /_+=.@-)',
       'sites[0].extra: unknown key (known: id, schedule)',
@@ -152,6 +153,21 @@ describe('parseInfraConfig', () => {
   it('refuses more sites per stack than fit under the CloudFormation resource limit', () => {
     expect(problemsOf(rawConfig({ sitesPerStack: 241 }))).toEqual([
       'sitesPerStack: 241 must be a whole number from 1 to 240',
+    ]);
+  });
+
+  it('makes as many schedules stacks as the sites need, or more when siteStacks says so, never fewer', () => {
+    const sites = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `s${i}` }));
+    expect(parseInfraConfig(rawConfig({ sites: sites(5), sitesPerStack: 2 })).siteStacks).toBe(3);
+    expect(parseInfraConfig(rawConfig({ sites: sites(4), sitesPerStack: 2 })).siteStacks).toBe(2);
+    expect(parseInfraConfig(rawConfig({ sites: sites(3), sitesPerStack: 2, siteStacks: 4 })).siteStacks).toBe(
+      4,
+    );
+    expect(problemsOf(rawConfig({ sites: sites(5), sitesPerStack: 2, siteStacks: 2 }))).toEqual([
+      'siteStacks: 2 cannot hold 5 sites at sitesPerStack 2: raise it to at least 3',
+    ]);
+    expect(problemsOf(rawConfig({ siteStacks: 0 }))).toEqual([
+      'siteStacks: 0 must be a whole number from 1 to 100',
     ]);
   });
 
