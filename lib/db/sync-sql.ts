@@ -5,6 +5,7 @@
  */
 import { escapeIdentifier as q } from 'pg';
 import type { EntityMetadata } from '../entities';
+import { replaceParameter } from '../entities/sql-code';
 
 /** An entity bound to one site database: its quoted table and each column's base type there. */
 export interface ResolvedEntity {
@@ -50,7 +51,8 @@ function keyMatch(e: ResolvedEntity, t: string, s: string): string {
 /** The tenant's slice of an entity on the remote; `tenant` is the SQL that yields the tenant id. */
 function remoteSlice(meta: EntityMetadata, tenant: string): string {
   if (meta.remoteQuery !== undefined) {
-    const query = meta.remoteQuery.replace(/\$1(?!\d)/g, tenant);
+    // Only the parameter in the query's code: a '$1' inside a literal or a comment stays as it is.
+    const query = replaceParameter(meta.remoteQuery, '$1', tenant);
     return `SELECT ${list(meta.columns, 'r')} FROM (${query}) AS r`;
   }
   const where = meta.tenantColumn !== undefined ? ` WHERE ${q(meta.tenantColumn)} = ${tenant}` : '';

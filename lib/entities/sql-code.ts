@@ -95,7 +95,22 @@ function quotedEnd(
   throw new SqlTextError(`unterminated ${what}`);
 }
 
-/** The parameters (`$1`, `$2`…) a query's code uses; `a$1` is an identifier, not one. */
+/** A parameter in code: `$` and digits, not inside an identifier (`a$1` is one identifier). */
+const PARAMETER = /(?<![A-Za-z0-9_$\u0080-\uffff])\$\d+/g;
+
+/** The parameters (`$1`, `$2`…) a query's code uses. */
 export function sqlParameters(sql: string): Set<string> {
-  return new Set(sqlCode(sql).match(/(?<![A-Za-z0-9_$\u0080-\uffff])\$\d+/g) ?? []);
+  return new Set(sqlCode(sql).match(PARAMETER) ?? []);
+}
+
+/** `sql` with every use of the parameter `name` (`$1`) in its code replaced, literals untouched. */
+export function replaceParameter(sql: string, name: string, replacement: string): string {
+  let result = '';
+  let last = 0;
+  for (const match of sqlCode(sql).matchAll(PARAMETER)) {
+    if (match[0] !== name) continue;
+    result += sql.slice(last, match.index) + replacement;
+    last = match.index + match[0].length;
+  }
+  return result + sql.slice(last);
 }

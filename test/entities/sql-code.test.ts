@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { Client } from 'pg';
-import { SqlTextError, sqlCode, sqlParameters } from '../../lib/entities/sql-code';
+import { replaceParameter, SqlTextError, sqlCode, sqlParameters } from '../../lib/entities/sql-code';
 import { serverUrl } from '../harness/test-database';
 
 /** Text that is hostile to a lexer: quotes, dollars, backslashes, comment marks, `;`, unicode. */
@@ -85,6 +85,9 @@ describe('sqlCode', () => {
           const { rows, fields } = await client.query({ text: query, values: [7], rowMode: 'array' });
           expect(rows).toEqual([[form.includes('comment') ? 'c' : form === 'identifier' ? 'i' : text, 7]]);
           if (form === 'identifier') expect(fields[0]!.name).toBe(text);
+          // The parameter swapped for the tenant expression the engine uses, the literal untouched.
+          const swapped = replaceParameter(query, '$1', '(SELECT 7)');
+          expect((await client.query({ text: swapped, rowMode: 'array' })).rows).toEqual(rows);
         },
       ),
       { numRuns: 300 },
@@ -102,5 +105,8 @@ describe('sqlCode', () => {
 
   it('tells a parameter from an identifier that holds a dollar', () => {
     expect(sqlParameters('SELECT a$1, $2, x.$3 FROM t WHERE id = $10')).toEqual(new Set(['$2', '$3', '$10']));
+    expect(replaceParameter("SELECT a$1, $1, '$1', $10 -- $1", '$1', 'T')).toBe(
+      "SELECT a$1, T, '$1', $10 -- $1",
+    );
   });
 });

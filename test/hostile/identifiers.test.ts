@@ -190,14 +190,17 @@ describe('hostile input: identifiers and remote queries', () => {
   });
 
   it('passes the tenant id to a custom remote query as a value, never as text', async () => {
-    // Arrange: a query using $1 twice; the statement text is a function of the metadata alone.
+    // Arrange: a query using $1 twice, and once in a literal and a comment, which are not it; the
+    // statement text is a function of the metadata alone.
     const notes: EntityMetadata = {
       ...keywords,
       tenantColumn: undefined,
-      remoteQuery: `SELECT k.* FROM ${q(keywords.table)} k JOIN meter m ON m.id = k."order" AND m.tenant_id = $1 WHERE k.tenant = $1`,
+      remoteQuery: `SELECT k.* FROM ${q(keywords.table)} k JOIN meter m ON m.id = k."order" AND m.tenant_id = $1
+        WHERE k.tenant = $1 AND '$1' <> 'x' /* not $1 */`,
     };
     const text = remoteSql.copySlice(notes);
-    expect(text).not.toContain('$1');
+    expect(text.replace("'$1' <> 'x' /* not $1 */", '')).not.toContain('$1');
+    expect(text).toContain("'$1' <> 'x' /* not $1 */");
     expect(text.match(/current_setting\('meter_sync\.tenant_id'\)::integer/g)).toHaveLength(2);
     expect(remoteSql.setTenant).toBe(`SELECT set_config('meter_sync.tenant_id', $1, true)`);
 
