@@ -22,6 +22,8 @@ import type { SyncStackNames } from './sync-stack';
 
 /** Scheduler retries a failed delivery (Lambda throttled or unavailable) this many times before the DLQ. */
 export const SCHEDULE_RETRY_ATTEMPTS = 3;
+/** The longest an event may wait for a retry in EventBridge Scheduler (its RetryPolicy allows 60 s to 1 day). */
+const MAX_EVENT_AGE_MINUTES = 24 * 60;
 
 export interface SiteSchedulesStackProps extends StackProps {
   /** Names the schedule group and prefixes the alarm names: `<name>-sites-<n>`. */
@@ -115,8 +117,10 @@ export class SiteSchedulesStack extends Stack {
         input: ScheduleTargetInput.fromObject({ siteId: site.id }),
         deadLetterQueue: this.deadLetterQueue,
         retryAttempts: SCHEDULE_RETRY_ATTEMPTS,
-        // An event older than one interval is superseded by the next run.
-        maxEventAge: interval,
+        // An event older than one interval is superseded by the next run; Scheduler keeps none
+        // longer than a day.
+        maxEventAge:
+          site.schedule.minutes <= MAX_EVENT_AGE_MINUTES ? interval : Duration.minutes(MAX_EVENT_AGE_MINUTES),
       }),
     });
   }

@@ -461,6 +461,7 @@ describe('meter-sync CDK app (no VPC, existing topic, secret ARN and key)', () =
         secretsKmsKeyArn: KMS_KEY_ARN,
         alarms: { topicArn: TOPIC_ARN },
         flexibleWindowMinutes: 0,
+        sites: [{ id: 'plant-north' }, { id: 'archive', schedule: 'rate(2 days)' }],
       }),
     );
   }, SYNTH_TIMEOUT_MS);
@@ -505,6 +506,18 @@ describe('meter-sync CDK app (no VPC, existing topic, secret ARN and key)', () =
         expect(a.Properties.AlarmActions).toEqual([TOPIC_ARN]);
       }
     }
+  });
+
+  it("keeps a retried event one interval, and a day at most (Scheduler's limit), for a daily schedule too", () => {
+    const [sites] = synthesized.siteSchedules as [Template];
+    const ages = Object.values(sites.findResources('AWS::Scheduler::Schedule')).map((s) => [
+      s.Properties.Name,
+      s.Properties.Target.RetryPolicy.MaximumEventAgeInSeconds,
+    ]);
+    expect(ages).toEqual([
+      ['plant-north', 300],
+      ['archive', 86_400],
+    ]);
   });
 
   it('turns the flexible time window off when it is 0', () => {
