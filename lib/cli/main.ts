@@ -1,6 +1,7 @@
 /** The `meter-sync` command: sync, migrate and demo. Errors are one line, never a stack trace or a password. */
 import { connect } from '../db/connect';
 import { migrateSite } from '../db/site-migrations';
+import { urlTarget } from '../db/tls';
 import { performSync } from '../engine';
 import { MeterSyncError, UsageError } from '../errors';
 import { runDemo } from './demo';
@@ -19,7 +20,7 @@ async function execute(command: Command, io: CliIo): Promise<number> {
       io.stdout.write(`${USAGE}\n`);
       return 0;
     case 'migrate': {
-      const client = await connect(command.site, 'site');
+      const client = await connect(urlTarget(command.site), 'site');
       try {
         const report = await migrateSite(client);
         if (command.json) io.stdout.write(`${JSON.stringify(report)}\n`);
@@ -37,8 +38,9 @@ async function execute(command: Command, io: CliIo): Promise<number> {
     case 'sync': {
       const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
       const result = await performSync({
-        remote: command.remote,
-        site: command.site,
+        // TLS as the Lambda has it: verified for any host but this machine, unless the URL says.
+        remote: urlTarget(command.remote),
+        site: urlTarget(command.site),
         tenantId: command.tenantId,
         ...(command.entities ? { entities: command.entities } : {}),
         dryRun: command.dryRun,

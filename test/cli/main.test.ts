@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
@@ -7,6 +9,9 @@ import type { SyncResult } from '../../lib/engine';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 
 const run = promisify(execFile);
+/** The first int32 after the length: an SSLRequest, or a protocol 3.0 StartupMessage. */
+const SSL_REQUEST_CODE = 80_877_103;
+const PROTOCOL_3 = 196_608;
 const BIN = join(__dirname, '..', '..', 'bin', 'meter-sync.js');
 
 function captureIo(): CliIo & { out: () => string; err: () => string } {
@@ -114,6 +119,60 @@ describe('meter-sync usage errors', () => {
     expect(await main(['sync', '--remote', url, '--site', url, '--tenant', '1'], io)).toBe(1);
     expect(io.out() + io.err()).not.toContain('s3cr3t-pw');
     expect(io.out()).toMatch(/CONNECTION_LOST|cannot connect to the site database/);
+  });
+});
+
+describe('meter-sync TLS', () => {
+  /** This machine's first non-loopback IPv4 address: a host the CLI must not trust in clear text. */
+  const address = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  const ifAddress = address ? it : it.skip;
+
+  /** The protocol code of each connection's first message to a stand-in server that answers "no TLS". */
+  async function firstMessages(
+    argv: (port: number) => string[],
+  ): Promise<{ codes: number[]; io: ReturnType<typeof captureIo> }> {
+    const codes: number[] = [];
+    const server = createServer((socket) => {
+      socket.once('data', (chunk) => {
+        codes.push(chunk.readInt32BE(4));
+        if (chunk.readInt32BE(4) === SSL_REQUEST_CODE) socket.end('N');
+        else socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, address, resolve));
+    try {
+      const io = captureIo();
+      expect(await main(argv((server.address() as AddressInfo).port), io)).toBe(1);
+      return { codes, io };
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+
+  ifAddress('asks a host other than this machine for TLS and verifies it, as the Lambda does', async () => {
+    const { codes, io } = await firstMessages((port) => [
+      'sync',
+      '--remote',
+      `postgres://u:s3cr3t-pw@${address}:${port}/r`,
+      '--site',
+      `postgres://u:s3cr3t-pw@${address}:${port}/s`,
+      '--tenant',
+      '1',
+    ]);
+    expect(codes).toEqual([SSL_REQUEST_CODE]);
+    expect(io.out()).toMatch(/does not support SSL/);
+    expect(io.out()).not.toContain('s3cr3t-pw');
+  });
+
+  ifAddress('connects in clear text when the URL says sslmode=disable', async () => {
+    const { codes } = await firstMessages((port) => [
+      'migrate',
+      '--site',
+      `postgres://u:pw@${address}:${port}/s?sslmode=disable`,
+    ]);
+    expect(codes).toEqual([PROTOCOL_3]);
   });
 });
 
