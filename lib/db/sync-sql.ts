@@ -55,8 +55,8 @@ function remoteSlice(meta: EntityMetadata, tenant: string): string {
     const query = replaceParameter(meta.remoteQuery, '$1', tenant);
     return `SELECT ${list(meta.columns, 'r')} FROM (${query}) AS r`;
   }
-  const where = meta.tenantColumn !== undefined ? ` WHERE ${q(meta.tenantColumn)} = ${tenant}` : '';
-  return `SELECT ${list(meta.columns)} FROM ${q(meta.table)}${where}`;
+  // The registry refuses an entity with neither a tenant column nor a query.
+  return `SELECT ${list(meta.columns)} FROM ${q(meta.table)} WHERE ${q(meta.tenantColumn!)} = ${tenant}`;
 }
 
 export const remoteSql = {

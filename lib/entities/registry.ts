@@ -73,6 +73,13 @@ function checkEntity(e: EntityMetadata): void {
   if (e.tenantColumn !== undefined && e.remoteQuery !== undefined) {
     throw new EntityMetadataError(name, 'give either tenantColumn or remoteQuery, not both');
   }
+  // Tenant isolation: an entity without either would copy every tenant's rows to each site.
+  if (e.tenantColumn === undefined && e.remoteQuery === undefined) {
+    throw new EntityMetadataError(
+      name,
+      "give tenantColumn or remoteQuery: a site must receive only its tenant's rows",
+    );
+  }
   if (e.remoteQuery !== undefined) checkRemoteQuery(name, e.remoteQuery);
   for (const parent of e.parents ?? []) {
     for (const column of Object.keys(parent.columns ?? {})) {

@@ -105,6 +105,11 @@ describe('EntityRegistry', () => {
         /tenant column "owner"/,
       ],
       [
+        'neither a tenant column nor a remote query',
+        [{ ...leaf('a'), tenantColumn: undefined }],
+        /give tenantColumn or remoteQuery: a site must receive only its tenant's rows/,
+      ],
+      [
         'both a tenant column and a remote query',
         [{ ...leaf('a'), remoteQuery: 'SELECT * FROM a WHERE tenant_id = $1' }],
         /either tenantColumn or remoteQuery/,
