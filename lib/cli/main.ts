@@ -50,13 +50,20 @@ async function execute(command: Command, io: CliIo): Promise<number> {
       });
       progress.done();
       io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatResult(result)}\n`);
-      return result.ok ? 0 : 1;
+      if (result.ok) return 0;
+      return result.error && CONFIGURATION_CODES.has(result.error.code) ? 2 : 1;
     }
     case 'demo':
       await runDemo(io.stdout);
       return 0;
   }
 }
+
+/**
+ * Failures that running again cannot mend, only a change of configuration: exit 2, as bad usage.
+ * A connection refused or lost may be the network's passing fault: exit 1.
+ */
+const CONFIGURATION_CODES: ReadonlySet<string> = new Set(['AUTHENTICATION_FAILED', 'SITE_NOT_MIGRATED']);
 
 /** Runs the command and returns its exit code. */
 export async function main(argv: readonly string[], io: CliIo = process): Promise<number> {
@@ -73,7 +80,7 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
         : `internal error: ${(error as Error)?.message ?? String(error)}`;
     io.stderr.write(`meter-sync: ${message.split('\n')[0]}\n`);
     if (process.env.METER_SYNC_DEBUG && error instanceof Error) io.stderr.write(`${error.stack}\n`);
-    return 1;
+    return error instanceof MeterSyncError && CONFIGURATION_CODES.has(error.code) ? 2 : 1;
   }
 }
 

@@ -25,7 +25,8 @@ export const USAGE = `usage:
                   [--timeout SECONDS] [--json]
   meter-sync migrate --site URL [--json]
   meter-sync demo
-exit codes: 0 all ok, 1 an entity failed or the site was locked, 2 bad usage or configuration`;
+exit codes: 0 all ok, 1 an entity or the run failed or the site was locked,
+            2 bad usage or configuration (a refused login, a site not migrated)`;
 
 function postgresUrl(flag: string, value: string | undefined): string {
   if (value === undefined || value === '') throw new UsageError(`--${flag} URL is required`);

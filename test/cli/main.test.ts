@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { type CliIo, main } from '../../lib/cli/main';
 import type { SyncResult } from '../../lib/engine';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
+import { createTestDatabase, serverChecksPasswords } from '../harness/test-database';
 
 const run = promisify(execFile);
 /** The first int32 after the length: an SSLRequest, or a protocol 3.0 StartupMessage. */
@@ -183,6 +184,32 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
     await fx.seed({ tenants: [1, 2], metersPerTenant: 5, registersPerTenant: 6, registersPerMeter: 2 });
   });
   afterAll(() => fx.close());
+
+  it('exits 2 when the site has no meter-sync schema: configuration, not a passing fault', async () => {
+    const empty = await createTestDatabase('cli_unmigrated');
+    try {
+      const io = captureIo();
+      const code = await main(['sync', '--remote', fx.remote.url, '--site', empty.url, '--tenant', '1'], io);
+      expect(code).toBe(2);
+      expect(io.out()).toMatch(/SITE_NOT_MIGRATED.*meter-sync migrate/);
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  (serverChecksPasswords() ? it : it.skip)('exits 2 when the site refuses the login', async () => {
+    const site = new URL(fx.site.url);
+    site.password = 'not-the-password';
+    const io = captureIo();
+    expect(
+      await main(['sync', '--remote', fx.remote.url, '--site', site.toString(), '--tenant', '1'], io),
+    ).toBe(2);
+    expect(io.out()).toMatch(/AUTHENTICATION_FAILED/);
+    expect(io.out()).not.toContain('not-the-password');
+    const migrate = captureIo();
+    expect(await main(['migrate', '--site', site.toString()], migrate)).toBe(2);
+    expect(migrate.err()).toMatch(/^meter-sync: \[AUTHENTICATION_FAILED\]/);
+  });
 
   it('migrate is idempotent', async () => {
     const io = captureIo();
