@@ -59,7 +59,18 @@ export async function createLoginRole(databases: readonly string[]): Promise<Log
       for (const database of databases) {
         await admin(databaseUrl(database), (c) => c.query(`DROP OWNED BY ${role}`)).catch(() => {});
       }
-      await admin(serverUrl(), (c) => c.query(`DROP ROLE IF EXISTS ${role}`));
+      await admin(serverUrl(), async (c) => {
+        // Databases the role made itself (the soak's), left behind by a test that failed midway:
+        // dropped here, so that the role can go and the failure is the only error reported.
+        const { rows } = await c.query<{ name: string }>(
+          'SELECT datname AS name FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = $1)',
+          [name],
+        );
+        for (const { name: database } of rows) {
+          await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(database)} WITH (FORCE)`);
+        }
+        await c.query(`DROP ROLE IF EXISTS ${role}`);
+      });
     },
   };
 }
