@@ -38,53 +38,41 @@ export function answeredByServer(error: unknown): boolean {
   return severity === 'ERROR';
 }
 
-async function endQuietly(client: Client | undefined): Promise<void> {
-  await client?.end().catch(() => {});
-}
-
 /** Asks the server over a new session what became of `pending`; `unknown` if it cannot be asked. */
 export async function commitOutcome(
   target: DatabaseTarget,
   pending: PendingCommit,
   options: ConnectOptions = {},
 ): Promise<CommitOutcome> {
-  let client: Client | undefined;
-  let abandoned = false;
+  // Held in an object: the question fills it in while the budget below may already have run out.
+  const question: { client?: Client; over: boolean } = { over: false };
   const ask = async (): Promise<CommitOutcome> => {
-    client = await connect(target, 'site', {
+    question.client = await connect(target, 'site', {
       ...options,
       connectTimeoutMs: COMMIT_CHECK_MS,
       statementTimeoutMs: COMMIT_CHECK_MS,
     });
-    if (abandoned) return 'unknown';
+    if (question.over) return 'unknown';
     // A transaction still under way could commit after the run reports: it is ended first.
-    await client.query(siteSql.endPendingCommit, [pending.xid, pending.pid, COMMIT_CHECK_MS / 2]);
-    const { rows } = await client.query<{ status: string | null }>(siteSql.commitStatus, [pending.xid]);
+    await question.client.query(siteSql.endPendingCommit, [pending.xid, pending.pid, COMMIT_CHECK_MS / 2]);
+    const { rows } = await question.client.query<{ status: string | null }>(siteSql.commitStatus, [
+      pending.xid,
+    ]);
     const status = rows[0]?.status;
     return status === 'committed' ? 'committed' : status === 'aborted' ? 'aborted' : 'unknown';
   };
-  let finished = false;
-  const asking = ask()
-    .catch((): CommitOutcome => 'unknown')
-    .finally(() => {
-      finished = true;
-    });
+  const asking = ask().catch((): CommitOutcome => 'unknown');
   // One budget for the whole question: a Lambda's deadline margin must still cover it.
   let timer: NodeJS.Timeout | undefined;
-  const timeUp = new Promise<CommitOutcome>((resolve) => {
-    timer = setTimeout(() => resolve('unknown'), COMMIT_CHECK_MS);
+  const timeUp = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), COMMIT_CHECK_MS);
   });
   const outcome = await Promise.race([asking, timeUp]);
   clearTimeout(timer);
-  abandoned = true;
-  const session = () => client as Client | undefined;
-  if (finished) {
-    await endQuietly(session());
-  } else {
-    // Cut off past its budget: the session ends once the question lets go of it, never later.
-    const late = session();
-    if (late) destroySession(late);
-    void asking.finally(() => endQuietly(session()));
-  }
-  return outcome;
+  question.over = true;
+  // Cut off past its budget, a question still connecting or asking ends as soon as it lets go.
+  if (outcome === undefined && question.client) destroySession(question.client);
+  const closed = asking.then(() => question.client?.end().catch(() => {}));
+  if (outcome !== undefined) await closed;
+  return outcome ?? 'unknown';
 }

@@ -4,7 +4,7 @@ import { deviceRegister } from './device-register';
 import type { EntityMetadata } from './entity-metadata';
 import { meter } from './meter';
 import { register } from './register';
-import { sqlCode, sqlParameters } from './sql-code';
+import { codeParameters, sqlCode } from './sql-code';
 
 const ENTITY_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 // PostgreSQL truncates identifiers to 63 bytes and cannot hold NUL; anything else works once quoted.
@@ -34,7 +34,7 @@ function checkRemoteQuery(entity: string, query: string): void {
   } catch (error) {
     throw new EntityMetadataError(entity, `remoteQuery has an ${(error as Error).message}`);
   }
-  const placeholders = sqlParameters(query);
+  const placeholders = codeParameters(code);
   if (!placeholders.has('$1') || placeholders.size !== 1) {
     throw new EntityMetadataError(entity, 'remoteQuery must use $1 (the tenant id) and no other parameter');
   }

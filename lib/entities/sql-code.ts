@@ -98,9 +98,14 @@ function quotedEnd(
 /** A parameter in code: `$` and digits, not inside an identifier (`a$1` is one identifier). */
 const PARAMETER = /(?<![A-Za-z0-9_$\u0080-\uffff])\$\d+/g;
 
+/** The parameters (`$1`, `$2`…) that code (as `sqlCode` returns it) uses. */
+export function codeParameters(code: string): Set<string> {
+  return new Set(code.match(PARAMETER) ?? []);
+}
+
 /** The parameters (`$1`, `$2`…) a query's code uses. */
 export function sqlParameters(sql: string): Set<string> {
-  return new Set(sqlCode(sql).match(PARAMETER) ?? []);
+  return codeParameters(sqlCode(sql));
 }
 
 /** `sql` with every use of the parameter `name` (`$1`) in its code replaced, literals untouched. */

@@ -35,6 +35,9 @@ function captureIo(): CliIo & { out: () => string; err: () => string } {
 }
 
 describe('meter-sync usage errors', () => {
+  /** A sync command complete but for what a case adds (its URLs are never reached). */
+  const SYNC = ['sync', '--remote', 'postgres://h/db', '--site', 'postgres://h/s', '--tenant', '1'];
+
   const cases: [string, string[], RegExp][] = [
     ['unknown command', ['frobnicate'], /unknown command "frobnicate"/],
     ['missing --site', ['sync', '--remote', 'postgres://h/db', '--tenant', '1'], /--site URL is required/],
@@ -43,26 +46,8 @@ describe('meter-sync usage errors', () => {
       ['sync', '--remote', 'postgres://h/db', '--site', 'postgres://h/s'],
       /--tenant ID is required/,
     ],
-    [
-      'bad tenant',
-      ['sync', '--remote', 'postgres://h/db', '--site', 'postgres://h/s', '--tenant', '1; drop'],
-      /--tenant must be an integer/,
-    ],
-    [
-      'unknown entity',
-      [
-        'sync',
-        '--remote',
-        'postgres://h/db',
-        '--site',
-        'postgres://h/s',
-        '--tenant',
-        '1',
-        '--entities',
-        'meter,nope',
-      ],
-      /unknown entity "nope"/,
-    ],
+    ['bad tenant', [...SYNC.slice(0, -1), '1; drop'], /--tenant must be an integer/],
+    ['unknown entity', [...SYNC, '--entities', 'meter,nope'], /unknown entity "nope"/],
     ['unknown option', ['sync', '--remote', 'postgres://h/db', '--fast'], /Unknown option '--fast'/],
     [
       'an option whose value looks like another option',
@@ -77,17 +62,7 @@ describe('meter-sync usage errors', () => {
     ['unparsable URL', ['migrate', '--site', 'hunter2 not a url'], /--site is not a valid URL/],
     ...['0', '1,5', '1e3', 'soon', '86401'].map((value): [string, string[], RegExp] => [
       `--timeout ${value}`,
-      [
-        'sync',
-        '--remote',
-        'postgres://h/db',
-        '--site',
-        'postgres://h/s',
-        '--tenant',
-        '1',
-        '--timeout',
-        value,
-      ],
+      [...SYNC, '--timeout', value],
       new RegExp(`--timeout must be a number of seconds above 0 and at most 86400, not "${value}"`),
     ]),
   ];
