@@ -159,6 +159,17 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
     await fx.seed({ tenants: [1, 2], metersPerTenant: 5, registersPerTenant: 6, registersPerMeter: 2 });
   });
   afterAll(() => fx.close());
+  /** `meter-sync sync` of tenant 1 between the fixture's remote and site, and `more`. */
+  const syncArgs = (...more: string[]) => [
+    'sync',
+    '--remote',
+    fx.remote.url,
+    '--site',
+    fx.site.url,
+    '--tenant',
+    '1',
+    ...more,
+  ];
 
   it('exits 2 when the site has no meter-sync schema: configuration, not a passing fault', async () => {
     const empty = await createTestDatabase('cli_unmigrated');
@@ -194,21 +205,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
 
   it('sync --json prints the result object and exits 0', async () => {
     const io = captureIo();
-    const code = await main(
-      [
-        'sync',
-        '--remote',
-        fx.remote.url,
-        '--site',
-        fx.site.url,
-        '--tenant',
-        '1',
-        '--timeout',
-        '60',
-        '--json',
-      ],
-      io,
-    );
+    const code = await main(syncArgs('--timeout', '60', '--json'), io);
     expect(code).toBe(0);
     const result = JSON.parse(io.out()) as SyncResult;
     expect(result.status).toBe('ok');
@@ -222,21 +219,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
   it('human output is a per-entity table; --dry-run writes nothing', async () => {
     await fx.remoteClient.query(`UPDATE register SET unit = 'MWh' WHERE tenant_id = 1`);
     const io = captureIo();
-    const code = await main(
-      [
-        'sync',
-        '--remote',
-        fx.remote.url,
-        '--site',
-        fx.site.url,
-        '--tenant',
-        '1',
-        '--dry-run',
-        '--entities',
-        'register',
-      ],
-      io,
-    );
+    const code = await main(syncArgs('--dry-run', '--entities', 'register'), io);
     expect(code).toBe(0);
     const lines = io.out().trimEnd().split('\n');
     expect(lines[0]).toMatch(/tenant 1 · DRY RUN \(nothing written\) · ok/);
@@ -256,10 +239,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
       await holder.query('BEGIN');
       await holder.query('SELECT pg_advisory_xact_lock(7305818813071261000)');
       const io = captureIo();
-      const code = await main(
-        ['sync', '--remote', fx.remote.url, '--site', fx.site.url, '--tenant', '1'],
-        io,
-      );
+      const code = await main(syncArgs(), io);
       expect(code).toBe(1);
       expect(io.out()).toMatch(/· locked ·/);
       expect(io.out()).toMatch(/SITE_LOCKED/);
@@ -274,10 +254,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
     );
     try {
       const io = captureIo();
-      const code = await main(
-        ['sync', '--remote', fx.remote.url, '--site', fx.site.url, '--tenant', '1'],
-        io,
-      );
+      const code = await main(syncArgs(), io);
       expect(code).toBe(1);
       expect(io.out()).toMatch(/^register\s+failed/m);
       expect(io.out()).toMatch(/register failed: \[SITE_REJECTED_ROW\].*unit_not_mwh/);
@@ -298,10 +275,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
       const started = Date.now();
 
       // Act
-      const code = await main(
-        ['sync', '--remote', fx.remote.url, '--site', fx.site.url, '--tenant', '1', '--timeout', '0.5'],
-        io,
-      );
+      const code = await main(syncArgs('--timeout', '0.5'), io);
 
       // Assert: ended at its deadline (cancelled, with a slack for a slow machine), nothing written.
       expect(code).toBe(1);
