@@ -7,22 +7,24 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Client, escapeIdentifier } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { EntityMetadata } from '../entities';
+import type { EntityMetadata, ParentReference } from '../entities';
 import { SiteSchemaError } from '../errors';
 import { copyOut } from './copy-out';
 import type { KeyHashDiff } from './key-hash-merge';
 import { formatKey, type Row, TEXT_TYPES } from './rows';
 import {
   applicableRows,
+  applySql,
   type BucketFingerprint,
   type Buckets,
   bucketValues,
-  countAbsent,
-  deleteAbsent,
   deleteListed,
   fingerprintSql,
+  type GoneParts,
   INTEGER_TYPES,
   type ParentLookup,
+  type PlannedParent,
+  type PlanTables,
   planSql,
   type Region,
   type ResolvedEntity,
@@ -44,6 +46,30 @@ const ROW_BYTES_GUESS = 128;
 export interface WriteCounts {
   inserted: number;
   updated: number;
+}
+
+/** A staged row a step skips, or a delete it skips, and why. */
+export interface SkippedRow {
+  key: string;
+  reason: string;
+}
+
+/** What a plan's `gone` table holds (planSql.goneCounts). */
+export interface GoneCounts {
+  /** Rows the remote means to delete (bounces aside), pinned or not: what the mass-delete guard weighs. */
+  intended: number;
+  /** Rows the delete step removes, bounces included. */
+  deletes: number;
+  /** Rows removed for good: not pinned, not bounced. */
+  dead: number;
+  /** Rows removed and inserted again (their parent row is); `changedBounces` of them with new text. */
+  bounces: number;
+  changedBounces: number;
+  /** Deletes skipped because rows the run keeps reference them; `pinnedUnstaged` of them gone from the remote. */
+  pinned: number;
+  pinnedUnstaged: number;
+  /** Pinned rows of any kind, bounces included: they pin the parent rows they reference. */
+  pinnedAll: number;
 }
 
 export interface TableShape {
@@ -129,37 +155,149 @@ export class SiteDatabase {
     return count(rows[0]?.rows);
   }
 
+  /** How many staged rows there are, and how many of them have all their parents on the site. */
   async countApplicable(
     e: ResolvedEntity,
     parents: ParentLookup,
   ): Promise<{ total: number; applicable: number }> {
-    const { rows } = await this.client.query(planSql.countApplicable(e, parents));
+    const { rows } = await this.client.query(applySql.countApplicable(e, parents));
     return { total: count(rows[0]?.total), applicable: count(rows[0]?.applicable) };
   }
 
-  async sampleSkipped(e: ResolvedEntity, parents: ParentLookup, limit: number): Promise<string[]> {
+  /** The first staged rows (in key order) whose parents are not all on the site, and which parent is missing. */
+  async sampleSkipped(e: ResolvedEntity, parents: ParentLookup, limit: number): Promise<SkippedRow[]> {
     const { rows } = await this.client.query<Row>({
-      text: planSql.sampleSkipped(e, parents),
+      text: applySql.sampleSkipped(e, parents),
       values: [limit],
       types: TEXT_TYPES,
     });
-    return rows.map((row) => formatKey(e.meta.keyColumns, row));
-  }
-
-  /** Deletes every site row that the run will not keep; returns how many. */
-  async deleteNotApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<number> {
-    const result = await this.client.query(deleteAbsent(e, applicableRows(e, parents)));
-    return result.rowCount ?? 0;
-  }
-
-  /** How many rows `deleteNotApplicable` would delete. */
-  async countNotApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<number> {
-    const { rows } = await this.client.query(countAbsent(e, applicableRows(e, parents)));
-    return count(rows[0]?.rows);
+    const references = e.meta.parents ?? [];
+    return rows.map((row) => {
+      const i = references.findIndex((_, n) => row[`m${n}`] === 't');
+      const reference = references[i];
+      if (!reference) return { key: formatKey(e.meta.keyColumns, row), reason: 'parent missing' };
+      const parentKey = Object.fromEntries(
+        Object.entries(reference.columns).map(([c, k]) => [k, row[c] ?? null]),
+      );
+      return {
+        key: formatKey(e.meta.keyColumns, row),
+        reason: `parent missing: ${reference.entity} ${formatKey(Object.values(reference.columns), parentKey)}`,
+      };
+    });
   }
 
   async upsertApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<WriteCounts> {
     return this.writeCounts(upsertFrom(e, applicableRows(e, parents)));
+  }
+
+  // ---- the plan of a run (DESIGN §3.5, §3.12, §3.13; sync-sql's planSql) ----
+
+  planTables(e: ResolvedEntity): PlanTables {
+    return {
+      skip: temporaryName('skip', e),
+      gone: temporaryName('gone', e),
+      added: temporaryName('added', e),
+      pins: temporaryName('pins', e),
+    };
+  }
+
+  /** Drops what an earlier plan of the entity left, so that it is planned afresh. */
+  async dropPlan(t: PlanTables, { pins }: { pins: boolean }): Promise<void> {
+    await this.client.query(planSql.drop([t.skip, t.gone, t.added, ...(pins ? [t.pins] : [])]));
+  }
+
+  /** Creates the entity's (empty) `pins` table, in place of one an earlier plan left. */
+  async createPins(e: ResolvedEntity, t: PlanTables): Promise<void> {
+    await this.client.query(planSql.drop([t.pins]));
+    await this.client.query(planSql.createPins(e, t));
+  }
+
+  /** Stages the site rows outside the compared region that reference `parent` rows the run removes; returns how many. */
+  async stageChildrenOfGone(
+    e: ResolvedEntity,
+    reference: ParentReference,
+    parentTables: PlanTables,
+  ): Promise<number> {
+    const result = await this.client.query(planSql.stageChildrenOfGone(e, reference, parentTables));
+    const rows = result.rowCount ?? 0;
+    if (rows > 0) await this.client.query(siteSql.analyzeStage(e));
+    return rows;
+  }
+
+  /** Creates the plan's `skip` table; returns its rows. */
+  async createSkip(
+    e: ResolvedEntity,
+    t: PlanTables,
+    parents: readonly { reference: ParentReference; parent: PlannedParent }[],
+  ): Promise<number> {
+    const result = await this.client.query(planSql.createSkip(e, t.skip, parents));
+    await this.client.query(planSql.analyze(t.skip));
+    return result.rowCount ?? 0;
+  }
+
+  /** Creates the plan's `gone` table, with the pins found so far. */
+  async createGone(e: ResolvedEntity, t: PlanTables, parts: GoneParts, pins: boolean): Promise<void> {
+    for (const sql of planSql.createGone(e, t, parts)) await this.client.query(sql);
+    if (pins) await this.client.query(planSql.applyPins(e, t));
+    await this.client.query(planSql.analyze(t.gone));
+  }
+
+  async markChangedBounces(e: ResolvedEntity, t: PlanTables): Promise<void> {
+    const sql = planSql.markChangedBounces(e, t);
+    if (sql) await this.client.query(sql);
+  }
+
+  /** Pins the `gone` rows that rows of `child` reference (all its rows, or those its plan pins); returns how many. */
+  async pinReferenced(
+    e: ResolvedEntity,
+    t: PlanTables,
+    child: ResolvedEntity,
+    reference: ParentReference,
+    reason: string,
+    childTables?: PlanTables,
+  ): Promise<number> {
+    const result = await this.client.query(planSql.pinReferenced(e, t, child, reference, childTables), [
+      reason,
+    ]);
+    return result.rowCount ?? 0;
+  }
+
+  async goneCounts(t: PlanTables): Promise<GoneCounts> {
+    const { rows } = await this.client.query(planSql.goneCounts(t));
+    const r = rows[0] ?? {};
+    return {
+      intended: count(r.intended),
+      deletes: count(r.deletes),
+      dead: count(r.dead),
+      bounces: count(r.bounces),
+      changedBounces: count(r.changed_bounces),
+      pinned: count(r.pinned),
+      pinnedUnstaged: count(r.pinned_unstaged),
+      pinnedAll: count(r.pinned_all),
+    };
+  }
+
+  /** Creates the plan's `added` table; returns its rows. */
+  async createAdded(e: ResolvedEntity, t: PlanTables, withSkip: boolean): Promise<number> {
+    const result = await this.client.query(planSql.createAdded(e, t, withSkip));
+    await this.client.query(planSql.analyze(t.added));
+    return result.rowCount ?? 0;
+  }
+
+  /** The delete step: removes the planned rows; returns how many. */
+  async deleteGone(e: ResolvedEntity, t: PlanTables): Promise<number> {
+    const result = await this.client.query(planSql.deleteGone(e, t));
+    return result.rowCount ?? 0;
+  }
+
+  /** The first deletes the plan skips because rows the run keeps reference them, with the reason. */
+  async samplePinned(e: ResolvedEntity, t: PlanTables, limit: number): Promise<SkippedRow[]> {
+    const { rows } = await this.client.query<Row>({
+      text: planSql.samplePinned(e, t),
+      values: [limit],
+      types: TEXT_TYPES,
+    });
+    return rows.map((row) => ({ key: formatKey(e.meta.keyColumns, row), reason: String(row.reason) }));
   }
 
   // ---- fingerprints and regions (DESIGN §6) ----

@@ -4,7 +4,7 @@
  * reaches COPY through a transaction-local setting, since COPY takes no parameters).
  */
 import { escapeIdentifier as q } from 'pg';
-import type { EntityMetadata } from '../entities';
+import type { EntityMetadata, ParentReference } from '../entities';
 import { replaceParameter } from '../entities/sql-code';
 
 /** An entity bound to one site database: its quoted table and each column's base type there. */
@@ -20,14 +20,12 @@ export interface ResolvedEntity {
   readonly region?: Region;
 }
 
-/** How a child sees one parent while a run is planned. */
-export type ParentSource =
-  /** The parent is synced by this run: it will hold exactly its applicable staged rows. */
-  | { readonly kind: 'planned'; readonly entity: ResolvedEntity }
-  /** The parent is not in the run, or failed: it keeps what the site has. */
-  | { readonly kind: 'site'; readonly entity: ResolvedEntity };
-
-export type ParentLookup = (name: string) => ParentSource;
+/**
+ * A parent as a child's statements see it: its site table. The upsert steps run parent-first, after
+ * every delete, so when a child's step checks its parents, the parent tables already hold what the
+ * run leaves there (DESIGN §3.5).
+ */
+export type ParentLookup = (name: string) => ResolvedEntity;
 
 export const TENANT_SETTING = 'meter_sync.tenant_id';
 // A sub-select, so that the server reads the setting once per statement instead of once per row.
@@ -44,6 +42,29 @@ function nonKeyColumns(meta: EntityMetadata): string[] {
 /** `t.k = s.k::type` for every key column: `s` holds text, `t` is the typed site table. */
 function keyMatch(e: ResolvedEntity, t: string, s: string): string {
   return e.meta.keyColumns.map((k) => `${t}.${q(k)} = ${s}.${q(k)}::${e.types[k]}`).join(' AND ');
+}
+
+/** `a.k = b.k` for every key column, both sides typed (the site table, a plan table). */
+function typedKeyMatch(e: ResolvedEntity, a: string, b: string): string {
+  return e.meta.keyColumns.map((k) => `${a}.${q(k)} = ${b}.${q(k)}`).join(' AND ');
+}
+
+/** The staged key columns of `s`, cast to the site's types and named as the key. */
+function typedStageKeys(e: ResolvedEntity, s: string): string {
+  return e.meta.keyColumns.map((k) => `${s}.${q(k)}::${e.types[k]} AS ${q(k)}`).join(', ');
+}
+
+/** `p.key = c.column` for each column pair of a parent reference; `cast` casts the child side (staged text). */
+function referenceMatch(
+  reference: ParentReference,
+  parent: ResolvedEntity,
+  p: string,
+  c: string,
+  cast: boolean,
+): string {
+  return Object.entries(reference.columns)
+    .map(([child, key]) => `${p}.${q(key)} = ${c}.${q(child)}${cast ? `::${parent.types[key]}` : ''}`)
+    .join(' AND ');
 }
 
 // ---- remote ---------------------------------------------------------------------------------
@@ -98,42 +119,223 @@ export const siteSql = {
   countRows: (e: ResolvedEntity) => `SELECT count(*) AS rows FROM ${e.table}`,
 };
 
-// ---- site: planning ---------------------------------------------------------------------------
+// ---- site: which staged rows a step applies ----------------------------------------------------
 
-/** True for a staged row `s` of `e` whose parents will all exist on the site after this run. */
-export function parentsPresent(e: ResolvedEntity, parents: ParentLookup, s = 's'): string {
+/** True for a staged row `s` of `e` whose parents are all on the site: semi-joins the planner can hash. */
+function parentsOnSite(e: ResolvedEntity, parents: ParentLookup, s = 's'): string {
   const conditions = (e.meta.parents ?? []).map((reference) => {
     const parent = parents(reference.entity);
-    const pairs = Object.entries(reference.columns);
-    if (parent.kind === 'site') {
-      const match = pairs.map(
-        ([child, key]) => `p.${q(key)} = ${s}.${q(child)}::${parent.entity.types[key]}`,
-      );
-      return `EXISTS (SELECT 1 FROM ${parent.entity.table} AS p WHERE ${match.join(' AND ')})`;
-    }
-    const type = (key: string) => parent.entity.types[key];
-    const match = pairs.map(([child, key]) => `p.${q(key)}::${type(key)} = ${s}.${q(child)}::${type(key)}`);
-    const staged = `EXISTS (SELECT 1 FROM (${applicableRows(parent.entity, parents)}) AS p WHERE ${match.join(' AND ')})`;
-    const region = parent.entity.region ?? { kind: 'all' };
-    if (region.kind === 'all') return staged;
-    // Outside its region the parent keeps the rows the site has: they were proved equal.
-    const kept = pairs.map(([child, key]) => `p.${q(key)} = ${s}.${q(child)}::${type(key)}`);
-    return `(${staged} OR EXISTS (SELECT 1 FROM ${parent.entity.table} AS p WHERE ${kept.join(' AND ')} AND NOT (${inRegion(parent.entity, region, 'p')})))`;
+    return `EXISTS (SELECT 1 FROM ${parent.table} AS p WHERE ${referenceMatch(reference, parent, 'p', s, true)})`;
   });
   return conditions.length > 0 ? conditions.join(' AND ') : 'TRUE';
 }
 
-/** The staged rows of `e` that this run applies: those whose parents will be there. */
+/** The staged rows of `e` that its upsert step applies: those whose parents are on the site. */
 export function applicableRows(e: ResolvedEntity, parents: ParentLookup): string {
-  return `SELECT s.* FROM ${e.stage} AS s WHERE ${parentsPresent(e, parents)}`;
+  return `SELECT s.* FROM ${e.stage} AS s WHERE ${parentsOnSite(e, parents)}`;
 }
 
-export const planSql = {
+export const applySql = {
   countApplicable: (e: ResolvedEntity, parents: ParentLookup) =>
-    `SELECT count(*) AS total, count(*) FILTER (WHERE ${parentsPresent(e, parents)}) AS applicable FROM ${e.stage} AS s`,
-  sampleSkipped: (e: ResolvedEntity, parents: ParentLookup) =>
-    `SELECT ${list(e.meta.keyColumns, 's')} FROM ${e.stage} AS s WHERE NOT (${parentsPresent(e, parents)})
-     ORDER BY ${list(e.meta.keyColumns, 's')} LIMIT $1`,
+    (e.meta.parents ?? []).length === 0
+      ? `SELECT count(*) AS total, count(*) AS applicable FROM ${e.stage}`
+      : `SELECT (SELECT count(*) FROM ${e.stage}) AS total, (SELECT count(*) FROM (${applicableRows(e, parents)}) AS a) AS applicable`,
+  /**
+   * The first staged rows in key order that the step skips, and for each parent reference (`m0`,
+   * `m1`, …) whether that parent is missing: an anti-join first, then probes of those few rows only.
+   */
+  sampleSkipped: (e: ResolvedEntity, parents: ParentLookup) => {
+    const keys = e.meta.keyColumns;
+    const missing = (e.meta.parents ?? []).map((reference, i) => {
+      const parent = parents(reference.entity);
+      return `NOT EXISTS (SELECT 1 FROM ${parent.table} AS p WHERE ${referenceMatch(reference, parent, 'p', 'x', true)}) AS m${i}`;
+    });
+    const references = [...new Set((e.meta.parents ?? []).flatMap((r) => Object.keys(r.columns)))];
+    return `SELECT ${list([...new Set([...keys, ...references])], 'x')}${missing.map((m) => `, ${m}`).join('')}
+      FROM (SELECT s.* FROM ${e.stage} AS s
+            WHERE NOT EXISTS (SELECT 1 FROM (${applicableRows(e, parents)}) AS a WHERE ${keys.map((k) => `a.${q(k)} = s.${q(k)}`).join(' AND ')})
+            ORDER BY ${list(keys, 's')} LIMIT $1) AS x
+      ORDER BY ${list(keys, 'x')}`;
+  },
+};
+
+// ---- site: the plan of a run (DESIGN §3.5, §3.12, §3.13) ----------------------------------------
+
+/**
+ * The temporary tables in which a run plans one entity's steps before any of them runs. Each holds
+ * keys typed as on the site, and only rows that change: what a step costs follows the change.
+ *
+ * - `skip`: staged rows whose parents will not all be on the site after the run.
+ * - `gone`: site rows the delete step removes: gone from the remote slice (in the compared region),
+ *   skipped, or children of a parent row the run removes. `bounce` marks a row the run deletes only
+ *   to insert it again once its parents are in place (it references a parent row that is deleted or
+ *   bounced itself); `changed`, whether its text changes; `pinned`, why a row must stay: rows the
+ *   run does not change (outside the run, of a failed entity) still reference it.
+ * - `added`: keys the upsert step inserts (staged, applied, not on the site yet).
+ * - `pins`: the pinned keys and their reasons, kept while the plan is computed again.
+ */
+export interface PlanTables {
+  readonly skip: string;
+  readonly gone: string;
+  readonly added: string;
+  readonly pins: string;
+}
+
+/** How the plan of a child sees one of its parents. */
+export type PlannedParent =
+  /** The run changes the parent: its plan says which keys go and which come. */
+  | {
+      readonly kind: 'planned';
+      readonly entity: ResolvedEntity;
+      readonly tables: PlanTables;
+      /** Whether `added` holds rows; whether `gone` holds rows that are deleted and stay deleted. */
+      readonly adds: boolean;
+      readonly deletes: boolean;
+    }
+  /** The run leaves the parent as the site has it. */
+  | { readonly kind: 'site'; readonly entity: ResolvedEntity };
+
+/** The parts of `gone`, each a SELECT of (key, staged, bounce) over the site table `t`. */
+export interface GoneParts {
+  /** The entity's compared region: site rows whose key is not staged (gone from the remote). */
+  absent: boolean;
+  /** Whether a `skip` table exists: site rows whose staged row is skipped. */
+  skipped: boolean;
+  /** References to parents whose `gone` rows the children follow. */
+  cascades: readonly { reference: ParentReference; tables: PlanTables }[];
+}
+
+const UNPINNED = 'g.pinned IS NULL';
+
+export const planSql = {
+  createPins: (e: ResolvedEntity, t: PlanTables) =>
+    `CREATE TEMPORARY TABLE ${t.pins} (${e.meta.keyColumns.map((k) => `${q(k)} ${e.types[k]}`).join(', ')}, reason text NOT NULL) ON COMMIT DROP`,
+  drop: (tables: readonly string[]) => `DROP TABLE IF EXISTS ${tables.join(', ')}`,
+  analyze: (table: string) => `ANALYZE ${table}`,
+  /**
+   * Copies into the stage the site rows outside the compared region that reference rows a parent
+   * removes. Being outside the region they equal the remote's, so their text is the remote's: the
+   * plan then treats them like any staged row (skipped, or deleted and inserted again).
+   */
+  stageChildrenOfGone: (e: ResolvedEntity, reference: ParentReference, t: PlanTables) => {
+    const region = e.region ?? { kind: 'all' };
+    const outside = region.kind === 'none' ? '' : `AND NOT (${inRegion(e, region, 't')})`;
+    const refs = Object.entries(reference.columns);
+    return `INSERT INTO ${e.stage} (${list(e.meta.columns)})
+      SELECT ${e.meta.columns.map((c) => `t.${q(c)}::text`).join(', ')} FROM ${e.table} AS t
+      WHERE (${refs.map(([child]) => `t.${q(child)}`).join(', ')}) IN (SELECT ${refs.map(([, key]) => `g.${q(key)}`).join(', ')} FROM ${t.gone} AS g WHERE ${UNPINNED})
+        ${outside}
+        AND NOT EXISTS (SELECT 1 FROM ${e.stage} AS s WHERE ${keyMatch(e, 't', 's')})`;
+  },
+  /** The staged rows a parent will be missing for, one branch per way it can be missing (UNION: no OR for the planner to fail on). */
+  createSkip: (
+    e: ResolvedEntity,
+    skip: string,
+    parents: readonly { reference: ParentReference; parent: PlannedParent }[],
+  ) => {
+    const keys = typedStageKeys(e, 's');
+    const branches = parents.flatMap(({ reference, parent }) => {
+      const match = (alias: string) => referenceMatch(reference, parent.entity, alias, 's', true);
+      const notOnSite = `NOT EXISTS (SELECT 1 FROM ${parent.entity.table} AS p WHERE ${match('p')})`;
+      if (parent.kind === 'site') return [`SELECT ${keys} FROM ${e.stage} AS s WHERE ${notOnSite}`];
+      const notAdded = parent.adds
+        ? ` AND NOT EXISTS (SELECT 1 FROM ${parent.tables.added} AS n WHERE ${match('n')})`
+        : '';
+      const branches = [`SELECT ${keys} FROM ${e.stage} AS s WHERE ${notOnSite}${notAdded}`];
+      if (parent.deletes)
+        branches.push(
+          `SELECT ${keys} FROM ${e.stage} AS s WHERE EXISTS (SELECT 1 FROM ${parent.tables.gone} AS g WHERE ${match('g')} AND ${UNPINNED} AND NOT g.bounce)`,
+        );
+      return branches;
+    });
+    return `CREATE TEMPORARY TABLE ${skip} ON COMMIT DROP AS ${branches.join('\nUNION\n')}`;
+  },
+  createGone: (e: ResolvedEntity, t: PlanTables, parts: GoneParts) => {
+    const keys = list(e.meta.keyColumns, 't');
+    const branches: string[] = [];
+    if (parts.absent)
+      branches.push(
+        `SELECT ${keys}, false AS staged, false AS bounce FROM ${e.table} AS t WHERE ${absent(e)}`,
+      );
+    if (parts.skipped)
+      branches.push(
+        `SELECT ${keys}, true AS staged, false AS bounce FROM ${e.table} AS t WHERE (${keys}) IN (SELECT ${list(e.meta.keyColumns, 'k')} FROM ${t.skip} AS k)`,
+      );
+    for (const { reference, tables } of parts.cascades) {
+      const refs = Object.entries(reference.columns);
+      branches.push(`SELECT ${keys}, true AS staged, true AS bounce FROM ${e.table} AS t
+        WHERE (${refs.map(([child]) => `t.${q(child)}`).join(', ')}) IN (SELECT ${refs.map(([, key]) => `g.${q(key)}`).join(', ')} FROM ${tables.gone} AS g WHERE ${UNPINNED})`);
+    }
+    const columns = e.meta.keyColumns.map((k) => `${q(k)} ${e.types[k]}`).join(', ');
+    // A row met by a branch that deletes it for good (gone from the remote, skipped) is no bounce.
+    const select =
+      branches.length === 0
+        ? ''
+        : ` INSERT INTO ${t.gone} (${list(e.meta.keyColumns)}, staged, bounce)
+            SELECT ${list(e.meta.keyColumns)}, bool_or(staged), bool_and(bounce)
+            FROM (${branches.join('\nUNION ALL\n')}) AS c GROUP BY ${list(e.meta.keyColumns)}`;
+    return [
+      `CREATE TEMPORARY TABLE ${t.gone} (${columns}, staged boolean NOT NULL, bounce boolean NOT NULL,
+        changed boolean NOT NULL DEFAULT false, pinned text) ON COMMIT DROP`,
+      ...(select ? [select] : []),
+    ];
+  },
+  /** Marks the bounced rows whose text changes: the run counts them as updated, the others as unchanged. */
+  markChangedBounces: (e: ResolvedEntity, t: PlanTables) => {
+    const others = nonKeyColumns(e.meta);
+    if (others.length === 0) return undefined;
+    return `UPDATE ${t.gone} AS g SET changed = true FROM ${e.table} AS t, ${e.stage} AS s
+      WHERE g.bounce AND ${typedKeyMatch(e, 't', 'g')} AND ${keyMatch(e, 't', 's')}
+        AND ROW(${others.map((c) => `t.${q(c)}::text`).join(', ')}) IS DISTINCT FROM ROW(${others.map((c) => `s.${q(c)}`).join(', ')})`;
+  },
+  applyPins: (e: ResolvedEntity, t: PlanTables) =>
+    `UPDATE ${t.gone} AS g SET pinned = p.reason FROM ${t.pins} AS p WHERE ${typedKeyMatch(e, 'g', 'p')}`,
+  /**
+   * Pins the rows of `gone` that rows of a child still reference: all its site rows (`pinnedOnly`
+   * false: a child the run leaves as it is), or only those the child's own plan pins. `$1` is the reason.
+   */
+  pinReferenced: (
+    e: ResolvedEntity,
+    t: PlanTables,
+    child: ResolvedEntity,
+    reference: ParentReference,
+    childPins?: PlanTables,
+  ) => {
+    const match = Object.entries(reference.columns)
+      .map(([column, key]) => `c.${q(column)} = g.${q(key)}`)
+      .join(' AND ');
+    const rows = childPins
+      ? `${child.table} AS c JOIN ${childPins.gone} AS cg ON ${typedKeyMatch(child, 'c', 'cg')} AND cg.pinned IS NOT NULL`
+      : `${child.table} AS c`;
+    return `WITH found AS (
+        UPDATE ${t.gone} AS g SET pinned = $1 WHERE ${UNPINNED} AND EXISTS (SELECT 1 FROM ${rows} WHERE ${match})
+        RETURNING ${list(e.meta.keyColumns, 'g')})
+      INSERT INTO ${t.pins} (${list(e.meta.keyColumns)}, reason) SELECT ${list(e.meta.keyColumns, 'f')}, $1 FROM found AS f`;
+  },
+  goneCounts: (t: PlanTables) =>
+    `SELECT count(*) FILTER (WHERE NOT bounce) AS intended,
+       count(*) FILTER (WHERE pinned IS NULL) AS deletes,
+       count(*) FILTER (WHERE pinned IS NULL AND NOT bounce) AS dead,
+       count(*) FILTER (WHERE pinned IS NULL AND bounce) AS bounces,
+       count(*) FILTER (WHERE pinned IS NULL AND bounce AND changed) AS changed_bounces,
+       count(*) FILTER (WHERE pinned IS NOT NULL AND NOT bounce) AS pinned,
+       count(*) FILTER (WHERE pinned IS NOT NULL AND NOT bounce AND NOT staged) AS pinned_unstaged,
+       count(*) FILTER (WHERE pinned IS NOT NULL) AS pinned_all
+     FROM ${t.gone}`,
+  /** The staged keys the upsert step inserts: applied, and not on the site yet. */
+  createAdded: (e: ResolvedEntity, t: PlanTables, withSkip: boolean) =>
+    `CREATE TEMPORARY TABLE ${t.added} ON COMMIT DROP AS
+     SELECT ${typedStageKeys(e, 's')} FROM ${e.stage} AS s
+     WHERE NOT EXISTS (SELECT 1 FROM ${e.table} AS t WHERE ${keyMatch(e, 't', 's')})${
+       withSkip ? ` AND NOT EXISTS (SELECT 1 FROM ${t.skip} AS k WHERE ${keyMatch(e, 'k', 's')})` : ''
+     }`,
+  /** The delete step: the planned rows, found by key. */
+  deleteGone: (e: ResolvedEntity, t: PlanTables) =>
+    `DELETE FROM ${e.table} AS t WHERE (${list(e.meta.keyColumns, 't')}) IN (SELECT ${list(e.meta.keyColumns, 'g')} FROM ${t.gone} AS g WHERE ${UNPINNED})`,
+  /** The first pinned rows in key order that the remote no longer has: deletes the run skips. */
+  samplePinned: (e: ResolvedEntity, t: PlanTables) =>
+    `SELECT ${list(e.meta.keyColumns)}, pinned AS reason FROM ${t.gone}
+     WHERE pinned IS NOT NULL AND NOT bounce AND NOT staged ORDER BY ${list(e.meta.keyColumns)} LIMIT $1`,
 };
 
 // ---- site: writes (shared by the staged engine and the row-level SyncDatabase functions) -----
@@ -161,27 +363,18 @@ export function upsertFrom(e: ResolvedEntity, source: string): string {
     SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated FROM written`;
 }
 
-/** True for a site row `t` of the entity's region whose key is not among the rows of `keep`. */
-function absent(e: ResolvedEntity, keep: string): string {
+/** True for a site row `t` of the entity's compared region whose key is not staged. */
+function absent(e: ResolvedEntity): string {
+  const stage = `SELECT * FROM ${e.stage}`;
   if (e.region?.kind === 'keys') {
-    // The region's keys not kept, found among the few region and staged rows first: the planner
+    // The region's keys not staged, found among the few region and staged rows first: the planner
     // then probes the table for those instead of joining every row of it.
     const keys = list(e.meta.keyColumns, 'd');
     return `(${list(e.meta.keyColumns, 't')}) IN (SELECT ${keys} FROM ${e.region.table} AS d
-      WHERE NOT EXISTS (SELECT 1 FROM (${keep}) AS s WHERE ${keyMatch(e, 'd', 's')}))`;
+      WHERE NOT EXISTS (SELECT 1 FROM (${stage}) AS s WHERE ${keyMatch(e, 'd', 's')}))`;
   }
   const region = e.region && e.region.kind !== 'all' ? `${inRegion(e, e.region, 't')} AND ` : '';
-  return `${region}NOT EXISTS (SELECT 1 FROM (${keep}) AS s WHERE ${keyMatch(e, 't', 's')})`;
-}
-
-/** Deletes the site rows of the entity's region whose key is not among the rows of `keep`. */
-export function deleteAbsent(e: ResolvedEntity, keep: string): string {
-  return `DELETE FROM ${e.table} AS t WHERE ${absent(e, keep)}`;
-}
-
-/** Counts the rows `deleteAbsent` would delete. */
-export function countAbsent(e: ResolvedEntity, keep: string): string {
-  return `SELECT count(*) AS rows FROM ${e.table} AS t WHERE ${absent(e, keep)}`;
+  return `${region}NOT EXISTS (SELECT 1 FROM (${stage}) AS s WHERE ${keyMatch(e, 't', 's')})`;
 }
 
 /** Deletes the site rows whose key is among the rows of `remove`. */
@@ -300,7 +493,9 @@ export type Region =
   /** The site rows whose first key column lies in these ranges (a temporary table of `lo`, `hi`). */
   | { readonly kind: 'ranges'; readonly table: string }
   /** The site rows with these keys (a temporary table of keys). */
-  | { readonly kind: 'keys'; readonly table: string };
+  | { readonly kind: 'keys'; readonly table: string }
+  /** None: every site row was proved equal (a plan may still stage rows outside it). */
+  | { readonly kind: 'none' };
 
 function checkMask(mask: number): string {
   // The mask is computed by the engine, never taken from input; it is an integer by construction.
@@ -335,6 +530,8 @@ export function inRegion(e: ResolvedEntity, region: Region, t: string): string {
   switch (region.kind) {
     case 'all':
       return 'TRUE';
+    case 'none':
+      return 'FALSE';
     case 'buckets':
       return `${bucketOf(e, t, 'hash', [checkMask(region.mask)])} IN (SELECT b FROM ${region.table})`;
     case 'ranges':

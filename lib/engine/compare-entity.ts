@@ -14,7 +14,9 @@
  *    whole. The rows of a few key ranges are found through the key's index on both sides.
  *
  * Whatever is not staged was proved equal, so the apply steps leave it alone and count it as
- * unchanged. Shortcuts need parents that this run does not change; otherwise everything is staged.
+ * unchanged, whatever the run does to the entity's parents: the plan (plan-run.ts) finds the
+ * children of the parent rows it removes, and a row skipped for want of a parent differs from the
+ * site, so it is staged again in the run that brings the parent.
  */
 
 import { Readable } from 'node:stream';
@@ -95,8 +97,8 @@ interface CompareContext {
   site: SiteDatabase;
   remote: RemoteSnapshot;
   tenantId: number;
-  /** False when a parent is changed by this run: the child must then be compared whole. */
-  shortcuts: boolean;
+  /** Stage the whole slice, proving nothing equal (a first load the site refused, staged to find the row). */
+  stageAll?: boolean;
 }
 
 function differingBuckets(
@@ -130,7 +132,7 @@ async function stageAll(ctx: CompareContext, e: ResolvedEntity, siteRows?: numbe
 
 export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
   const { site, remote } = ctx;
-  if (!ctx.shortcuts) return stageAll(ctx, e);
+  if (ctx.stageAll) return stageAll(ctx, e);
   const name = e.meta.name;
   if ((e.meta.parents ?? []).length === 0 && (await site.isEmpty(e))) {
     const rows = await remote.copyOut(remoteSql.copySlice(e.meta), name, (stream) =>
@@ -288,7 +290,8 @@ async function bucketRegion(
 
 /** How the remote's COPY statements select a region's rows. */
 function remoteRegion(region: Region): RemoteRegion {
-  if (region.kind === 'keys') throw new Error('a key region is never read from the remote by buckets');
+  if (region.kind === 'keys' || region.kind === 'none')
+    throw new Error(`a ${region.kind} region is never read from the remote by buckets`);
   return region.kind;
 }
 

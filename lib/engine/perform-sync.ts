@@ -3,19 +3,23 @@
  * entity of the run, in one site transaction (DESIGN §3). It knows nothing of AWS.
  *
  * 1. Lock the site (a second concurrent run returns `locked` and touches nothing).
- * 2. Read every entity from one read-only remote snapshot into temporary stage tables.
- * 3. Apply: deletes child-first, upserts parent-first, a savepoint before each step. An entity
- *    that fails is rolled back alone: back to its first step, then the steps after it run again
- *    as a run without it would, and its children see the parent rows the site has.
- * 4. Record the run in `sync_run` and commit, or roll back everything for a dry run.
+ * 2. Read every entity from one read-only remote snapshot: what differs lands in temporary stage
+ *    tables, what was proved equal stays where it is (compare-entity.ts).
+ * 3. Plan: the rows each delete step removes and each upsert step skips (plan-run.ts).
+ * 4. Apply: deletes child-first, upserts parent-first. An entity that fails is rolled back with
+ *    the whole apply, and the run plans and applies again as a run without it would: its rows
+ *    stay as the site has them, its children check against them, and nothing deletes what they
+ *    reference.
+ * 5. Record the run in `sync_run` and commit, or roll back everything for a dry run.
  */
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import { answeredByServer, commitOutcome, pendingCommit } from '../db/commit-outcome';
 import { type ConnectOptions, connect, type DatabaseTarget } from '../db/connect';
 import { findRejectedRow } from '../db/find-rejected-row';
 import { RemoteSnapshot } from '../db/remote-database';
-import { SiteDatabase, type WriteCounts } from '../db/site-database';
+import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-database';
 import { applicableRows, type ParentLookup, type ResolvedEntity } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
 import {
@@ -26,7 +30,8 @@ import {
   toMeterSyncError,
 } from '../errors';
 import { compareEntity } from './compare-entity';
-import { dependantsOf, firstStepIndex, planSteps, type Step } from './plan-steps';
+import { type EntityPlan, EntityPlanError, type PlanRole, planRun } from './plan-run';
+import { planSteps, relativesOf, type Step } from './plan-steps';
 import { recordRun } from './record-run';
 import { RunDeadline } from './run-deadline';
 import {
@@ -79,6 +84,8 @@ interface EntityState {
   knownEqual: number;
   /** The table's rows as the comparison counted them; its delete step is the first to change them. */
   siteRows?: number;
+  /** What its steps do, once the run is planned. */
+  plan?: EntityPlan;
 }
 
 interface StepOutcome {
@@ -87,7 +94,7 @@ interface StepOutcome {
   updated?: number;
   unchanged?: number;
   skipped?: number;
-  skippedKeys?: string[];
+  skippedRows?: SkippedRow[];
 }
 
 function report(error: MeterSyncError): ErrorReport {
@@ -115,6 +122,8 @@ class SyncRun {
   private readonly startedAt = new Date();
   private readonly t0 = performance.now();
   private readonly deadline: RunDeadline;
+  /** Entities outside the run (or not resolved in it) that the run's rows reference or are referenced by: their site tables. */
+  private readonly outside = new Map<string, ResolvedEntity>();
 
   constructor(private readonly options: SyncOptions) {
     checkOptions(options);
@@ -155,14 +164,14 @@ class SyncRun {
           'the site database has no meter-sync schema: run `meter-sync migrate` first',
         );
       }
-      const parentsOutsideRun = await this.resolveEntities(db);
+      await this.resolveEntities(db);
       this.deadline.check();
       remote = await connect(this.options.remote, 'remote', this.deadline.limit(this.options.connectOptions));
       this.deadline.watch(remote);
       await this.stageFromRemote(db, remote);
       await remote.end();
       remote = undefined;
-      await this.applySteps(db, parentsOutsideRun);
+      await this.applySteps(db);
       this.deadline.check();
       const result = this.finish(runStatus(this.results()), this.results());
       if (this.options.dryRun) {
@@ -203,8 +212,12 @@ class SyncRun {
     }
   }
 
-  /** Binds each entity of the run, and each parent outside it, to the site's catalog. */
-  private async resolveEntities(db: SiteDatabase): Promise<Map<string, ResolvedEntity>> {
+  /**
+   * Binds each entity of the run to the site's catalog, and each entity outside it that the run's
+   * rows reference or that references them: children check their parents' rows, and a parent row
+   * the run removes must not be one that rows outside the run still reference.
+   */
+  private async resolveEntities(db: SiteDatabase): Promise<void> {
     for (const state of this.states.values()) {
       try {
         state.resolved = await db.resolve(state.meta);
@@ -212,21 +225,30 @@ class SyncRun {
         this.markFailed(state, toMeterSyncError(error));
       }
     }
-    const outside = new Map<string, ResolvedEntity>();
     for (const state of this.states.values()) {
       for (const parent of state.meta.parents ?? []) {
-        if (this.states.get(parent.entity)?.resolved || outside.has(parent.entity)) continue;
+        if (this.states.get(parent.entity)?.resolved || this.outside.has(parent.entity)) continue;
         try {
           // Children only look up a parent's key: a parent of the run whose table lacks another
           // column cannot sync, but its rows on the site are still the ones its children check.
           const meta = this.registry.get(parent.entity);
-          outside.set(parent.entity, await db.resolve({ ...meta, columns: meta.keyColumns }));
+          this.outside.set(parent.entity, await db.resolve({ ...meta, columns: meta.keyColumns }));
         } catch (error) {
           this.markFailed(state, toMeterSyncError(error));
         }
       }
     }
-    return outside;
+    for (const child of this.registry.entities) {
+      const references = (child.parents ?? []).filter((p) => this.states.has(p.entity));
+      if (this.states.get(child.name)?.resolved || this.outside.has(child.name) || references.length === 0)
+        continue;
+      const columns = [
+        ...new Set([...child.keyColumns, ...references.flatMap((p) => Object.keys(p.columns))]),
+      ];
+      // A child table the site does not have (or not with these columns) references nothing.
+      const resolved = await db.resolve({ ...child, columns }).catch(() => undefined);
+      if (resolved) this.outside.set(child.name, resolved);
+    }
   }
 
   private async stageFromRemote(db: SiteDatabase, remote: Client): Promise<void> {
@@ -282,20 +304,14 @@ class SyncRun {
     e: ResolvedEntity,
     { stageAll = false } = {},
   ): Promise<void> {
-    // A child may skip what its fingerprint proves equal only when this run leaves its parents as they are.
-    const shortcuts =
-      !stageAll &&
-      (state.meta.parents ?? []).every((parent) => {
-        const p = this.states.get(parent.entity);
-        return !p || p.failed || p.settled;
-      });
     const comparison = await compareEntity(
-      { site: db, remote: snapshot, tenantId: this.options.tenantId, shortcuts },
+      { site: db, remote: snapshot, tenantId: this.options.tenantId, stageAll },
       e,
     );
     switch (comparison.mode) {
       case 'equal':
         state.settled = true;
+        state.siteRows = comparison.rows;
         Object.assign(state.result, { remoteRows: comparison.rows, unchanged: comparison.rows });
         return;
       case 'loaded':
@@ -310,60 +326,119 @@ class SyncRun {
     }
   }
 
-  private parentLookup(outside: ReadonlyMap<string, ResolvedEntity>): ParentLookup {
+  /** The site tables children check their parents' rows in. */
+  private parentLookup(): ParentLookup {
     return (name) => {
-      const state = this.states.get(name);
-      if (state?.resolved && !state.failed && !state.settled)
-        return { kind: 'planned', entity: state.resolved };
-      const entity = state?.resolved ?? outside.get(name);
+      const entity = this.states.get(name)?.resolved ?? this.outside.get(name);
       if (!entity) throw new MeterSyncError('INTERNAL_ERROR', `parent ${name} was not resolved`);
-      return { kind: 'site', entity };
+      return entity;
     };
   }
 
-  private async applySteps(db: SiteDatabase, outside: ReadonlyMap<string, ResolvedEntity>): Promise<void> {
+  private active(state: EntityState): boolean {
+    return state.resolved !== undefined && !state.failed && !state.settled;
+  }
+
+  private role(name: string): PlanRole {
+    const state = this.states.get(name);
+    if (!state) return { kind: 'kept', why: 'outside', entity: this.outside.get(name) };
+    if (state.failed || !state.resolved)
+      return { kind: 'kept', why: 'failed', entity: state.resolved ?? this.outside.get(name) };
+    if (state.settled) return { kind: 'settled', entity: state.resolved };
+    return { kind: 'active', entity: state.resolved, siteRows: state.siteRows };
+  }
+
+  /**
+   * Plans the run (plan-run.ts). An entity whose plan cannot be made fails, and the run is planned
+   * again without it.
+   */
+  private async plan(db: SiteDatabase): Promise<void> {
+    for (;;) {
+      try {
+        const plans = await planRun({
+          site: db,
+          registry: this.registry,
+          order: this.order,
+          role: (name) => this.role(name),
+          activate: (name) => this.activate(db, this.states.get(name)!),
+          staged: (name, rows) => {
+            this.states.get(name)!.knownEqual -= rows;
+          },
+          checkDeadline: () => this.deadline.check(),
+        });
+        for (const state of this.states.values()) state.plan = plans.get(state.meta.name);
+        return;
+      } catch (error) {
+        if (!(error instanceof EntityPlanError)) throw error;
+        if (error.error.code === 'CONNECTION_LOST') throw error.error;
+        this.markFailed(this.states.get(error.entity)!, error.error);
+      }
+    }
+  }
+
+  /**
+   * A settled entity whose site rows reference parent rows the run removes is planned after all:
+   * an empty stage and no compared region, every site row known equal until the plan stages some.
+   */
+  private async activate(db: SiteDatabase, state: EntityState): Promise<void> {
+    const e = state.resolved!;
+    await db.stage(e, Readable.from([]));
+    const rows = state.result.unchanged;
+    state.resolved = { ...e, region: { kind: 'none' } };
+    state.settled = false;
+    state.knownEqual = rows;
+    state.siteRows = rows;
+    state.result = {
+      ...emptyEntityResult(state.meta.name),
+      remoteRows: rows,
+      durationMs: state.result.durationMs,
+    };
+  }
+
+  private async applySteps(db: SiteDatabase): Promise<void> {
     const steps = planSteps(this.order);
-    const first = firstStepIndex(steps);
-    const parents = this.parentLookup(outside);
-    let outcomes: (StepOutcome | undefined)[] = [];
+    const parents = this.parentLookup();
+    const parentsOf = (name: string) => (this.registry.get(name).parents ?? []).map((p) => p.entity);
+    // Entities that failed while applying: a failure elsewhere may have caused theirs.
     const failedHere = new Set<string>();
+    let restarts = 0;
+    let outcomes: (StepOutcome | undefined)[] = [];
+    await this.plan(db);
+    await db.client.query('SAVEPOINT apply');
     let i = 0;
     while (i < steps.length) {
       const step = steps[i]!;
       const state = this.states.get(step.entity)!;
       this.deadline.check();
-      // Taken for skipped steps too, so that any earlier step can be returned to.
-      await db.client.query(`SAVEPOINT step_${i}`);
-      if (state.failed || state.settled) {
+      if (!this.active(state)) {
         i += 1;
         continue;
       }
       this.options.onProgress?.({ entity: step.entity, phase: step.kind });
       const started = performance.now();
       try {
-        outcomes[i] = await this.runStep(db, step, state.resolved!, parents, state.siteRows);
+        outcomes[i] = await this.runStep(db, step, state, parents);
         i += 1;
       } catch (caught) {
         const error = toMeterSyncError(caught, step.entity);
         if (error.code === 'CONNECTION_LOST') throw error;
         this.markFailed(state, error);
         failedHere.add(step.entity);
-        // Its dependants were planned on rows it would have written and deleted; now it keeps what the
-        // site has. Undo everything since the first step of any of them and run those steps again
-        // without it, forgetting failures met on the old plan (a child's guard tripped by the parent's
-        // deletes). Not when rows kept by failed children are what blocked its deletes: their failure
-        // caused this one, and running them again on a plan without it would make it groundless.
-        const dependants = dependantsOf(step.entity, this.order, (name) =>
-          (this.states.get(name)!.meta.parents ?? []).map((p) => p.entity),
-        );
-        const blockedByChildren = step.kind === 'delete' && error.code === 'REFERENTIAL_INTEGRITY';
-        for (const name of dependants) {
-          if (!blockedByChildren && failedHere.delete(name)) this.reopen(this.states.get(name)!);
+        // The run starts its apply again as a run without this entity would. Entities that failed on
+        // the old plan and whose rows it bore on (its descendants, its ancestors' other descendants:
+        // a child's guard tripped by the parent's deletes) run again too; the bound ends a pair of
+        // entities failing each other in turn, with both failed.
+        restarts += 1;
+        if (restarts <= this.order.length ** 2) {
+          for (const name of relativesOf(step.entity, this.order, parentsOf)) {
+            if (failedHere.delete(name)) this.reopen(this.states.get(name)!);
+          }
         }
-        const restart = Math.min(...[step.entity, ...dependants].map((name) => first.get(name)!));
-        await db.client.query(`ROLLBACK TO SAVEPOINT step_${restart}`);
-        outcomes = outcomes.slice(0, restart);
-        i = restart;
+        await db.client.query('ROLLBACK TO SAVEPOINT apply');
+        await this.plan(db);
+        await db.client.query('SAVEPOINT apply');
+        outcomes = [];
+        i = 0;
       } finally {
         state.result.durationMs += performance.now() - started;
       }
@@ -372,54 +447,53 @@ class SyncRun {
       const outcome = outcomes[index];
       const state = this.states.get(step.entity)!;
       if (!outcome || state.failed) return;
-      Object.assign(state.result, { ...outcome, skippedKeys: undefined });
-      if (outcome.skippedKeys && outcome.skippedKeys.length > 0)
-        state.result.skippedKeys = outcome.skippedKeys;
+      const { skippedRows, ...counts } = outcome;
+      Object.assign(state.result, counts);
+      if (skippedRows && skippedRows.length > 0) {
+        state.result.skippedKeys = skippedRows.map((row) => row.key);
+        state.result.skippedReasons = skippedRows.map((row) => row.reason);
+      }
     });
     for (const state of this.states.values()) {
-      if (!state.failed && !state.settled) state.result.unchanged += state.knownEqual;
+      if (this.active(state)) state.result.unchanged += state.knownEqual;
     }
   }
 
   private async runStep(
     db: SiteDatabase,
     step: Step,
-    e: ResolvedEntity,
+    state: EntityState,
     parents: ParentLookup,
-    countedRows: number | undefined,
   ): Promise<StepOutcome> {
+    const e = state.resolved!;
+    const plan = state.plan;
+    if (!plan) throw new MeterSyncError('INTERNAL_ERROR', `${step.entity} was not planned`);
+    const { counts } = plan;
     if (step.kind === 'delete') {
-      const siteRows = countedRows ?? (await db.countRows(e));
-      const ratio = this.options.maxDeleteRatio ?? DEFAULT_MAX_DELETE_RATIO;
-      const guarded = !this.options.allowMassDelete && siteRows >= MASS_DELETE_MIN_ROWS;
-      await db.client.query('SAVEPOINT delete_step');
-      let deleted: number;
-      try {
-        deleted = await db.deleteNotApplicable(e, parents);
-      } catch (error) {
-        // Rows of a child that failed still reference rows this step deletes. When the guard would
-        // have refused the step anyway, that is what to report; counting costs nothing unless here.
-        if (!guarded || toMeterSyncError(error).code !== 'REFERENTIAL_INTEGRITY') throw error;
-        await db.client.query('ROLLBACK TO SAVEPOINT delete_step');
-        const absent = await db.countNotApplicable(e, parents);
-        if (absent > ratio * siteRows) throw new MassDeleteGuardError(step.entity, absent, siteRows, ratio);
-        throw error;
+      // The guard weighs what the remote means to delete, pinned rows too: a remote that returns
+      // nothing trips it whether or not rows outside the run hold some of the site's rows.
+      if (!this.options.allowMassDelete && counts.intended > 0) {
+        const siteRows = state.siteRows ?? (await db.countRows(e));
+        const ratio = this.options.maxDeleteRatio ?? DEFAULT_MAX_DELETE_RATIO;
+        if (siteRows >= MASS_DELETE_MIN_ROWS && counts.intended > ratio * siteRows)
+          throw new MassDeleteGuardError(step.entity, counts.intended, siteRows, ratio);
       }
-      await db.client.query('RELEASE SAVEPOINT delete_step');
-      if (guarded && deleted > ratio * siteRows) {
-        throw new MassDeleteGuardError(step.entity, deleted, siteRows, ratio);
-      }
-      return { deleted };
+      const removed = counts.deletes > 0 ? await db.deleteGone(e, plan.tables) : 0;
+      return { deleted: removed - counts.bounces };
     }
     const { total, applicable } = await db.countApplicable(e, parents);
-    const skippedKeys = total > applicable ? await db.sampleSkipped(e, parents, SKIPPED_KEY_SAMPLE) : [];
+    const skippedRows = total > applicable ? await db.sampleSkipped(e, parents, SKIPPED_KEY_SAMPLE) : [];
+    if (counts.pinnedUnstaged > 0 && skippedRows.length < SKIPPED_KEY_SAMPLE)
+      skippedRows.push(...(await db.samplePinned(e, plan.tables, SKIPPED_KEY_SAMPLE - skippedRows.length)));
     const { inserted, updated } = await this.upsert(db, e, parents);
+    // Bounced rows were deleted and are inserted again: on the site they are updated or unchanged.
+    // Pinned rows stay as they are: unchanged, and their deletes skipped.
     return {
-      inserted,
-      updated,
-      unchanged: applicable - inserted - updated,
-      skipped: total - applicable,
-      skippedKeys,
+      inserted: inserted - counts.bounces,
+      updated: updated + counts.changedBounces,
+      unchanged: applicable - inserted - updated + (counts.bounces - counts.changedBounces) + counts.pinned,
+      skipped: total - applicable + counts.pinnedUnstaged,
+      skippedRows,
     };
   }
 

@@ -16,31 +16,26 @@ export function planSteps(parentFirst: readonly string[]): Step[] {
   ];
 }
 
-/** Index of each entity's first step: rolling back to it undoes all the entity did. */
-export function firstStepIndex(steps: readonly Step[]): Map<string, number> {
-  const first = new Map<string, number>();
-  steps.forEach((step, index) => {
-    if (!first.has(step.entity)) first.set(step.entity, index);
-  });
-  return first;
-}
-
 /**
- * The entities of a run planned on top of `entity`'s rows: its children in the run, theirs, and so
- * on. `parentFirst` is the run's order, so a parent is always met before its children.
+ * The entities of a run whose plan bears on `entity`'s rows or is borne on by them: its descendants
+ * in the run (planned on the rows it writes and deletes), and the other descendants of its ancestors
+ * (the ancestors keep the rows it keeps, and so do their children). `parentFirst` is the run's
+ * order, so a parent is always met before its children. `entity` itself is not among them.
  */
-export function dependantsOf(
+export function relativesOf(
   entity: string,
   parentFirst: readonly string[],
   parentsOf: (name: string) => readonly string[],
 ): string[] {
-  const planned = new Set([entity]);
-  const dependants: string[] = [];
-  for (const name of parentFirst) {
-    if (name !== entity && parentsOf(name).some((parent) => planned.has(parent))) {
-      planned.add(name);
-      dependants.push(name);
-    }
+  const inRun = new Set(parentFirst);
+  const ancestors = new Set<string>([entity]);
+  for (const name of [...parentFirst].reverse()) {
+    if (ancestors.has(name))
+      for (const parent of parentsOf(name)) if (inRun.has(parent)) ancestors.add(parent);
   }
-  return dependants;
+  const related = new Set(ancestors);
+  for (const name of parentFirst) {
+    if (parentsOf(name).some((parent) => related.has(parent))) related.add(name);
+  }
+  return parentFirst.filter((name) => name !== entity && related.has(name));
 }

@@ -20,8 +20,13 @@ export interface EntityResult {
   remoteRows: number;
   durationMs: number;
   error?: ErrorReport;
-  /** Up to a few keys of the remote rows skipped because a parent is missing. */
+  /**
+   * Up to a few keys of what the run skipped: remote rows whose parent is missing, and site rows it
+   * did not delete because rows it does not change (outside the run, of a failed entity) reference
+   * them. `skippedReasons` says why, key by key.
+   */
   skippedKeys?: string[];
+  skippedReasons?: string[];
 }
 
 export interface SyncResult {

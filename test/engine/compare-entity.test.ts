@@ -42,7 +42,7 @@ async function compareOn(
       return copyOut(sql, ...rest);
     });
     const e = await db.resolve(meta);
-    return await compareEntity({ site: db, remote: snapshot, tenantId: TENANT, shortcuts: true }, e);
+    return await compareEntity({ site: db, remote: snapshot, tenantId: TENANT }, e);
   } finally {
     await site.query('ROLLBACK').catch(() => {});
     await Promise.all([site.end(), remote.end()]);

@@ -180,16 +180,17 @@ describe('failure isolation: one entity rejected by the site', () => {
     expect(after.register).toEqual(await fx.rows('remote', 'register WHERE tenant_id = 1', 'id'));
   });
 
-  it('keeps a parent row that the rolled-back rows of a failed child still reference, deleting nothing of it', async () => {
+  it('keeps a parent row that the rolled-back rows of a failed child still reference, and commits the rest of the parent', async () => {
     // Arrange: the associations are rejected, and register 12, which some of them use, leaves the remote.
-    // The register cannot go while those site rows stay; today its step fails on the site's foreign key
-    // (rather than deleting only the rows no one references): what must hold is that nothing is half done.
+    // The register cannot go while those site rows stay: its delete is skipped and counted (DESIGN
+    // §3.13), exactly as in a run without device_register, and the register's other changes commit.
     await fx.siteClient.query(
       'ALTER TABLE device_register ADD CONSTRAINT site_only_check CHECK (poll_interval_s >= 5)',
     );
     const r = fx.remoteClient;
     await r.query('UPDATE device_register SET poll_interval_s = 1 WHERE device_id = $1', [meterId(1, 4)]);
     await r.query('DELETE FROM register WHERE id = $1', [registerId(1, 12)]);
+    await r.query(`UPDATE register SET name = 'renamed' WHERE id = $1`, [registerId(1, 3)]);
     await r.query(`UPDATE meter SET port = 503 WHERE id = $1`, [meterId(1, 4)]);
     const before = await siteContents(fx.siteClient);
     expect(before.device_register!.some((a) => a.register_id === String(registerId(1, 12)))).toBe(true);
@@ -200,13 +201,22 @@ describe('failure isolation: one entity rejected by the site', () => {
     // Assert
     expect(result.entities.map((e) => [e.entity, e.status, e.error?.code])).toEqual([
       ['meter', 'ok', undefined],
-      ['register', 'failed', 'REFERENTIAL_INTEGRITY'],
+      ['register', 'ok', undefined],
       ['device_register', 'failed', 'SITE_REJECTED_ROW'],
     ]);
-    expect(entity(result, 'register').error!.key).toBe(`id=${registerId(1, 12)}`);
+    expect(entity(result, 'register')).toMatchObject({
+      updated: 1,
+      deleted: 0,
+      skipped: 1,
+      unchanged: 11,
+      skippedKeys: [`id=${registerId(1, 12)}`],
+      skippedReasons: ['referenced by device_register rows kept because device_register failed'],
+    });
     const after = await siteContents(fx.siteClient);
-    expect(after.register).toEqual(before.register);
+    expect(after.register!.map((row) => row.id)).toEqual(before.register!.map((row) => row.id));
+    expect(after.register!.find((row) => row.id === String(registerId(1, 3)))!.name).toBe('renamed');
     expect(after.device_register).toEqual(before.device_register);
     expect(reportedCounts(result).meter).toEqual(contentsDiff(before, after).meter);
+    expect(reportedCounts(result).register).toEqual(contentsDiff(before, after).register);
   });
 });

@@ -154,13 +154,21 @@ function runCount(state: { sync_run_count: Row[] }): number {
 
 /**
  * The site a run leaves when the entities in `failed` failed and the others committed: a failed
- * entity keeps its rows; a parent that committed holds its slice; a child that committed holds the
- * rows of its slice whose parents are on the site after the run (DESIGN §3.5, §3.6).
+ * entity keeps its rows; a parent that committed holds its slice, and keeps the rows of it that the
+ * kept rows of a failed child still reference (their deletes skipped, DESIGN §3.13); a child that
+ * committed holds the rows of its slice whose parents are on the site after the run (§3.5, §3.6).
  */
 export function expectedAfter(before: Contents, slice: Contents, failed: ReadonlySet<string>): Contents {
-  const pick = (entity: string) => (failed.has(entity) ? before[entity]! : slice[entity]!);
-  const meter = pick('meter');
-  const register = pick('register');
+  const keptAssociations = failed.has('device_register') ? before.device_register! : [];
+  const pick = (entity: 'meter' | 'register', column: 'device_id' | 'register_id') => {
+    if (failed.has(entity)) return before[entity]!;
+    const inSlice = new Set(slice[entity]!.map((row) => row.id));
+    const referenced = new Set(keptAssociations.map((row) => row[column]));
+    const pinned = before[entity]!.filter((row) => !inSlice.has(row.id) && referenced.has(row.id));
+    return [...slice[entity]!, ...pinned].sort((a, b) => (BigInt(a.id!) < BigInt(b.id!) ? -1 : 1));
+  };
+  const meter = pick('meter', 'device_id');
+  const register = pick('register', 'register_id');
   const meters = new Set(meter.map((row) => row.id));
   const registers = new Set(register.map((row) => row.id));
   const deviceRegister = failed.has('device_register')

@@ -24,10 +24,10 @@ interface RejectedRowCase {
   entity: string;
   key: string;
   /**
-   * On the synced site, the parents whose rows the run deletes while their kept children (the
-   * child entity failed) still reference them: their deletes are refused too, naming the row.
+   * On the synced site, the parent rows the run would delete that the kept rows of the failed
+   * entity still reference: those deletes are skipped and counted, the parents commit the rest.
    */
-  keptChildrenBlock?: [string, string, string][];
+  keptByFailure?: Record<string, string[]>;
   /** On an empty site, when no row is refused alone (two new rows share a value): the server's key. */
   firstLoadKey?: string;
   message: RegExp;
@@ -56,10 +56,7 @@ const CASES: Record<string, RejectedRowCase> = {
     remoteChange: `UPDATE device_register SET poll_interval_s = 3600 WHERE device_id = ${meterId(1, 5)} AND register_id = ${registerId(1, 11)}`,
     entity: 'device_register',
     key: `device_id=${meterId(1, 5)}, register_id=${registerId(1, 11)}`,
-    keptChildrenBlock: [
-      ['meter', 'REFERENTIAL_INTEGRITY', `id=${meterId(1, 2)}`],
-      ['register', 'REFERENTIAL_INTEGRITY', `id=${registerId(1, 2)}`],
-    ],
+    keptByFailure: { meter: [`id=${meterId(1, 2)}`], register: [`id=${registerId(1, 2)}`] },
     message: /violates check constraint "site_poll_check"/,
   },
   'a value a site-only unique index already holds': {
@@ -105,9 +102,16 @@ describe('hostile input: remote rows the site rejects', () => {
       // Assert
       const failed = result.entities.filter((e) => e.status === 'failed');
       expect(failed.map((e) => [e.entity, e.error?.code, e.error?.key])).toEqual([
-        ...(c.keptChildrenBlock ?? []),
         [c.entity, 'SITE_REJECTED_ROW', c.key],
       ]);
+      for (const [parent, keys] of Object.entries(c.keptByFailure ?? {})) {
+        expect(result.entities.find((e) => e.entity === parent)).toMatchObject({
+          status: 'ok',
+          skipped: keys.length,
+          skippedKeys: keys,
+          skippedReasons: keys.map(() => `referenced by ${c.entity} rows kept because ${c.entity} failed`),
+        });
+      }
       expect(failed.at(-1)!.error!.message).toMatch(c.message);
       expect(result.error).toBeUndefined();
       expect(before.sync_run_count).toEqual(beforeRule.sync_run_count);

@@ -434,15 +434,13 @@ export const syncCase: fc.Arbitrary<SyncCase> = fc
   }));
 
 /**
- * The entities of a run: all (no option), or a subset that includes device_register, so that every
- * run can succeed (a subset without it may hit the site's foreign keys, by design).
+ * The entities of a run: all (no option), or any non-empty subset. A subset without
+ * device_register must still succeed: the parent rows the site's associations reference stay,
+ * their deletes skipped and counted (DESIGN §3.13).
  */
-export const runEntities: fc.Arbitrary<Table[] | undefined> = fc.constantFrom(
-  undefined,
-  ['device_register'],
-  ['meter', 'device_register'],
-  ['register', 'device_register'],
-  ['meter', 'register', 'device_register'],
+export const runEntities: fc.Arbitrary<Table[] | undefined> = fc.oneof(
+  fc.constant(undefined),
+  fc.subarray<Table>(['meter', 'register', 'device_register'], { minLength: 1 }),
 );
 
 // ---- remote edits between runs ----------------------------------------------------------------
@@ -451,7 +449,22 @@ export type RemoteEdit =
   | { kind: 'upsert'; table: keyof TableRows; row: Row }
   | { kind: 'delete'; table: keyof TableRows; key: Row }
   | { kind: 'move'; table: 'meter' | 'register'; id: string; tenant_id: string }
-  | { kind: 'patch'; table: 'meter' | 'register'; id: string; patch: Patch };
+  | { kind: 'patch'; table: 'meter' | 'register'; id: string; patch: Patch }
+  /** A parent row and its associations: deleted together, or the parent alone (its associations stay, orphans). */
+  | { kind: 'deleteParent'; table: 'meter' | 'register'; id: string; withChildren: boolean }
+  /** A parent row inserted (or rewritten) with associations to rows of the other parent, before or after them. */
+  | {
+      kind: 'insertParent';
+      table: 'meter' | 'register';
+      row: Row;
+      partners: string[];
+      childrenFirst: boolean;
+      association: Partial<Row>;
+    }
+  /** A parent's key changed, and its associations' with it or not. */
+  | { kind: 'rekey'; table: 'meter' | 'register'; id: string; to: string; withChildren: boolean };
+
+const parentTable = fc.constantFrom('meter' as const, 'register' as const);
 
 export const remoteEdit: fc.Arbitrary<RemoteEdit> = fc.oneof(
   fc.record({ kind: fc.constant('upsert' as const), table: fc.constant('meter' as const), row: meterRow }),
@@ -498,16 +511,51 @@ export const remoteEdit: fc.Arbitrary<RemoteEdit> = fc.oneof(
     id: registerId,
     patch: fc.record(registerColumns, { requiredKeys: [] }),
   }),
+  fc.record({
+    kind: fc.constant('deleteParent' as const),
+    table: parentTable,
+    id: bigintKey,
+    withChildren: fc.boolean(),
+  }),
+  fc
+    .record({
+      table: parentTable,
+      meter: meterRow,
+      register: registerRow,
+      partners: fc.uniqueArray(bigintKey, { maxLength: 3 }),
+      childrenFirst: fc.boolean(),
+      association: fc.record(deviceRegisterColumns),
+    })
+    .map(
+      ({ table, meter, register, ...rest }): RemoteEdit => ({
+        kind: 'insertParent',
+        table,
+        row: table === 'meter' ? meter : register,
+        ...rest,
+      }),
+    ),
+  fc.record({
+    kind: fc.constant('rekey' as const),
+    table: parentTable,
+    id: bigintKey,
+    to: bigintKey,
+    withChildren: fc.boolean(),
+  }),
 );
 
-/** A batch of remote edits, then a sync (sometimes preceded by a dry run). */
+/** A batch of remote edits, then a sync of all entities or of some (sometimes preceded by a dry run). */
 export interface SyncStep {
   edits: RemoteEdit[];
   dryRunFirst: boolean;
+  entities: Table[] | undefined;
 }
 
 export const syncSteps: fc.Arbitrary<SyncStep[]> = fc.array(
-  fc.record({ edits: fc.array(remoteEdit, { maxLength: 6 }), dryRunFirst: fc.boolean() }),
+  fc.record({
+    edits: fc.array(remoteEdit, { maxLength: 6 }),
+    dryRunFirst: fc.boolean(),
+    entities: runEntities,
+  }),
   { minLength: 1, maxLength: 5 },
 );
 

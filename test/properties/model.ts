@@ -85,7 +85,15 @@ export interface Expected {
   slice: TableRows;
   /** Associations of the slice that must be skipped: a parent missing or of another tenant. */
   skipped: Row[];
+  /**
+   * Meters and registers gone from the slice that a run without device_register keeps: the site's
+   * associations, which the run leaves as they are, still reference them (DESIGN §3.13).
+   */
+  pinned: { meter: Row[]; register: Row[] };
 }
+
+/** Why a run without device_register keeps a parent row (the engine's words). */
+export const PINNED_REASON = 'referenced by device_register rows outside this run';
 
 /**
  * The expected outcome of a successful run for `tenantId`, from a snapshot of the remote. A run of
@@ -110,8 +118,20 @@ export function expectedRun(
   const tenantMeters = new Set(meterSlice.map((m) => m.id));
   const drSlice = remote.device_register.filter((a) => tenantMeters.has(a.device_id!));
 
-  const meter = synced('meter') ? meterSlice : kept('meter');
-  const register = synced('register') ? registerSlice : kept('register');
+  // Without device_register, the site's associations stay, and so do the parent rows they reference.
+  const keptAssociations = synced('device_register') ? [] : kept('device_register');
+  const pinnedRows = (table: 'meter' | 'register', slice: Row[], column: 'device_id' | 'register_id') => {
+    if (!synced(table) || keptAssociations.length === 0) return [];
+    const inSlice = new Set(slice.map((row) => row.id));
+    const referenced = new Set(keptAssociations.map((a) => a[column]));
+    return kept(table).filter((row) => !inSlice.has(row.id) && referenced.has(row.id));
+  };
+  const pinned = {
+    meter: pinnedRows('meter', meterSlice, 'device_id'),
+    register: pinnedRows('register', registerSlice, 'register_id'),
+  };
+  const meter = synced('meter') ? [...meterSlice, ...pinned.meter] : kept('meter');
+  const register = synced('register') ? [...registerSlice, ...pinned.register] : kept('register');
   const meterIds = new Set(meter.map((m) => m.id));
   const registerIds = new Set(register.map((r) => r.id));
   const hasParents = (a: Row) => meterIds.has(a.device_id!) && registerIds.has(a.register_id!);
@@ -121,7 +141,20 @@ export function expectedRun(
     site: sortedTables({ meter, register, device_register: deviceRegister }),
     slice: sortedTables({ meter: meterSlice, register: registerSlice, device_register: drSlice }),
     skipped: sorted('device_register', skipped),
+    pinned: { meter: byNumericKey(pinned.meter), register: byNumericKey(pinned.register) },
   };
+}
+
+/** Rows of an integer key in the key's order (the order the engine samples pinned keys in). */
+function byNumericKey(rows: readonly Row[]): Row[] {
+  return [...rows].sort((a, b) =>
+    BigInt(a.id!) < BigInt(b.id!) ? -1 : BigInt(a.id!) > BigInt(b.id!) ? 1 : 0,
+  );
+}
+
+/** The skipped-key sample the engine reports for a parent: its pinned keys, the first few in key order. */
+export function pinnedSample(expected: Expected, table: 'meter' | 'register', limit: number): string[] {
+  return expected.pinned[table].slice(0, limit).map((row) => keyText(table, row));
 }
 
 /** The keys the engine samples for skipped rows: the first few in key order (text, C collation). */
@@ -140,7 +173,7 @@ export function expectedCounts(
 ): Record<Table, Counts & { skipped: number; remoteRows: number }> {
   const entry = (table: Table) => ({
     ...diffCounts(table, before[table], after[table]),
-    skipped: table === 'device_register' ? expected.skipped.length : 0,
+    skipped: table === 'device_register' ? expected.skipped.length : expected.pinned[table].length,
     remoteRows: expected.slice[table].length,
   });
   return { meter: entry('meter'), register: entry('register'), device_register: entry('device_register') };

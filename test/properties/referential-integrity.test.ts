@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import type { Row } from '../../lib/db/rows';
 import { runEntities, syncCase } from './arbitraries';
-import { expectedRun, keyText, skippedSample, type Table } from './model';
+import { expectedRun, keyText, PINNED_REASON, pinnedSample, skippedSample, type Table } from './model';
 import {
   createPropertyDatabases,
   type PropertyDatabases,
@@ -25,7 +25,7 @@ describe('referential integrity and deletion properties', () => {
   afterAll(() => dbs.close());
 
   it(
-    'property 2: referential integrity — every site association has both parents; remote associations with a missing or foreign parent are skipped, never applied',
+    'property 2: referential integrity — every site association has both parents; remote associations with a missing or foreign parent are skipped, never applied; a run without the associations keeps the parent rows they reference, counting each skipped delete',
     async () => {
       await fc.assert(
         fc.asyncProperty(syncCase, runEntities, async (c, entities) => {
@@ -42,11 +42,26 @@ describe('referential integrity and deletion properties', () => {
           expect(
             site.device_register.filter((a) => !meters.has(a.device_id!) || !registers.has(a.register_id!)),
           ).toEqual([]);
-          const associations = result.entities.find((e) => e.entity === 'device_register')!;
-          expect(associations.skipped).toBe(expected.skipped.length);
-          expect(associations.skippedKeys ?? []).toEqual(skippedSample(expected.skipped, SKIPPED_KEY_SAMPLE));
-          const onSite = keys('device_register', site.device_register);
-          expect(expected.skipped.filter((a) => onSite.has(keyText('device_register', a)))).toEqual([]);
+          const associations = result.entities.find((e) => e.entity === 'device_register');
+          if (associations) {
+            expect(associations.skipped).toBe(expected.skipped.length);
+            expect(associations.skippedKeys ?? []).toEqual(
+              skippedSample(expected.skipped, SKIPPED_KEY_SAMPLE),
+            );
+            const onSite = keys('device_register', site.device_register);
+            expect(expected.skipped.filter((a) => onSite.has(keyText('device_register', a)))).toEqual([]);
+          }
+          for (const table of ['meter', 'register'] as const) {
+            const parent = result.entities.find((e) => e.entity === table);
+            if (!parent) continue;
+            const sample = pinnedSample(expected, table, SKIPPED_KEY_SAMPLE);
+            expect({ table, skipped: parent.skipped, keys: parent.skippedKeys ?? [] }).toEqual({
+              table,
+              skipped: expected.pinned[table].length,
+              keys: sample,
+            });
+            expect(parent.skippedReasons ?? []).toEqual(sample.map(() => PINNED_REASON));
+          }
         }),
         propertyParameters(),
       );
@@ -104,9 +119,10 @@ describe('referential integrity and deletion properties', () => {
             (a) => !meters.has(a.device_id!) || !registers.has(a.register_id!),
           );
           expect(orphaned.filter((a) => onSite.has(keyText('device_register', a)))).toEqual([]);
-          expect(result.entities.find((e) => e.entity === 'device_register')!.deleted).toBe(absent.length);
+          const associations = result.entities.find((e) => e.entity === 'device_register');
+          expect(associations?.deleted ?? 0).toBe(absent.length);
           const again = await dbs.sync(c.tenantId, { entities });
-          expect(again.entities.find((e) => e.entity === 'device_register')!.deleted).toBe(0);
+          expect(again.entities.find((e) => e.entity === 'device_register')?.deleted ?? 0).toBe(0);
         }),
         propertyParameters(),
       );

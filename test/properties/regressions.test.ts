@@ -120,10 +120,12 @@ describe('regressions found by the properties', () => {
    * (5, 2), so the site association (1, 1) stayed and blocked the deletes of meter 1 and
    * register 1. The register's REFERENTIAL_INTEGRITY failure then reopened the association step,
    * which, replanned without register 2, skipped the poisoned row and succeeded: the association
-   * ended ok and the register failed for a block that no longer existed. A failure caused by a
-   * failed child's kept rows now leaves that child failed.
+   * ended ok and the register failed for a block that no longer existed. Since DESIGN §3.13, the
+   * rows a failed child keeps pin the parent rows they reference: meter 1 and register 1 stay,
+   * their deletes skipped and counted, and meter and register commit the rest, exactly as a run of
+   * the two alone does; the association stays failed.
    */
-  it('a parent blocked by the rows a failed child kept does not reopen that child', async () => {
+  it('the rows a failed child kept pin the parent rows they reference; the parents commit the rest', async () => {
     const association: Row = { device_id: '1', register_id: '1', poll_interval_s: '0', enabled: 't' };
     const poisoned: Row = {
       device_id: '5',
@@ -149,24 +151,40 @@ describe('regressions found by the properties', () => {
       const result = await dbs.sync(2, { allowMassDelete: false });
       const withoutAssociations = await syncReference(2, ['meter', 'register']);
 
-      const failed = (code: string) => ({
-        status: 'failed',
-        inserted: 0,
+      const pinnedOne = {
+        status: 'ok',
+        inserted: 1,
         updated: 0,
         deleted: 0,
-        skipped: 0,
-        unchanged: 0,
+        skipped: 1,
+        unchanged: 1,
         remoteRows: 1,
-        error: code,
-      });
+      };
       expect(resultCounts(result)).toEqual({
-        meter: failed('REFERENTIAL_INTEGRITY'),
-        register: failed('REFERENTIAL_INTEGRITY'),
-        device_register: failed('SITE_REJECTED_ROW'),
+        meter: pinnedOne,
+        register: pinnedOne,
+        device_register: {
+          status: 'failed',
+          inserted: 0,
+          updated: 0,
+          deleted: 0,
+          skipped: 0,
+          unchanged: 0,
+          remoteRows: 1,
+          error: 'SITE_REJECTED_ROW',
+        },
       });
+      for (const name of ['meter', 'register'])
+        expect(result.entities.find((e) => e.entity === name)).toMatchObject({
+          skippedKeys: ['id=1'],
+          skippedReasons: ['referenced by device_register rows kept because device_register failed'],
+        });
       const { device_register: _associations, ...others } = resultCounts(result);
       expect(others).toEqual(resultCounts(withoutAssociations));
-      expect(await snapshot(dbs.site)).toEqual(before);
+      const after = await snapshot(dbs.site);
+      expect(after.device_register).toEqual(before.device_register);
+      expect(after.meter.map((m) => m.id)).toEqual(['1', '5']);
+      expect(after.register.map((r) => r.id)).toEqual(['1', '2']);
     } finally {
       for (const client of [dbs.site, reference.client])
         await client.query('ALTER TABLE device_register DROP CONSTRAINT poison_check');
