@@ -163,6 +163,52 @@ describe('referential integrity of associations', () => {
       expect(entity(full, 'device_register')).toMatchObject({ inserted: 2 });
     });
 
+    it('syncs meter and register alone after a meter and a register with associations went: their deletes are skipped, counted and said why', async () => {
+      // Arrange: the README's example run, {"entities": ["meter", "register"]}.
+      await fx.sync();
+      const r = fx.remoteClient;
+      await r.query('DELETE FROM device_register WHERE device_id = $1 OR register_id = $2', [
+        meterId(1, 4),
+        registerId(1, 6),
+      ]);
+      await r.query('DELETE FROM meter WHERE id = $1', [meterId(1, 4)]);
+      await r.query('DELETE FROM register WHERE id = $1', [registerId(1, 6)]);
+      await r.query(`UPDATE meter SET name = 'renamed' WHERE id = $1`, [meterId(1, 5)]);
+      const before = await siteContents(fx.siteClient);
+
+      // Act
+      const result = await fx.sync({ entities: ['meter', 'register'] });
+
+      // Assert: ok, nothing deleted that an association still uses, the rename applied.
+      expect(result.status).toBe('ok');
+      const reason = 'referenced by device_register rows outside this run';
+      expect(entity(result, 'meter')).toMatchObject({
+        updated: 1,
+        deleted: 0,
+        skipped: 1,
+        unchanged: 9,
+        skippedKeys: [`id=${meterId(1, 4)}`],
+        skippedReasons: [reason],
+      });
+      expect(entity(result, 'register')).toMatchObject({
+        deleted: 0,
+        skipped: 1,
+        skippedKeys: [`id=${registerId(1, 6)}`],
+        skippedReasons: [reason],
+      });
+      const after = await siteContents(fx.siteClient);
+      expect(after.device_register).toEqual(before.device_register);
+      expect(reportedCounts(result).meter).toEqual(contentsDiff(before, after).meter);
+
+      // The next run with the associations applies both.
+      const full = await fx.sync();
+      expect(full.status).toBe('ok');
+      expect(entity(full, 'meter')).toMatchObject({ deleted: 1, skipped: 0 });
+      expect(entity(full, 'register')).toMatchObject({ deleted: 1, skipped: 0 });
+      const { sync_run_count: _runs, ...tables } = await siteContents(fx.siteClient);
+      expect(tables).toEqual(await expectedSlice(fx.remoteClient, 1));
+    });
+
     it('syncs the parents alone and leaves the associations as they are', async () => {
       // Arrange
       await fx.sync();
