@@ -48,8 +48,12 @@ export function formatResult(result: SyncResult): string {
         `${e.entity} failed: [${e.error.code}] ${e.error.message}${e.error.key ? ` (key ${e.error.key})` : ''}`,
       );
     }
-    if (e.skippedKeys?.length)
-      notes.push(`${e.entity} skipped ${e.skipped} (parent missing), e.g. ${e.skippedKeys.join('; ')}`);
+    if (e.skippedKeys?.length) {
+      const samples = e.skippedKeys.map((key, i) =>
+        e.skippedReasons?.[i] ? `${key} (${e.skippedReasons[i]})` : key,
+      );
+      notes.push(`${e.entity} skipped ${e.skipped}, e.g. ${samples.join('; ')}`);
+    }
   }
   return [title, ...(result.entities.length > 0 ? lines : []), ...notes].join('\n');
 }

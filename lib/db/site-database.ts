@@ -192,6 +192,11 @@ export class SiteDatabase {
 
   // ---- the plan of a run (DESIGN §3.5, §3.12, §3.13; sync-sql's planSql) ----
 
+  /** For the rest of the run's transaction (planSql.noMergeJoins says why). */
+  async preferKeyProbes(): Promise<void> {
+    await this.client.query(planSql.noMergeJoins);
+  }
+
   planTables(e: ResolvedEntity): PlanTables {
     return {
       skip: temporaryName('skip', e),

@@ -403,6 +403,7 @@ class SyncRun {
     const failedHere = new Set<string>();
     let restarts = 0;
     let outcomes: (StepOutcome | undefined)[] = [];
+    await db.preferKeyProbes();
     await this.plan(db);
     await db.client.query('SAVEPOINT apply');
     let i = 0;

@@ -27,7 +27,9 @@ describe('meter-sync demo', () => {
     expect(stdout).toContain(
       'MeterSync {service=meter-sync SiteId=demo-site Entity=device_register} RowsInserted=1 RowsUpdated=0 RowsDeleted=4 RowsSkipped=1',
     );
-    expect(stdout).toContain('skipped 1 (parent missing), e.g. device_id=100000006, register_id=200000001');
+    expect(stdout).toContain(
+      'skipped 1, e.g. device_id=100000006, register_id=200000001 (parent missing: register id=200000001)',
+    );
   });
 
   it('describes an EMF line and ignores anything else', () => {
