@@ -16,7 +16,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect } from '../lib/db/connect';
 import { startEmbeddedServer } from '../lib/db/embedded-server';
 import { createRemoteSchema } from '../lib/db/remote-schema';
-import { migrateSite } from '../lib/db/site-migrations';
+import { applySiteMigrations } from '../lib/db/site-migrations';
 import { type EntityResult, performSync, type SyncResult } from '../lib/engine';
 import { ID_SPAN, seedRemote } from '../lib/seed/seed-remote';
 import { startByteCountingProxy } from './byte-counting-proxy';
@@ -177,12 +177,12 @@ async function main(): Promise<void> {
       `seeded remote: tenant ${BIG_TENANT} ${ROWS} registers, tenants 2-3 ${others} registers each, tenant ${FLEET_TENANT} ${fleet.meters}/${fleet.registers}/${fleet.meters * fleet.perMeter} (${Date.now() - t} ms)`,
     );
     const site = await connect(siteUrl, 'site');
-    await migrateSite(site);
+    await applySiteMigrations(site);
     await site.query('CREATE TABLE baseline_register (LIKE register INCLUDING ALL)');
     const fleetSite = await connect(fleetUrl, 'site');
-    await migrateSite(fleetSite);
+    await applySiteMigrations(fleetSite);
     const shapeSite = await connect(shapeUrl, 'site');
-    await migrateSite(shapeSite);
+    await applySiteMigrations(shapeSite);
     for (const table of ['meter', 'register', 'device_register'])
       await shapeSite.query(`CREATE TABLE baseline_${table} (LIKE ${table} INCLUDING ALL)`);
 

@@ -1,6 +1,7 @@
 /**
- * The sync Lambda: validates the event, syncs one site with credentials from Secrets Manager, logs
- * and emits the run's metrics, and returns the result (DESIGN §4). Everything it calls lives in lib/.
+ * The site Lambda: validates the event, runs one site operation (sync, migrate) with credentials
+ * from Secrets Manager, logs and emits its metrics, and returns its result (DESIGN §4). Everything
+ * it calls lives in lib/operations.
  *
  * A bad event, a missing setting or an unreadable secret throws (the invocation fails, the Errors
  * alarm sees it); whatever happens in the databases is in the returned result instead.
@@ -9,15 +10,27 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import {
-  type CredentialsSource,
-  SecretsManagerCredentials,
-  syncWithCredentials,
-} from '../../lib/credentials';
+import { type CredentialsSource, SecretsManagerCredentials } from '../../lib/credentials';
 import type { ConnectOptions } from '../../lib/db/connect';
 import type { SyncResult } from '../../lib/engine';
-import { parseSyncRequest } from '../../lib/event';
-import { emitSyncMetrics, emitSyncNotStarted, logger, logSyncResult, metrics } from '../../lib/observability';
+import { parseSiteRequest } from '../../lib/event';
+import {
+  emitSiteMigrated,
+  emitSyncMetrics,
+  emitSyncNotStarted,
+  logger,
+  logMigrateResult,
+  logSyncResult,
+  metrics,
+} from '../../lib/observability';
+import {
+  type MigrateResult,
+  migrateSite,
+  type OperationOptions,
+  type OperationSettings,
+  operationSettings,
+  syncSite,
+} from '../../lib/operations';
 
 /** Time kept back from the Lambda's remaining time: cancelling, rolling back and flushing fit in it. */
 export const DEFAULT_DEADLINE_MARGIN_MS = 5_000;
@@ -34,6 +47,10 @@ export interface SyncHandlerOptions {
   credentials: CredentialsSource | (() => CredentialsSource);
   deadlineMarginMs?: number;
   connectOptions?: ConnectOptions;
+  /** SITE_MIGRATIONS and SYNC_RUN_RETENTION_DAYS; read from the environment at each invocation when absent. */
+  settings?: Partial<OperationSettings>;
+  /** The site schema migrations this build knows; tests give their own. */
+  migrations?: OperationOptions['migrations'];
 }
 
 function credentialsOnce(credentials: SyncHandlerOptions['credentials']): () => CredentialsSource {
@@ -52,22 +69,31 @@ export function createSyncHandler(options: SyncHandlerOptions) {
   const margin = options.deadlineMarginMs ?? DEFAULT_DEADLINE_MARGIN_MS;
   const connectOptions = options.connectOptions ?? DEFAULT_CONNECT_OPTIONS;
 
-  async function syncSite(event: unknown, context: Context): Promise<SyncResult> {
+  async function runSiteOperation(event: unknown, context: Context): Promise<SyncResult | MigrateResult> {
     const started = Date.now();
-    const request = parseSyncRequest(event);
+    const request = parseSiteRequest(event);
     logger.appendKeys({ siteId: request.siteId });
+    const settings = { ...operationSettings(), ...options.settings };
     const remaining = context?.getRemainingTimeInMillis?.();
     const deadline = remaining === undefined ? undefined : started + remaining - margin;
+    const common: OperationOptions = {
+      ...(deadline !== undefined ? { deadline } : {}),
+      connectOptions,
+      ...(options.migrations ? { migrations: options.migrations } : {}),
+      onCredentialsRefreshed: (error) =>
+        logger.warn('authentication failed; the secrets changed since they were read, trying again', {
+          error,
+        }),
+    };
+    if (request.action === 'migrate') {
+      const result = await migrateSite(credentials(), { siteId: request.siteId }, common);
+      logMigrateResult(logger, request.siteId, result);
+      if (result.applied.length > 0) emitSiteMigrated(metrics, request.siteId);
+      return result;
+    }
     let result: SyncResult;
     try {
-      result = await syncWithCredentials(credentials(), request, {
-        ...(deadline !== undefined ? { deadline } : {}),
-        connectOptions,
-        onCredentialsRefreshed: (error) =>
-          logger.warn('authentication failed; the secrets changed since they were read, trying again', {
-            error,
-          }),
-      });
+      result = await syncSite(credentials(), request, { ...common, ...settings });
     } catch (error) {
       emitSyncNotStarted(metrics, request.siteId, Date.now() - started);
       throw error;
@@ -78,12 +104,12 @@ export function createSyncHandler(options: SyncHandlerOptions) {
     return result;
   }
 
-  return middy(syncSite)
+  return middy(runSiteOperation)
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .onError(async (request) => {
       const error = request.error as { code?: string; message?: string; name?: string } | undefined;
-      logger.error('sync not run', {
+      logger.error('operation not run', {
         error: { code: error?.code ?? 'INTERNAL_ERROR', message: error?.message },
       });
     });

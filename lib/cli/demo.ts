@@ -12,7 +12,7 @@ import { LocalCredentials } from '../credentials';
 import { connect } from '../db/connect';
 import { startEmbeddedServer } from '../db/embedded-server';
 import { createRemoteSchema } from '../db/remote-schema';
-import { migrateSite } from '../db/site-migrations';
+import { applySiteMigrations } from '../db/site-migrations';
 import type { SyncResult } from '../engine';
 import { meterId, registerId, seedRemote } from '../seed/seed-remote';
 import { formatResult } from './format-result';
@@ -135,7 +135,7 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
       `central database: 3 tenants, ${seeded.meters} meters, ${seeded.registers} registers, ${seeded.deviceRegisters} associations`,
     );
     const site = await connect(siteUrl, 'site');
-    const migration = await migrateSite(site);
+    const migration = await applySiteMigrations(site);
     say(`site database of ${SITE_ID} (tenant ${TENANT}) migrated to schema version ${migration.to}`);
     await site.end();
 

@@ -41,6 +41,10 @@ export function formatResult(result: SyncResult): string {
     row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '),
   );
   const notes: string[] = [];
+  if (result.migration)
+    notes.push(
+      `site schema migrated from version ${result.migration.fromVersion} to ${result.migration.toVersion} before the sync`,
+    );
   if (result.error) notes.push(`run ${result.status}: [${result.error.code}] ${result.error.message}`);
   for (const e of result.entities) {
     if (e.error && e.error.message !== result.error?.message) {

@@ -1,9 +1,7 @@
 /** The `meter-sync` command: sync, migrate and demo. Errors are one line, never a stack trace or a password. */
-import { connect } from '../db/connect';
-import { migrateSite } from '../db/site-migrations';
-import { urlTarget } from '../db/tls';
-import { performSync } from '../engine';
+import { UrlCredentials } from '../credentials';
 import { MeterSyncError, UsageError } from '../errors';
+import { type MigrateResult, migrateSite, operationSettings, syncSite } from '../operations';
 import { runDemo } from './demo';
 import { formatResult } from './format-result';
 import { type Command, parseCommand, USAGE } from './parse-command';
@@ -20,34 +18,29 @@ async function execute(command: Command, io: CliIo): Promise<number> {
       io.stdout.write(`${USAGE}\n`);
       return 0;
     case 'migrate': {
-      const client = await connect(urlTarget(command.site), 'site');
-      try {
-        const report = await migrateSite(client);
-        if (command.json) io.stdout.write(`${JSON.stringify(report)}\n`);
-        else if (report.applied.length === 0)
-          io.stdout.write(`site schema already at version ${report.to}\n`);
-        else
-          io.stdout.write(
-            `site schema migrated from version ${report.from} to ${report.to}: ${report.applied.map((m) => `${m.version} ${m.name}`).join('; ')}\n`,
-          );
-        return 0;
-      } finally {
-        await client.end();
-      }
+      const result = await migrateSite(new UrlCredentials({ site: command.site }), {});
+      if (command.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else if (result.error) io.stderr.write(`meter-sync: [${result.error.code}] ${result.error.message}\n`);
+      else io.stdout.write(`${formatMigration(result)}\n`);
+      if (result.ok) return 0;
+      return result.error && CONFIGURATION_CODES.has(result.error.code) ? 2 : 1;
     }
     case 'sync': {
       const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
-      const result = await performSync({
+      const result = await syncSite(
         // TLS as the Lambda has it: verified for any host but this machine, unless the URL says.
-        remote: urlTarget(command.remote),
-        site: urlTarget(command.site),
-        tenantId: command.tenantId,
-        ...(command.entities ? { entities: command.entities } : {}),
-        dryRun: command.dryRun,
-        allowMassDelete: command.allowMassDelete,
-        ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
-        ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
-      });
+        new UrlCredentials({ remote: command.remote, site: command.site, tenantId: command.tenantId }),
+        {
+          ...(command.entities ? { entities: command.entities } : {}),
+          dryRun: command.dryRun,
+          allowMassDelete: command.allowMassDelete,
+        },
+        {
+          ...operationSettings(),
+          ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
+          ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
+        },
+      );
       progress.done();
       io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatResult(result)}\n`);
       if (result.ok) return 0;
@@ -63,7 +56,22 @@ async function execute(command: Command, io: CliIo): Promise<number> {
  * Failures that running again cannot mend, only a change of configuration: exit 2, as bad usage.
  * A connection refused or lost may be the network's passing fault: exit 1.
  */
-const CONFIGURATION_CODES: ReadonlySet<string> = new Set(['AUTHENTICATION_FAILED', 'SITE_NOT_MIGRATED']);
+const CONFIGURATION_CODES: ReadonlySet<string> = new Set([
+  'AUTHENTICATION_FAILED',
+  'SITE_NOT_MIGRATED',
+  'SITE_SCHEMA_NEWER',
+  'MIGRATION_FAILED',
+  'BAD_SECRET',
+  'SECRET_NOT_FOUND',
+  'BAD_CONFIGURATION',
+]);
+
+function formatMigration(result: MigrateResult): string {
+  if (result.error)
+    return `meter-sync: migrate ${result.status}: [${result.error.code}] ${result.error.message}`;
+  if (result.applied.length === 0) return `site schema already at version ${result.toVersion}`;
+  return `site schema migrated from version ${result.fromVersion} to ${result.toVersion}: ${result.applied.join('; ')}`;
+}
 
 /** Runs the command and returns its exit code. */
 export async function main(argv: readonly string[], io: CliIo = process): Promise<number> {

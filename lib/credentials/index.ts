@@ -1,4 +1,4 @@
-/** Where a sync's database credentials come from, and a sync that re-reads them after a rotation. */
+/** Where a site operation's database credentials come from: Secrets Manager, local URLs by site id, URLs of one site. */
 export { BadSecretError } from './bad-secret-error';
 export { ConfigurationError } from './configuration-error';
 export type { CredentialsSource, SyncCredentials } from './credentials-source';
@@ -16,4 +16,4 @@ export {
   SecretsManagerCredentials,
   type SecretsManagerCredentialsOptions,
 } from './secrets-manager-credentials';
-export { type SiteSyncOptions, type SiteSyncRequest, syncWithCredentials } from './sync-with-credentials';
+export { UrlCredentials, type UrlCredentialsOptions } from './url-credentials';

@@ -1,6 +1,7 @@
 /** Credentials from connection URLs, for the CLI and the demo: the same handler, no Secrets Manager. */
 import { urlTarget } from '../db/tls';
-import type { CredentialsSource, SyncCredentials } from './credentials-source';
+import { ConfigurationError } from './configuration-error';
+import type { CredentialsSource, SiteCredentials, SyncCredentials } from './credentials-source';
 import { SecretUnavailableError } from './secret-unavailable-error';
 
 export interface LocalSite {
@@ -17,8 +18,25 @@ export interface LocalCredentialsOptions {
 export class LocalCredentials implements CredentialsSource {
   constructor(private readonly options: LocalCredentialsOptions) {}
 
-  async load(siteId: string): Promise<SyncCredentials> {
-    const { sites, remote } = this.options;
+  async load(siteId: string | undefined): Promise<SyncCredentials> {
+    const site = this.site(siteId);
+    // URLs do not change under a running process: a re-read finds the same, so no retry is tried.
+    return {
+      remote: urlTarget(this.options.remote),
+      site: urlTarget(site.url),
+      tenantId: site.tenantId,
+      version: 'local',
+    };
+  }
+
+  async loadSite(siteId: string | undefined): Promise<SiteCredentials> {
+    return { site: urlTarget(this.site(siteId).url), version: 'local' };
+  }
+
+  private site(siteId: string | undefined): LocalSite {
+    const { sites } = this.options;
+    if (siteId === undefined)
+      throw new ConfigurationError('a site id is needed to find its local credentials');
     const site =
       typeof sites === 'function' ? sites(siteId) : Object.hasOwn(sites, siteId) ? sites[siteId] : undefined;
     if (!site) {
@@ -27,12 +45,6 @@ export class LocalCredentials implements CredentialsSource {
         `no local credentials for site ${JSON.stringify(siteId)}`,
       );
     }
-    // URLs do not change under a running process: a re-read finds the same, so no retry is tried.
-    return {
-      remote: urlTarget(remote),
-      site: urlTarget(site.url),
-      tenantId: site.tenantId,
-      version: 'local',
-    };
+    return site;
   }
 }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigurationError } from './configuration-error';
-import type { CredentialsSource, SyncCredentials } from './credentials-source';
+import type { CredentialsSource, SiteCredentials, SyncCredentials } from './credentials-source';
 import { parseDatabaseSecret, parseSiteSecret, secretTarget } from './database-secret';
 import { SecretUnavailableError } from './secret-unavailable-error';
 import { TtlCache } from './ttl-cache';
@@ -73,11 +73,12 @@ export class SecretsManagerCredentials implements CredentialsSource {
     });
   }
 
-  siteSecretId(siteId: string): string {
+  siteSecretId(siteId: string | undefined): string {
+    if (siteId === undefined) throw new ConfigurationError('a site id is needed to find its secret');
     return `${this.options.siteSecretPrefix}${siteId}`;
   }
 
-  async load(siteId: string, options: { refresh?: boolean } = {}): Promise<SyncCredentials> {
+  async load(siteId: string | undefined, options: { refresh?: boolean } = {}): Promise<SyncCredentials> {
     const remoteId = this.options.remoteSecretId;
     const siteSecretId = this.siteSecretId(siteId);
     const [remote, site] = await Promise.all([
@@ -93,6 +94,12 @@ export class SecretsManagerCredentials implements CredentialsSource {
       tenantId: siteSecret.tenantId,
       version: `${remote.digest}:${site.digest}`,
     };
+  }
+
+  async loadSite(siteId: string | undefined, options: { refresh?: boolean } = {}): Promise<SiteCredentials> {
+    const siteSecretId = this.siteSecretId(siteId);
+    const site = await this.read(siteSecretId, options);
+    return { site: secretTarget(parseSiteSecret(siteSecretId, site.text)), version: site.digest };
   }
 
   private read(secretId: string, options: { refresh?: boolean }): Promise<SecretText> {

@@ -129,11 +129,6 @@ export class SiteDatabase {
     return { meta, table, types, stage: `pg_temp.${escapeIdentifier(stageName)}` };
   }
 
-  async isMigrated(): Promise<boolean> {
-    const { rows } = await this.client.query<{ present: boolean }>(siteSql.tableExists, ['sync_run']);
-    return rows[0]?.present === true;
-  }
-
   /** Takes the run lock for the current transaction; false when another run holds it. */
   async tryLock(): Promise<boolean> {
     const { rows } = await this.client.query<{ locked: boolean }>(siteSql.tryLock, [SITE_LOCK_KEY]);

@@ -3,7 +3,9 @@
  * Foreign keys are real, NOT DEFERRABLE and NOT cascading: the engine orders its work so they never fire.
  */
 import type { Client } from 'pg';
-import { toMeterSyncError } from '../errors';
+import { MigrationFailedError, SiteSchemaError, toMeterSyncError } from '../errors';
+import { SITE_LOCK_KEY } from './site-database';
+import { siteSql } from './sync-sql';
 
 export interface Migration {
   readonly version: number;
@@ -70,6 +72,13 @@ export const SITE_MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX sync_run_started_at_idx ON sync_run (started_at DESC);`,
   },
+  {
+    version: 3,
+    name: 'sync_run: index of the runs that did not succeed',
+    // Pruning the history keeps the newest run that was not ok: found through this index however
+    // long ago it was, instead of walking every successful run since.
+    sql: `CREATE INDEX sync_run_not_ok_started_at_idx ON sync_run (started_at DESC) WHERE status <> 'ok';`,
+  },
 ];
 
 export const LATEST_SITE_SCHEMA_VERSION = SITE_MIGRATIONS[SITE_MIGRATIONS.length - 1]!.version;
@@ -83,33 +92,87 @@ export interface MigrationReport {
   readonly applied: readonly Migration[];
 }
 
-/** Brings the site schema to the latest version in one transaction; running it again changes nothing. */
-export async function migrateSite(client: Client): Promise<MigrationReport> {
+export interface MigrateOptions {
+  /** The migrations this build knows; tests give their own. */
+  readonly migrations?: readonly Migration[];
+  /**
+   * Take the site's run lock (without waiting) before migrating, as a sync run does: a migration
+   * never runs beside a sync, and a second one finds the site `locked`. Without it, a migration
+   * waits for another migration of the site to end (the test harness, the demo).
+   */
+  readonly siteLock?: boolean;
+}
+
+export type MigrateOutcome = MigrationReport | { readonly locked: true };
+
+const CREATE_VERSIONS = `CREATE TABLE IF NOT EXISTS meter_sync_schema_migrations (
+  version integer PRIMARY KEY,
+  name text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now())`;
+
+function newerThanBuild(version: number, latest: number): SiteSchemaError {
+  return new SiteSchemaError(
+    'SITE_SCHEMA_NEWER',
+    `the site schema is at version ${version}, newer than the ${latest} this build knows (a newer meter-sync migrated it); nothing was done`,
+  );
+}
+
+/**
+ * Brings the site schema to the latest version in one transaction: all pending migrations or none.
+ * Running it again changes nothing; a schema newer than this build is refused with
+ * SITE_SCHEMA_NEWER and a migration the site refuses with MIGRATION_FAILED naming it, both rolled
+ * back whole.
+ */
+export async function migrateSiteSchema(
+  client: Client,
+  options: MigrateOptions = {},
+): Promise<MigrateOutcome> {
+  const migrations = options.migrations ?? SITE_MIGRATIONS;
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
+  let current: Migration | undefined;
   try {
     await client.query('BEGIN');
+    if (options.siteLock) {
+      const { rows } = await client.query<{ locked: boolean }>(siteSql.tryLock, [SITE_LOCK_KEY]);
+      if (rows[0]?.locked !== true) {
+        await client.query('ROLLBACK');
+        return { locked: true };
+      }
+    }
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
-    await client.query(`CREATE TABLE IF NOT EXISTS meter_sync_schema_migrations (
-      version integer PRIMARY KEY,
-      name text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now())`);
+    await client.query(CREATE_VERSIONS);
     const { rows } = await client.query<{ version: number }>(
       'SELECT coalesce(max(version), 0) AS version FROM meter_sync_schema_migrations',
     );
     const from = rows[0]!.version;
-    const pending = SITE_MIGRATIONS.filter((m) => m.version > from);
+    if (from > latest) throw newerThanBuild(from, latest);
+    const pending = migrations.filter((m) => m.version > from);
     for (const migration of pending) {
+      current = migration;
       await client.query(migration.sql);
       await client.query('INSERT INTO meter_sync_schema_migrations (version, name) VALUES ($1, $2)', [
         migration.version,
         migration.name,
       ]);
     }
+    current = undefined;
     await client.query('COMMIT');
     return { from, to: pending.length > 0 ? pending[pending.length - 1]!.version : from, applied: pending };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
+    const failure = toMeterSyncError(error);
+    if (failure instanceof SiteSchemaError || failure.code === 'CONNECTION_LOST') throw failure;
+    if (current) throw new MigrationFailedError(current, failure.message);
     throw toMeterSyncError(error, 'migration failed');
   }
+}
+
+/** Brings the site schema to the latest version, waiting for another migration of the site (see migrateSiteSchema). */
+export async function applySiteMigrations(
+  client: Client,
+  migrations?: readonly Migration[],
+): Promise<MigrationReport> {
+  return (await migrateSiteSchema(client, migrations ? { migrations } : {})) as MigrationReport;
 }
 
 /** The site's schema version, 0 when meter-sync never migrated it. */
@@ -123,4 +186,23 @@ export async function siteSchemaVersion(client: Client): Promise<number> {
     'SELECT coalesce(max(version), 0) AS version FROM meter_sync_schema_migrations',
   );
   return rows[0]?.version ?? 0;
+}
+
+/**
+ * Why a site at schema `version` cannot be synced by this build, or undefined when it can: behind
+ * (SITE_NOT_MIGRATED) or ahead (SITE_SCHEMA_NEWER).
+ */
+export function schemaMismatch(
+  version: number,
+  latest = LATEST_SITE_SCHEMA_VERSION,
+): SiteSchemaError | undefined {
+  if (version > latest) return newerThanBuild(version, latest);
+  if (version < latest)
+    return new SiteSchemaError(
+      'SITE_NOT_MIGRATED',
+      version === 0
+        ? 'the site database has no meter-sync schema: run `meter-sync migrate`, or let the function migrate it (SITE_MIGRATIONS=auto)'
+        : `the site schema is at version ${version}, this build needs ${latest}: run \`meter-sync migrate\`, or let the function migrate it (SITE_MIGRATIONS=auto)`,
+    );
+  return undefined;
 }

@@ -20,15 +20,10 @@ import { type ConnectOptions, connect, type DatabaseTarget } from '../db/connect
 import { findRejectedRow } from '../db/find-rejected-row';
 import { RemoteSnapshot } from '../db/remote-database';
 import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-database';
+import { schemaMismatch, siteSchemaVersion } from '../db/site-migrations';
 import { applicableRows, type ParentLookup, type ResolvedEntity } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
-import {
-  CommitUnconfirmedError,
-  MassDeleteGuardError,
-  MeterSyncError,
-  SiteSchemaError,
-  toMeterSyncError,
-} from '../errors';
+import { CommitUnconfirmedError, MassDeleteGuardError, MeterSyncError, toMeterSyncError } from '../errors';
 import { compareEntity } from './compare-entity';
 import { type EntityPlan, EntityPlanError, type PlanRole, planRun } from './plan-run';
 import { planSteps, relativesOf, type Step } from './plan-steps';
@@ -71,6 +66,8 @@ export interface SyncOptions {
    * reported `failed` with code DEADLINE_EXCEEDED.
    */
   deadline?: number;
+  /** A committing run deletes `sync_run` rows older than this many days (record-run.ts); none when absent. */
+  syncRunRetentionDays?: number;
 }
 
 interface EntityState {
@@ -158,12 +155,8 @@ class SyncRun {
           message: 'another meter-sync run holds this site; nothing was done',
         });
       }
-      if (!(await db.isMigrated())) {
-        throw new SiteSchemaError(
-          'SITE_NOT_MIGRATED',
-          'the site database has no meter-sync schema: run `meter-sync migrate` first',
-        );
-      }
+      const mismatch = schemaMismatch(await siteSchemaVersion(site));
+      if (mismatch) throw mismatch;
       await this.resolveEntities(db);
       this.deadline.check();
       remote = await connect(this.options.remote, 'remote', this.deadline.limit(this.options.connectOptions));
@@ -177,7 +170,7 @@ class SyncRun {
       if (this.options.dryRun) {
         await site.query('ROLLBACK');
       } else {
-        await recordRun(site, result);
+        await recordRun(site, result, this.options.syncRunRetentionDays);
         await this.commit(site);
       }
       return this.finish(result.status, result.entities);

@@ -37,6 +37,8 @@ export interface SyncResult {
   dryRun: boolean;
   startedAt: string;
   durationMs: number;
+  /** The site schema migration the run applied before it synced (SITE_MIGRATIONS=auto), when it applied one. */
+  migration?: { fromVersion: number; toVersion: number };
   entities: EntityResult[];
   /** Why the run as a whole failed (a connection, the lock, the site schema), when it did. */
   error?: ErrorReport;

@@ -5,5 +5,6 @@ export { DeadlineExceededError } from './deadline-exceeded-error';
 export { EntityMetadataError } from './entity-metadata-error';
 export { MassDeleteGuardError } from './mass-delete-guard-error';
 export { MeterSyncError } from './meter-sync-error';
+export { MigrationFailedError } from './migration-failed-error';
 export { SiteSchemaError } from './site-schema-error';
 export { UsageError } from './usage-error';

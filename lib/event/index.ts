@@ -1,3 +1,11 @@
-/** The Lambda event contract: what a sync request looks like and how a bad one is refused. */
+/** The Lambda event contract: what a site operation's request looks like and how a bad one is refused. */
 export { BadEventError } from './bad-event-error';
-export { parseSyncRequest, SITE_ID_PATTERN, type SyncRequest } from './sync-request';
+export {
+  ACTIONS,
+  type Action,
+  type MigrateRequest,
+  parseSiteRequest,
+  SITE_ID_PATTERN,
+  type SiteRequest,
+  type SyncRequest,
+} from './site-request';

@@ -19,6 +19,8 @@ export function isMeasuredRun(result: SyncResult): boolean {
 }
 
 export function emitSyncMetrics(metrics: Metrics, siteId: string, result: SyncResult): void {
+  // A migration is a change of the site whatever became of the run after it (even a locked one).
+  if (result.migration) emitSiteMigrated(metrics, siteId);
   if (!isMeasuredRun(result)) return;
   for (const entity of result.entities) {
     metrics.addDimensions({ [MetricDimension.SiteId]: siteId, [MetricDimension.Entity]: entity.entity });
@@ -45,4 +47,11 @@ function emitRunMetrics(metrics: Metrics, siteId: string, succeeded: boolean, du
   metrics.addDimensions({ [MetricDimension.SiteId]: siteId });
   metrics.addMetric(RunMetric.SyncSucceeded, MetricUnit.Count, succeeded ? 1 : 0);
   metrics.addMetric(RunMetric.SyncDurationMs, MetricUnit.Milliseconds, durationMs);
+}
+
+/** A site schema migration was applied (by a sync run, or the migrate action). */
+export function emitSiteMigrated(metrics: Metrics, siteId: string): void {
+  metrics.addDimensions({ [MetricDimension.SiteId]: siteId });
+  metrics.addMetric(RunMetric.SiteMigrated, MetricUnit.Count, 1);
+  metrics.publishStoredMetrics();
 }

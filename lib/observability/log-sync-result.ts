@@ -5,6 +5,7 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type SyncResult, totals } from '../engine';
+import type { MigrateResult } from '../operations';
 
 export function logSyncResult(logger: Logger, siteId: string, result: SyncResult): void {
   const { tenantId, dryRun } = result;
@@ -26,8 +27,26 @@ export function logSyncResult(logger: Logger, siteId: string, result: SyncResult
     failedEntities,
     ...(result.error ? { error: result.error } : {}),
   };
+  if (result.migration)
+    logger.info(
+      `site schema migrated from version ${result.migration.fromVersion} to ${result.migration.toVersion}`,
+      {
+        siteId,
+        tenantId,
+        migration: result.migration,
+      },
+    );
   const message = `sync ${result.status}${dryRun ? ' (dry run)' : ''}`;
   if (result.status === 'failed') logger.error(message, line);
   else if (result.status === 'partial') logger.warn(message, line);
   else logger.info(message, line);
+}
+
+/** The log line of the migrate action: the versions and what was applied, or why not. */
+export function logMigrateResult(logger: Logger, siteId: string, result: MigrateResult): void {
+  const { ok: _ok, ...line } = result;
+  const message = `migrate ${result.status}`;
+  if (result.status === 'failed') logger.error(message, { ...line, siteId });
+  else if (result.status === 'locked') logger.warn(message, { ...line, siteId });
+  else logger.info(message, { ...line, siteId });
 }

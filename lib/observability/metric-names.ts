@@ -18,6 +18,8 @@ export const EntityMetric = {
 export const RunMetric = {
   SyncSucceeded: 'SyncSucceeded',
   SyncDurationMs: 'SyncDurationMs',
+  /** 1 whenever a sync run or the migrate action applied a site schema migration. */
+  SiteMigrated: 'SiteMigrated',
 } as const;
 
 export const MetricDimension = {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { type CliIo, main } from '../../lib/cli/main';
+import { LATEST_SITE_SCHEMA_VERSION } from '../../lib/db/site-migrations';
 import type { SyncResult } from '../../lib/engine';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import { createTestDatabase, serverChecksPasswords } from '../harness/test-database';
@@ -171,14 +172,31 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
     ...more,
   ];
 
-  it('exits 2 when the site has no meter-sync schema: configuration, not a passing fault', async () => {
+  it('migrates an empty site and loads it (SITE_MIGRATIONS=auto, the default)', async () => {
     const empty = await createTestDatabase('cli_unmigrated');
+    try {
+      const io = captureIo();
+      const code = await main(['sync', '--remote', fx.remote.url, '--site', empty.url, '--tenant', '1'], io);
+      expect(code).toBe(0);
+      expect(io.out()).toContain(`site schema migrated from version 0 to ${LATEST_SITE_SCHEMA_VERSION}`);
+      expect(io.out()).toMatch(/^meter\s+ok/m);
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it('exits 2 when the site has no meter-sync schema and migrations are manual: configuration, not a passing fault', async () => {
+    const empty = await createTestDatabase('cli_unmigrated');
+    const saved = process.env.SITE_MIGRATIONS;
+    process.env.SITE_MIGRATIONS = 'manual';
     try {
       const io = captureIo();
       const code = await main(['sync', '--remote', fx.remote.url, '--site', empty.url, '--tenant', '1'], io);
       expect(code).toBe(2);
       expect(io.out()).toMatch(/SITE_NOT_MIGRATED.*meter-sync migrate/);
     } finally {
+      if (saved === undefined) delete process.env.SITE_MIGRATIONS;
+      else process.env.SITE_MIGRATIONS = saved;
       await empty.drop();
     }
   });
@@ -200,7 +218,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
   it('migrate is idempotent', async () => {
     const io = captureIo();
     expect(await main(['migrate', '--site', fx.site.url], io)).toBe(0);
-    expect(io.out()).toBe('site schema already at version 2\n');
+    expect(io.out()).toBe(`site schema already at version ${LATEST_SITE_SCHEMA_VERSION}\n`);
   });
 
   it('sync --json prints the result object and exits 0', async () => {

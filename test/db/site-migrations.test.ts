@@ -1,8 +1,8 @@
 /** Site schema migrations: versioned, idempotent, and foreign keys that are NOT DEFERRABLE and never cascade. */
 import { Client } from 'pg';
 import {
+  applySiteMigrations,
   LATEST_SITE_SCHEMA_VERSION,
-  migrateSite,
   SITE_MIGRATIONS,
   siteSchemaVersion,
 } from '../../lib/db/site-migrations';
@@ -29,11 +29,11 @@ describe('site migrations', () => {
   it('migrates a new site to the latest version, and a second run changes nothing', async () => {
     expect(await siteSchemaVersion(client)).toBe(0);
 
-    const first = await migrateSite(client);
+    const first = await applySiteMigrations(client);
     expect(first).toEqual({ from: 0, to: LATEST_SITE_SCHEMA_VERSION, applied: SITE_MIGRATIONS });
     expect(await siteSchemaVersion(client)).toBe(LATEST_SITE_SCHEMA_VERSION);
 
-    const second = await migrateSite(client);
+    const second = await applySiteMigrations(client);
     expect(second).toEqual({ from: LATEST_SITE_SCHEMA_VERSION, to: LATEST_SITE_SCHEMA_VERSION, applied: [] });
     const { rows } = await client.query(
       'SELECT version, name FROM meter_sync_schema_migrations ORDER BY version',
@@ -62,7 +62,7 @@ describe('site migrations', () => {
     expect(await siteSchemaVersion(client)).toBe(1);
 
     // Act
-    const report = await migrateSite(client);
+    const report = await applySiteMigrations(client);
 
     // Assert
     expect(report.from).toBe(1);
@@ -75,7 +75,7 @@ describe('site migrations', () => {
     const other = new Client({ connectionString: db.url });
     await other.connect();
     try {
-      const reports = await Promise.all([migrateSite(client), migrateSite(other)]);
+      const reports = await Promise.all([applySiteMigrations(client), applySiteMigrations(other)]);
       expect(reports.map((r) => r.applied.length).sort()).toEqual([0, SITE_MIGRATIONS.length]);
     } finally {
       await other.end();
@@ -87,8 +87,11 @@ describe('site migrations', () => {
     await client.query('CREATE TABLE meter (id bigint)');
 
     // Act + assert
-    await expect(migrateSite(client)).rejects.toMatchObject({
-      message: expect.stringContaining('migration failed'),
+    await expect(applySiteMigrations(client)).rejects.toMatchObject({
+      code: 'MIGRATION_FAILED',
+      message: expect.stringMatching(
+        /^migration 1 \(meter, register, device_register\) failed, nothing applied: relation "meter" already exists/,
+      ),
     });
     expect(await siteSchemaVersion(client)).toBe(0);
     const { rows } = await client.query(`SELECT to_regclass('register') IS NULL AS absent`);
@@ -96,7 +99,7 @@ describe('site migrations', () => {
   });
 
   it('creates foreign keys that are NOT DEFERRABLE and do not cascade', async () => {
-    await migrateSite(client);
+    await applySiteMigrations(client);
     const { rows } = await client.query(
       `SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent,
               condeferrable, condeferred, confdeltype, confupdtype
@@ -134,7 +137,7 @@ describe('site migrations', () => {
   });
 
   it('creates the sync_run audit table that accepts the statuses a run records', async () => {
-    await migrateSite(client);
+    await applySiteMigrations(client);
     for (const status of ['ok', 'partial', 'failed']) {
       await client.query(
         `INSERT INTO sync_run (tenant_id, status, started_at, duration_ms, inserted, updated, deleted, skipped, failed_entities, result)

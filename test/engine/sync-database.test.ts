@@ -6,6 +6,7 @@ import { Client } from 'pg';
 import { getRemoteRows } from '../../lib/db/remote-database';
 import type { Row } from '../../lib/db/rows';
 import { SiteDatabase } from '../../lib/db/site-database';
+import { LATEST_SITE_SCHEMA_VERSION, siteSchemaVersion } from '../../lib/db/site-migrations';
 import { performSync } from '../../lib/engine';
 import { deviceRegister, meter, register } from '../../lib/entities';
 import { meterId, registerId } from '../../lib/seed/seed-remote';
@@ -44,8 +45,7 @@ describe('site database', () => {
           ['device_register', 'failed', 'SITE_NOT_MIGRATED'],
         ]);
         expect(result.error!.message).toContain('meter-sync migrate');
-        const probe = new SiteDatabase(fx.siteClient);
-        expect(await probe.isMigrated()).toBe(true);
+        expect(await siteSchemaVersion(fx.siteClient)).toBe(LATEST_SITE_SCHEMA_VERSION);
         const client = new Client({ connectionString: bare.url });
         await client.connect();
         const { rows } = await client.query(

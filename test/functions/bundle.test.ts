@@ -221,7 +221,7 @@ describe('the bundled sync function', () => {
     const errors = logLines(stderr.split('\n')).filter((l) => l.level === 'ERROR');
     expect(errors).toEqual([
       expect.objectContaining({
-        message: 'sync not run',
+        message: 'operation not run',
         error: expect.objectContaining({ code: 'BAD_EVENT' }),
       }),
     ]);

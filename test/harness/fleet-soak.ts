@@ -12,7 +12,7 @@ import { Client, escapeIdentifier } from 'pg';
 import { createSyncHandler } from '../../functions/sync/handler';
 import { LocalCredentials, type LocalSite } from '../../lib/credentials';
 import { createRemoteSchema } from '../../lib/db/remote-schema';
-import { migrateSite } from '../../lib/db/site-migrations';
+import { applySiteMigrations } from '../../lib/db/site-migrations';
 import type { SyncResult } from '../../lib/engine';
 import { ID_SPAN, seedRemote } from '../../lib/seed/seed-remote';
 import { lambdaContext } from '../functions/lambda-context';
@@ -304,7 +304,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const sites: Record<string, LocalSite> = {};
   for (const [i, name] of siteNames.entries()) {
     const url = databaseUrl(options.serverUrl, name);
-    await withClient(url, (c) => migrateSite(c));
+    await withClient(url, (c) => applySiteMigrations(c));
     sites[`site-${i + 1}`] = { url, tenantId: 1 + (i % options.tenants) };
   }
   const siteIds = Object.keys(sites);

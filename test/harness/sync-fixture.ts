@@ -2,7 +2,7 @@
 import { Client } from 'pg';
 import { createRemoteSchema } from '../../lib/db/remote-schema';
 import { type Row, TEXT_TYPES } from '../../lib/db/rows';
-import { migrateSite } from '../../lib/db/site-migrations';
+import { applySiteMigrations } from '../../lib/db/site-migrations';
 import { performSync, type SyncOptions, type SyncResult } from '../../lib/engine';
 import { type SeedOptions, seedRemote } from '../../lib/seed/seed-remote';
 import { createTestDatabase, type TestDatabase } from './test-database';
@@ -37,7 +37,7 @@ export async function createSyncFixture(tenantId = 1, remoteServer?: string): Pr
   ]);
   const [remoteClient, siteClient] = await Promise.all([open(remote.url), open(site.url)]);
   await createRemoteSchema(remoteClient);
-  await migrateSite(siteClient);
+  await applySiteMigrations(siteClient);
   return {
     remote,
     site,

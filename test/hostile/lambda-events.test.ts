@@ -182,8 +182,12 @@ describe('hostile input: Lambda events (fuzzed)', () => {
     });
     const spy: CredentialsSource = {
       load(siteId) {
-        loads.push(siteId);
+        loads.push(siteId!);
         return local.load(siteId);
+      },
+      loadSite(siteId) {
+        loads.push(siteId!);
+        return local.loadSite(siteId);
       },
     };
     handler = createSyncHandler({ credentials: spy });

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { Client, escapeIdentifier as q } from 'pg';
 import { type Row, TEXT_TYPES } from '../../lib/db/rows';
-import { migrateSite } from '../../lib/db/site-migrations';
+import { applySiteMigrations } from '../../lib/db/site-migrations';
 import { performSync, type SyncOptions, type SyncResult } from '../../lib/engine';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
@@ -249,7 +249,7 @@ export interface ExtraSite {
 export async function createExtraSite(): Promise<ExtraSite> {
   const db = await createTestDatabase('site');
   const client = await openAdmin(db.url);
-  await migrateSite(client);
+  await applySiteMigrations(client);
   return {
     db,
     client,

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { EntityRegistry, meter, register } from '../../lib/entities';
-import { parseSyncRequest, SITE_ID_PATTERN } from '../../lib/event';
+import { parseSiteRequest, SITE_ID_PATTERN } from '../../lib/event';
 
 function rejection(event: unknown): string {
   try {
-    parseSyncRequest(event);
+    parseSiteRequest(event);
   } catch (error) {
     expect(error).toMatchObject({ code: 'BAD_EVENT', name: 'BadEventError' });
     return (error as Error).message;
@@ -12,21 +12,49 @@ function rejection(event: unknown): string {
   throw new Error('expected BAD_EVENT');
 }
 
-describe('parseSyncRequest', () => {
+describe('parseSiteRequest', () => {
   it('reads the request of a schedule or a manual invoke, with defaults', () => {
-    expect(parseSyncRequest({ siteId: 'plant-7' })).toEqual({
+    expect(parseSiteRequest({ siteId: 'plant-7' })).toEqual({
+      action: 'sync',
       siteId: 'plant-7',
       dryRun: false,
       allowMassDelete: false,
     });
     expect(
-      parseSyncRequest({
+      parseSiteRequest({
         siteId: 'A_1',
         entities: ['device_register', 'meter'],
         dryRun: true,
         allowMassDelete: true,
       }),
-    ).toEqual({ siteId: 'A_1', entities: ['device_register', 'meter'], dryRun: true, allowMassDelete: true });
+    ).toEqual({
+      action: 'sync',
+      siteId: 'A_1',
+      entities: ['device_register', 'meter'],
+      dryRun: true,
+      allowMassDelete: true,
+    });
+    expect(parseSiteRequest({ siteId: 'plant-7', action: 'sync', dryRun: true })).toMatchObject({
+      action: 'sync',
+      dryRun: true,
+    });
+  });
+
+  it('reads a migrate request, which takes nothing but the site', () => {
+    expect(parseSiteRequest({ siteId: 'plant-7', action: 'migrate' })).toEqual({
+      action: 'migrate',
+      siteId: 'plant-7',
+    });
+    expect(rejection({ siteId: 'x', action: 'migrate', entities: ['meter'] })).toBe(
+      'bad event: entities does not apply to action "migrate"',
+    );
+    expect(rejection({ siteId: 'x', action: 'migrate', dryRun: false })).toBe(
+      'bad event: dryRun does not apply to action "migrate"',
+    );
+    expect(rejection({ siteId: 'x', action: 'vacuum' })).toBe(
+      'bad event: action must be one of "sync", "migrate", not "vacuum"',
+    );
+    expect(rejection({ siteId: 'x', action: 1 })).toBe('bad event: action must be one of "sync", "migrate"');
   });
 
   it('reads the request from the detail of an EventBridge rule event', () => {
@@ -41,23 +69,28 @@ describe('parseSyncRequest', () => {
       resources: [],
       detail: { siteId: 'plant-7', dryRun: true },
     };
-    expect(parseSyncRequest(event)).toEqual({ siteId: 'plant-7', dryRun: true, allowMassDelete: false });
+    expect(parseSiteRequest(event)).toEqual({
+      action: 'sync',
+      siteId: 'plant-7',
+      dryRun: true,
+      allowMassDelete: false,
+    });
   });
 
   it('names the first problem in one line', () => {
     expect(rejection({ siteId: 'x', dryrun: true })).toBe(
-      'bad sync event: unknown field "dryrun" (allowed: siteId, entities, dryRun, allowMassDelete)',
+      'bad event: unknown field "dryrun" (allowed: siteId, action, entities, dryRun, allowMassDelete)',
     );
     expect(rejection({ siteId: 'x', entities: ['meters'] })).toBe(
-      'bad sync event: unknown entity "meters" (known: meter, register, device_register)',
+      'bad event: unknown entity "meters" (known: meter, register, device_register)',
     );
-    expect(rejection({})).toBe('bad sync event: siteId is required');
+    expect(rejection({})).toBe('bad event: siteId is required');
     expect(rejection({ [`a\n${'b'.repeat(100)}`]: 1, siteId: 'x' })).not.toMatch(/\n/);
   });
 
   it('checks entity names against the registry it is given', () => {
     const registry = new EntityRegistry([meter, register]);
-    expect(() => parseSyncRequest({ siteId: 'x', entities: ['device_register'] }, registry)).toThrow(
+    expect(() => parseSiteRequest({ siteId: 'x', entities: ['device_register'] }, registry)).toThrow(
       'unknown entity "device_register" (known: meter, register)',
     );
   });
@@ -67,7 +100,7 @@ describe('parseSyncRequest', () => {
       fc.property(fc.string({ maxLength: 70 }), (siteId) => {
         let accepted = true;
         try {
-          parseSyncRequest({ siteId });
+          parseSiteRequest({ siteId });
         } catch {
           accepted = false;
         }

@@ -1,13 +1,16 @@
 /**
- * The sync request a Lambda event carries (DESIGN §4): `{ siteId, entities?, dryRun?, allowMassDelete? }`,
- * as an EventBridge Scheduler input or an `aws lambda invoke` payload, or in the `detail` of an
- * EventBridge rule event. Validated strictly: an unknown field is a typo that would otherwise be
- * ignored silently (a misspelt `dryRun` must not turn a dry run into a real one).
+ * The site operation a Lambda event asks for (DESIGN §4): `{ siteId, action?, entities?, dryRun?,
+ * allowMassDelete? }`, `action` being `sync` (the default) or `migrate`, as an EventBridge
+ * Scheduler input or an `aws lambda invoke` payload, or in the `detail` of an EventBridge rule
+ * event. Validated strictly: an unknown field is a typo that would otherwise be ignored silently
+ * (a misspelt `dryRun` must not turn a dry run into a real one), and a field the action does not
+ * take (`entities` of a migration) is refused rather than dropped.
  */
 import { defaultRegistry, type EntityRegistry } from '../entities';
 import { BadEventError } from './bad-event-error';
 
 export interface SyncRequest {
+  action: 'sync';
   siteId: string;
   /** Entity names in the order given; all registered entities when absent. */
   entities?: string[];
@@ -15,9 +18,25 @@ export interface SyncRequest {
   allowMassDelete: boolean;
 }
 
+export interface MigrateRequest {
+  action: 'migrate';
+  siteId: string;
+}
+
+export type SiteRequest = SyncRequest | MigrateRequest;
+
+export const ACTIONS = ['sync', 'migrate'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+/** The fields each action takes besides `siteId` and `action`. */
+const ACTION_FIELDS: Readonly<Record<Action, readonly string[]>> = {
+  sync: ['entities', 'dryRun', 'allowMassDelete'],
+  migrate: [],
+};
+
 /** A site id is used in a secret name, a metric dimension and log keys: keep it a plain identifier. */
 export const SITE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
-const REQUEST_FIELDS = new Set(['siteId', 'entities', 'dryRun', 'allowMassDelete']);
+const REQUEST_FIELDS = new Set(['siteId', 'action', 'entities', 'dryRun', 'allowMassDelete']);
 /** The fields EventBridge puts around a rule event's `detail`. */
 const ENVELOPE_FIELDS = new Set([
   'version',
@@ -80,8 +99,17 @@ function parseEntities(value: unknown, registry: EntityRegistry): string[] | und
   return [...seen];
 }
 
-/** The sync request of a Lambda event, or BAD_EVENT naming the first thing wrong with it. */
-export function parseSyncRequest(event: unknown, registry: EntityRegistry = defaultRegistry): SyncRequest {
+function parseAction(value: unknown): Action {
+  if (value === undefined) return 'sync';
+  if (typeof value !== 'string' || !(ACTIONS as readonly string[]).includes(value))
+    throw new BadEventError(
+      `action must be one of ${ACTIONS.map((a) => JSON.stringify(a)).join(', ')}${typeof value === 'string' ? `, not ${quote(value)}` : ''}`,
+    );
+  return value as Action;
+}
+
+/** The site operation of a Lambda event, or BAD_EVENT naming the first thing wrong with it. */
+export function parseSiteRequest(event: unknown, registry: EntityRegistry = defaultRegistry): SiteRequest {
   if (!isPlainObject(event)) throw new BadEventError('the event must be a JSON object');
   let request = event;
   let where = '';
@@ -100,8 +128,16 @@ export function parseSyncRequest(event: unknown, registry: EntityRegistry = defa
       'siteId must be 1 to 63 letters, digits, "_" or "-", starting with a letter or digit',
     );
   }
+  const action = parseAction(request.action);
+  const allowed = ACTION_FIELDS[action];
+  for (const field of ['entities', 'dryRun', 'allowMassDelete']) {
+    if (request[field] !== undefined && !allowed.includes(field))
+      throw new BadEventError(`${field} does not apply to action "${action}"`);
+  }
+  if (action === 'migrate') return { action, siteId };
   const entities = parseEntities(request.entities, registry);
   return {
+    action,
     siteId,
     ...(entities ? { entities } : {}),
     dryRun: optionalBoolean(request, 'dryRun'),

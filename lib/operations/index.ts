@@ -1,0 +1,9 @@
+/** The site operations both adapters (the Lambda handler, the CLI) call: each by site id or by URLs. */
+export { type MigrateResult, type MigrateSiteRequest, migrateSite } from './migrate-site';
+export type { OperationOptions, SiteMigrationsMode } from './operation-options';
+export {
+  DEFAULT_SYNC_RUN_RETENTION_DAYS,
+  type OperationSettings,
+  operationSettings,
+} from './operation-settings';
+export { type SyncSiteOptions, type SyncSiteRequest, syncSite } from './sync-site';

@@ -1,0 +1,20 @@
+/** What every site operation is given besides its request: the deadline, connections, entities, migrations. */
+import type { ConnectOptions } from '../db/connect';
+import type { Migration } from '../db/site-migrations';
+import type { ErrorReport, ProgressEvent } from '../engine';
+import type { EntityRegistry } from '../entities';
+
+/** Whether a sync brings an out-of-date site schema up to date first (SITE_MIGRATIONS). */
+export type SiteMigrationsMode = 'auto' | 'manual';
+
+export interface OperationOptions {
+  /** Epoch ms the operation must be over by (the Lambda's remaining time less a margin). */
+  deadline?: number;
+  connectOptions?: ConnectOptions;
+  registry?: EntityRegistry;
+  /** The site schema migrations this build knows; tests give their own. */
+  migrations?: readonly Migration[];
+  /** Told when a login was refused and the operation runs again with re-read credentials. */
+  onCredentialsRefreshed?: (error: ErrorReport) => void;
+  onProgress?: (event: ProgressEvent) => void;
+}
