@@ -1,5 +1,6 @@
 /** The one typed deployment configuration of the CDK app, and its validation (every problem reported at once). */
 import { SITE_ID_PATTERN } from '../../lib/event';
+import type { SiteMigrationsMode } from '../../lib/operations/operation-options';
 import { InfraConfigError } from './infra-config-error';
 import { parseScheduleRate, type ScheduleRate } from './schedule-rate';
 
@@ -27,6 +28,9 @@ export const MAX_SITES_PER_STACK = 240;
 /** Far more than a fleet needs (240 sites a stack), far fewer than an account's stacks. */
 export const MAX_SITE_STACKS = 100;
 const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
+const SITE_MIGRATIONS_MODES: readonly SiteMigrationsMode[] = ['auto', 'manual'];
+/** The function's own limit (SYNC_RUN_RETENTION_DAYS, lib/operations/operation-settings.ts): ten years. */
+const MAX_SYNC_RUN_RETENTION_DAYS = 3_650;
 const ONE_DAY_MINUTES = 24 * 60;
 
 export interface SiteConfig {
@@ -68,6 +72,13 @@ export interface InfraConfig {
   /** Caps concurrent syncs (and connections to the remote); unset in accounts whose quota forbids it. */
   readonly reservedConcurrency?: number;
   readonly secretsTtlSeconds: number;
+  /**
+   * `SITE_MIGRATIONS`: "auto" lets a sync bring an out-of-date site schema up to date first;
+   * "manual" fails such a sync (SITE_NOT_MIGRATED) until `{ siteId, action: "migrate" }` is invoked.
+   */
+  readonly siteMigrations: SiteMigrationsMode;
+  /** `SYNC_RUN_RETENTION_DAYS`: the days of `sync_run` history a site keeps (the newest ok and non-ok runs always stay). */
+  readonly syncRunRetentionDays: number;
   readonly logRetentionDays: number;
   readonly sitesPerStack: number;
   /**
@@ -87,6 +98,8 @@ const DEFAULTS = {
   timeoutSeconds: 180,
   memorySizeMb: 1024,
   secretsTtlSeconds: 300,
+  siteMigrations: 'auto',
+  syncRunRetentionDays: 30,
   logRetentionDays: 30,
   sitesPerStack: 200,
 } as const;
@@ -104,6 +117,8 @@ const TOP_LEVEL_KEYS = new Set([
   'memorySizeMb',
   'reservedConcurrency',
   'secretsTtlSeconds',
+  'siteMigrations',
+  'syncRunRetentionDays',
   'logRetentionDays',
   'sitesPerStack',
   'siteStacks',
@@ -149,6 +164,16 @@ function integer(p: Problems, raw: Raw, key: string, min: number, max: number): 
     return undefined;
   }
   return value;
+}
+
+function oneOf<T extends string>(p: Problems, raw: Raw, key: string, allowed: readonly T[]): T | undefined {
+  const value = raw[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    p.add(key, `${JSON.stringify(value)} must be ${allowed.map((a) => JSON.stringify(a)).join(' or ')}`);
+    return undefined;
+  }
+  return value as T;
 }
 
 function idList(p: Problems, path: string, value: unknown, pattern: RegExp, example: string): string[] {
@@ -359,6 +384,10 @@ export function parseInfraConfig(raw: unknown, source = 'configuration'): InfraC
     memorySizeMb: integer(p, raw, 'memorySizeMb', 128, 10_240) ?? DEFAULTS.memorySizeMb,
     ...(reservedConcurrency !== undefined ? { reservedConcurrency } : {}),
     secretsTtlSeconds: integer(p, raw, 'secretsTtlSeconds', 0, 86_400) ?? DEFAULTS.secretsTtlSeconds,
+    siteMigrations: oneOf(p, raw, 'siteMigrations', SITE_MIGRATIONS_MODES) ?? DEFAULTS.siteMigrations,
+    syncRunRetentionDays:
+      integer(p, raw, 'syncRunRetentionDays', 1, MAX_SYNC_RUN_RETENTION_DAYS) ??
+      DEFAULTS.syncRunRetentionDays,
     logRetentionDays: logRetentionDays as number,
     sitesPerStack,
     siteStacks: siteStacks ?? stacksNeeded(sites.length, sitesPerStack),

@@ -10,6 +10,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lib/observability/metric-names';
+import type { SiteMigrationsMode } from '../../lib/operations/operation-options';
 
 const REPOSITORY_ROOT = join(__dirname, '..', '..');
 /** The handler the other half of the project ships (issue 4); exported as `handler`. */
@@ -29,6 +30,10 @@ export interface SyncFunctionProps {
   readonly siteSecretPrefix: string;
   readonly secretsKmsKeyArn?: string;
   readonly secretsTtlSeconds: number;
+  /** `SITE_MIGRATIONS`: whether a sync migrates an out-of-date site schema first. */
+  readonly siteMigrations: SiteMigrationsMode;
+  /** `SYNC_RUN_RETENTION_DAYS`: the days of `sync_run` history a site keeps. */
+  readonly syncRunRetentionDays: number;
   readonly timeout: Duration;
   readonly memorySizeMb: number;
   readonly reservedConcurrency?: number;
@@ -94,6 +99,8 @@ export class SyncFunction extends NodejsFunction {
         REMOTE_SECRET_ID: props.remoteSecret,
         SITE_SECRET_PREFIX: props.siteSecretPrefix,
         SECRETS_TTL_SECONDS: String(props.secretsTtlSeconds),
+        SITE_MIGRATIONS: props.siteMigrations,
+        SYNC_RUN_RETENTION_DAYS: String(props.syncRunRetentionDays),
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         NODE_OPTIONS: '--enable-source-maps',

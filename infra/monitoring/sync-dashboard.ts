@@ -1,4 +1,4 @@
-/** The CloudWatch dashboard: rows inserted, updated, deleted and skipped per entity, failures, run durations, the function and its queues. */
+/** The CloudWatch dashboard: rows inserted, updated, deleted and skipped per entity, failures, run durations, site migrations, the function and its queues. */
 import { Duration } from 'aws-cdk-lib';
 import { Dashboard, GraphWidget, type IMetric, Stats, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -31,7 +31,7 @@ export class SyncDashboard extends Construct {
     this.dashboard.addWidgets(
       new TextWidget({
         markdown:
-          '# meter-sync\nRows changed per entity, summed over all sites (Metrics Insights), failures, run durations, and the function. Per-site staleness alarms live in the schedules stacks.',
+          '# meter-sync\nRows changed per entity, summed over all sites (Metrics Insights), failures, run durations, site schema migrations, and the function. Per-site staleness alarms live in the schedules stacks.',
         width: 24,
         height: 2,
       }),
@@ -83,6 +83,13 @@ export class SyncDashboard extends Construct {
         width: WIDTH,
         height: HEIGHT,
       }),
+      // A migration is expected news (a deploy brought a newer site schema), not a fault: shown, never alarmed on.
+      new GraphWidget({
+        title: 'Site schema migrations applied (all sites)',
+        left: [fleetRunMetric(RunMetric.SiteMigrated, 'SUM', PERIOD)],
+        width: WIDTH,
+        height: HEIGHT,
+      }),
       new GraphWidget({
         title: 'Parked invocations (messages visible)',
         left: props.queues.map(({ title, queue }) =>
@@ -92,7 +99,7 @@ export class SyncDashboard extends Construct {
             label: title,
           }),
         ),
-        width: 24,
+        width: WIDTH,
         height: HEIGHT,
       }),
     );

@@ -97,6 +97,8 @@ export class SyncStack extends Stack {
       siteSecretPrefix: config.siteSecretPrefix,
       ...(config.secretsKmsKeyArn ? { secretsKmsKeyArn: config.secretsKmsKeyArn } : {}),
       secretsTtlSeconds: config.secretsTtlSeconds,
+      siteMigrations: config.siteMigrations,
+      syncRunRetentionDays: config.syncRunRetentionDays,
       timeout: Duration.seconds(config.timeoutSeconds),
       memorySizeMb: config.memorySizeMb,
       ...(config.reservedConcurrency !== undefined

@@ -1,10 +1,11 @@
 /** The `meter-sync` command: sync, migrate and demo. Errors are one line, never a stack trace or a password. */
-import { UrlCredentials } from '../credentials';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { type CredentialsSource, SecretsManagerCredentials, UrlCredentials } from '../credentials';
 import { MeterSyncError, UsageError } from '../errors';
 import { type MigrateResult, migrateSite, operationSettings, syncSite } from '../operations';
 import { runDemo } from './demo';
 import { formatResult } from './format-result';
-import { type Command, parseCommand, USAGE } from './parse-command';
+import { type Command, parseCommand, type SiteConnection, USAGE } from './parse-command';
 import { terminalProgress } from './progress';
 
 export interface CliIo {
@@ -12,13 +13,41 @@ export interface CliIo {
   stderr: NodeJS.WriteStream;
 }
 
-async function execute(command: Command, io: CliIo): Promise<number> {
+/**
+ * By id, the function's own credentials source (same secrets, same parsing, same cache), with the
+ * SDK's default credential chain and region; by URLs, the URLs.
+ */
+function credentialsFor(connection: SiteConnection, env: NodeJS.ProcessEnv): CredentialsSource {
+  if (connection.kind === 'urls') {
+    const { site, remote, tenantId } = connection;
+    return new UrlCredentials({
+      site,
+      env,
+      ...(remote !== undefined ? { remote } : {}),
+      ...(tenantId !== undefined ? { tenantId } : {}),
+    });
+  }
+  return new SecretsManagerCredentials({
+    client: new SecretsManagerClient({}),
+    siteSecretPrefix: connection.siteSecretPrefix,
+    ...(connection.remoteSecretId !== undefined ? { remoteSecretId: connection.remoteSecretId } : {}),
+  });
+}
+
+const siteIdOf = (connection: SiteConnection) =>
+  connection.kind === 'site-id' ? { siteId: connection.siteId } : {};
+
+async function execute(command: Command, io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
   switch (command.kind) {
     case 'help':
       io.stdout.write(`${USAGE}\n`);
       return 0;
     case 'migrate': {
-      const result = await migrateSite(new UrlCredentials({ site: command.site }), {});
+      const result = await migrateSite(
+        credentialsFor(command.connection, env),
+        siteIdOf(command.connection),
+        {},
+      );
       if (command.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else if (result.error) io.stderr.write(`meter-sync: [${result.error.code}] ${result.error.message}\n`);
       else io.stdout.write(`${formatMigration(result)}\n`);
@@ -28,15 +57,15 @@ async function execute(command: Command, io: CliIo): Promise<number> {
     case 'sync': {
       const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
       const result = await syncSite(
-        // TLS as the Lambda has it: verified for any host but this machine, unless the URL says.
-        new UrlCredentials({ remote: command.remote, site: command.site, tenantId: command.tenantId }),
+        credentialsFor(command.connection, env),
         {
+          ...siteIdOf(command.connection),
           ...(command.entities ? { entities: command.entities } : {}),
           dryRun: command.dryRun,
           allowMassDelete: command.allowMassDelete,
         },
         {
-          ...operationSettings(),
+          ...operationSettings(env),
           ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
           ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
         },
@@ -74,9 +103,13 @@ function formatMigration(result: MigrateResult): string {
 }
 
 /** Runs the command and returns its exit code. */
-export async function main(argv: readonly string[], io: CliIo = process): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: CliIo = process,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   try {
-    return await execute(parseCommand(argv), io);
+    return await execute(parseCommand(argv, undefined, env), io, env);
   } catch (error) {
     if (error instanceof UsageError || (error instanceof MeterSyncError && error.code === 'BAD_OPTIONS')) {
       io.stderr.write(`meter-sync: ${error.message} (see \`meter-sync help\`)\n`);

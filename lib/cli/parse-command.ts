@@ -2,13 +2,23 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultRegistry, type EntityRegistry } from '../entities';
 import { UsageError } from '../errors';
+import { SITE_ID_PATTERN } from '../event';
+
+/** How the CLI reaches a site: its URLs (flags or environment), or its id and the function's secrets. */
+export type SiteConnection =
+  | { kind: 'urls'; site: string; remote?: string; tenantId?: number }
+  | {
+      kind: 'site-id';
+      siteId: string;
+      /** Absent for a migrate, which reads the site's secret alone. */
+      remoteSecretId?: string;
+      siteSecretPrefix: string;
+    };
 
 export type Command =
   | {
       kind: 'sync';
-      remote: string;
-      site: string;
-      tenantId: number;
+      connection: SiteConnection;
       entities?: string[];
       dryRun: boolean;
       allowMassDelete: boolean;
@@ -16,20 +26,30 @@ export type Command =
       /** The run must be over this long after it starts (`--timeout`), as a Lambda's is. */
       timeoutMs?: number;
     }
-  | { kind: 'migrate'; site: string; json: boolean }
+  | { kind: 'migrate'; connection: SiteConnection; json: boolean }
   | { kind: 'demo' }
   | { kind: 'help' };
 
 export const USAGE = `usage:
-  meter-sync sync --remote URL --site URL --tenant ID [--entities a,b] [--dry-run] [--allow-mass-delete]
-                  [--timeout SECONDS] [--json]
-  meter-sync migrate --site URL [--json]
+  meter-sync sync    SITE [--entities a,b] [--dry-run] [--allow-mass-delete] [--timeout SECONDS] [--json]
+  meter-sync migrate SITE [--json]
   meter-sync demo
+SITE is one of:
+  --site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]
+      the function's own secrets (defaults REMOTE_SECRET_ID, SITE_SECRET_PREFIX), read with the
+      AWS SDK's default credentials and region; the tenant comes from the site's secret
+  --remote URL --site URL --tenant ID      (migrate: --site URL alone)
+      or METER_SYNC_REMOTE_URL, METER_SYNC_SITE_URL; a URL without a password takes it from
+      PGPASSWORD or ~/.pgpass (PGPASSFILE), as psql does
 exit codes: 0 all ok, 1 an entity or the run failed or the site was locked,
-            2 bad usage or configuration (a refused login, a site not migrated)`;
+            2 bad usage or configuration (a refused login, a site not migrated, a missing secret)`;
 
-function postgresUrl(flag: string, value: string | undefined): string {
-  if (value === undefined || value === '') throw new UsageError(`--${flag} URL is required`);
+/** The environment variable that stands in for each URL flag. */
+const URL_VARIABLES = { remote: 'METER_SYNC_REMOTE_URL', site: 'METER_SYNC_SITE_URL' } as const;
+
+function postgresUrl(flag: keyof typeof URL_VARIABLES, value: string | undefined): string {
+  if (value === undefined || value === '')
+    throw new UsageError(`--${flag} URL (or ${URL_VARIABLES[flag]}) is required, or --site-id ID`);
   let url: URL;
   try {
     url = new URL(value);
@@ -46,7 +66,7 @@ function postgresUrl(flag: string, value: string | undefined): string {
 }
 
 function tenant(value: string | undefined): number {
-  if (value === undefined) throw new UsageError('--tenant ID is required');
+  if (value === undefined) throw new UsageError('--tenant ID is required with --remote and --site');
   if (!/^\d{1,10}$/.test(value) || Number(value) > 2_147_483_647) {
     throw new UsageError(
       `--tenant must be an integer between 0 and 2147483647, not ${JSON.stringify(value)}`,
@@ -83,6 +103,69 @@ function entityList(value: string | undefined, registry: EntityRegistry): string
   return names;
 }
 
+const CONNECTION_OPTIONS = {
+  'site-id': { type: 'string' },
+  'remote-secret': { type: 'string' },
+  'site-secret-prefix': { type: 'string' },
+  remote: { type: 'string' },
+  site: { type: 'string' },
+  tenant: { type: 'string' },
+} as const;
+
+type ConnectionValues = { [K in keyof typeof CONNECTION_OPTIONS]?: string | undefined };
+
+/**
+ * A site by id (its secrets) or by URLs, never both: a URL given with an id would be a second,
+ * silent answer to which database is meant. Environment URLs are defaults, so an id overrides them.
+ */
+function siteConnection(
+  values: ConnectionValues,
+  needsRemote: boolean,
+  env: NodeJS.ProcessEnv,
+): SiteConnection {
+  const siteId = values['site-id'];
+  const urlFlags = (needsRemote ? (['remote', 'site', 'tenant'] as const) : (['site'] as const)).filter(
+    (flag) => values[flag] !== undefined,
+  );
+  if (siteId !== undefined) {
+    if (urlFlags.length > 0) {
+      throw new UsageError(
+        `--site-id takes the site's connection from its secret: leave out ${urlFlags.map((f) => `--${f}`).join(', ')}`,
+      );
+    }
+    if (!SITE_ID_PATTERN.test(siteId)) {
+      throw new UsageError(
+        `--site-id must be 1 to 63 letters, digits, "_" or "-", starting with a letter or digit, not ${JSON.stringify(siteId)}`,
+      );
+    }
+    const siteSecretPrefix = values['site-secret-prefix'] ?? env.SITE_SECRET_PREFIX;
+    if (siteSecretPrefix === undefined)
+      throw new UsageError(
+        '--site-id needs the site secret prefix: --site-secret-prefix PREFIX or SITE_SECRET_PREFIX',
+      );
+    const remoteSecretId = values['remote-secret'] ?? env.REMOTE_SECRET_ID;
+    if (needsRemote && (remoteSecretId === undefined || remoteSecretId === ''))
+      throw new UsageError('--site-id needs the remote secret: --remote-secret ID or REMOTE_SECRET_ID');
+    return {
+      kind: 'site-id',
+      siteId,
+      siteSecretPrefix,
+      ...(needsRemote ? { remoteSecretId: remoteSecretId as string } : {}),
+    };
+  }
+  for (const flag of ['remote-secret', 'site-secret-prefix'] as const) {
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} applies only with --site-id`);
+  }
+  const site = postgresUrl('site', values.site ?? env.METER_SYNC_SITE_URL);
+  if (!needsRemote) return { kind: 'urls', site };
+  return {
+    kind: 'urls',
+    remote: postgresUrl('remote', values.remote ?? env.METER_SYNC_REMOTE_URL),
+    site,
+    tenantId: tenant(values.tenant),
+  };
+}
+
 function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>) {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false });
@@ -94,27 +177,28 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
   }
 }
 
-export function parseCommand(argv: readonly string[], registry: EntityRegistry = defaultRegistry): Command {
+export function parseCommand(
+  argv: readonly string[],
+  registry: EntityRegistry = defaultRegistry,
+  env: NodeJS.ProcessEnv = process.env,
+): Command {
   const [name, ...rest] = argv;
   switch (name) {
     case 'sync': {
       const { values } = parse(rest, {
-        remote: { type: 'string' },
-        site: { type: 'string' },
-        tenant: { type: 'string' },
+        ...CONNECTION_OPTIONS,
         entities: { type: 'string' },
         'dry-run': { type: 'boolean' },
         'allow-mass-delete': { type: 'boolean' },
         timeout: { type: 'string' },
         json: { type: 'boolean' },
       });
+      const connection = siteConnection(values as ConnectionValues, true, env);
       const entities = entityList(values.entities as string | undefined, registry);
       const timeoutMs = timeout(values.timeout as string | undefined);
       return {
         kind: 'sync',
-        remote: postgresUrl('remote', values.remote as string | undefined),
-        site: postgresUrl('site', values.site as string | undefined),
-        tenantId: tenant(values.tenant as string | undefined),
+        connection,
         ...(entities ? { entities } : {}),
         dryRun: values['dry-run'] === true,
         allowMassDelete: values['allow-mass-delete'] === true,
@@ -123,10 +207,11 @@ export function parseCommand(argv: readonly string[], registry: EntityRegistry =
       };
     }
     case 'migrate': {
-      const { values } = parse(rest, { site: { type: 'string' }, json: { type: 'boolean' } });
+      const { remote: _remote, tenant: _tenant, ...options } = CONNECTION_OPTIONS;
+      const { values } = parse(rest, { ...options, json: { type: 'boolean' } });
       return {
         kind: 'migrate',
-        site: postgresUrl('site', values.site as string | undefined),
+        connection: siteConnection(values as ConnectionValues, false, env),
         json: values.json === true,
       };
     }

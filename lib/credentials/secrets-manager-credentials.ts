@@ -15,7 +15,8 @@ export const DEFAULT_SECRETS_TTL_SECONDS = 300;
 
 export interface SecretsManagerCredentialsOptions {
   client: Pick<SecretsManagerClient, 'send'>;
-  remoteSecretId: string;
+  /** Absent where only sites' secrets are read (the CLI's migrate by site id). */
+  remoteSecretId?: string;
   siteSecretPrefix: string;
   ttlSeconds?: number;
   /** The clock of the cache, for tests. */
@@ -80,6 +81,7 @@ export class SecretsManagerCredentials implements CredentialsSource {
 
   async load(siteId: string | undefined, options: { refresh?: boolean } = {}): Promise<SyncCredentials> {
     const remoteId = this.options.remoteSecretId;
+    if (remoteId === undefined) throw new ConfigurationError('the remote secret id is not set');
     const siteSecretId = this.siteSecretId(siteId);
     const [remote, site] = await Promise.all([
       this.read(remoteId, options),

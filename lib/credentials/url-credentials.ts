@@ -1,24 +1,45 @@
-/** Credentials of one site given as URLs (the CLI's `--remote`, `--site`, `--tenant`): no site id, no lookup. */
+/**
+ * Credentials of one site given as URLs (the CLI's `--remote`, `--site`, `--tenant`, or
+ * METER_SYNC_REMOTE_URL / METER_SYNC_SITE_URL): no site id, no lookup. A URL without a password
+ * gets it, when the server asks, from PGPASSWORD or the password file, as psql does.
+ */
 import type { ClientConfig } from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
+import type { DatabaseTarget } from '../db/connect';
 import { urlTarget } from '../db/tls';
 import { ConfigurationError } from './configuration-error';
 import type { CredentialsSource, SiteCredentials, SyncCredentials } from './credentials-source';
+import { environmentPassword } from './environment-password';
 
 export interface UrlCredentialsOptions {
   site: string;
   remote?: string;
   tenantId?: number;
-  /** Applied to both targets: where a password missing from a URL comes from (see pgpass-password.ts). */
-  withPassword?: (target: ClientConfig) => ClientConfig;
+  /** Where PGPASSWORD is read; the password file is found through PGPASSFILE of the process. */
+  env?: NodeJS.ProcessEnv;
+}
+
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return true; // not a URL: the connect reports it, as it would without us
+  }
 }
 
 export class UrlCredentials implements CredentialsSource {
   constructor(private readonly options: UrlCredentialsOptions) {}
 
-  private target(url: string): ClientConfig {
+  private target(url: string): DatabaseTarget {
     const target = urlTarget(url);
-    const config = typeof target === 'string' ? { connectionString: target } : target;
-    return this.options.withPassword ? this.options.withPassword(config) : config;
+    if (hasPassword(url)) return target;
+    // A connection string's empty password would win over a callback: give pg the parsed fields.
+    const parsed = parseIntoClientConfig(url) as ClientConfig;
+    return {
+      ...parsed,
+      ...(typeof target === 'string' ? {} : { ssl: target.ssl }),
+      password: environmentPassword(this.options.env) as ClientConfig['password'],
+    };
   }
 
   async load(): Promise<SyncCredentials> {

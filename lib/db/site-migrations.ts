@@ -79,6 +79,13 @@ export const SITE_MIGRATIONS: readonly Migration[] = [
     // long ago it was, instead of walking every successful run since.
     sql: `CREATE INDEX sync_run_not_ok_started_at_idx ON sync_run (started_at DESC) WHERE status <> 'ok';`,
   },
+  {
+    version: 4,
+    name: 'sync_run: index of the runs that succeeded',
+    // And the newest ok run, found through this one: a run that is not ok would otherwise walk
+    // every run since the last success (a site failing for weeks, or one that never succeeded).
+    sql: `CREATE INDEX sync_run_ok_started_at_idx ON sync_run (started_at DESC) WHERE status = 'ok';`,
+  },
 ];
 
 export const LATEST_SITE_SCHEMA_VERSION = SITE_MIGRATIONS[SITE_MIGRATIONS.length - 1]!.version;
@@ -140,11 +147,9 @@ export async function migrateSiteSchema(
       }
     }
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
-    await client.query(CREATE_VERSIONS);
-    const { rows } = await client.query<{ version: number }>(
-      'SELECT coalesce(max(version), 0) AS version FROM meter_sync_schema_migrations',
-    );
-    const from = rows[0]!.version;
+    // Read first: a site already up to date is checked by a role that may not create tables.
+    const from = await siteSchemaVersion(client);
+    if (from === 0) await client.query(CREATE_VERSIONS);
     if (from > latest) throw newerThanBuild(from, latest);
     const pending = migrations.filter((m) => m.version > from);
     for (const migration of pending) {

@@ -41,7 +41,7 @@ describe('meter-sync usage errors', () => {
 
   const cases: [string, string[], RegExp][] = [
     ['unknown command', ['frobnicate'], /unknown command "frobnicate"/],
-    ['missing --site', ['sync', '--remote', 'postgres://h/db', '--tenant', '1'], /--site URL is required/],
+    ['missing --site', ['sync', '--remote', 'postgres://h/db', '--tenant', '1'], /--site URL \(or METER_SYNC_SITE_URL\) is required, or --site-id ID/],
     [
       'missing --tenant',
       ['sync', '--remote', 'postgres://h/db', '--site', 'postgres://h/s'],
@@ -80,7 +80,8 @@ describe('meter-sync usage errors', () => {
   it('help prints the usage and exits 0', async () => {
     const io = captureIo();
     expect(await main(['help'], io)).toBe(0);
-    expect(io.out()).toContain('meter-sync sync --remote URL --site URL --tenant ID');
+    expect(io.out()).toContain('--remote URL --site URL --tenant ID');
+    expect(io.out()).toContain('--site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]');
   });
 
   it('the installed bin exits 2 on bad usage, without a stack trace', async () => {

@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { builtinModules } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SyncResult } from '../../lib/engine';
 import { type BundleReport, buildSyncFunction } from '../../scripts/build';
+import { type SecretRequest, secretsManagerServer } from '../harness/secrets-manager-server';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import { serverUrl } from '../harness/test-database';
 import { logLines, metricDocuments } from '../observability/captured-output';
@@ -46,49 +47,6 @@ const context = (n) => ({
   }
 })();
 `;
-
-interface SecretRequest {
-  target: string | undefined;
-  signed: boolean;
-  secretId: string;
-}
-
-/** Answers GetSecretValue from a map of secret strings, as the Secrets Manager JSON protocol does. */
-function secretsManagerServer(secrets: Map<string, string>, requests: SecretRequest[]): Promise<Server> {
-  const server = createServer(async (request: IncomingMessage, response) => {
-    let body = '';
-    for await (const chunk of request) body += chunk;
-    const { SecretId } = JSON.parse(body || '{}') as { SecretId: string };
-    requests.push({
-      target: request.headers['x-amz-target'] as string | undefined,
-      signed: String(request.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256 '),
-      secretId: SecretId,
-    });
-    const secret = secrets.get(SecretId);
-    response.setHeader('content-type', 'application/x-amz-json-1.1');
-    if (request.headers['x-amz-target'] !== 'secretsmanager.GetSecretValue' || secret === undefined) {
-      response.statusCode = 400;
-      response.end(
-        JSON.stringify({
-          __type: 'ResourceNotFoundException',
-          message: "Secrets Manager can't find the specified secret.",
-        }),
-      );
-      return;
-    }
-    response.end(
-      JSON.stringify({
-        ARN: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${SecretId}-AbCdEf`,
-        Name: SecretId,
-        SecretString: secret,
-        VersionId: '00000000-0000-4000-8000-000000000001',
-        VersionStages: ['AWSCURRENT'],
-        CreatedDate: 1_735_689_600,
-      }),
-    );
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 describe('the bundled sync function', () => {
   let folder: string;

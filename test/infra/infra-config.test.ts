@@ -6,6 +6,7 @@ import { parseInfraConfig } from '../../infra/config/infra-config';
 import { InfraConfigError } from '../../infra/config/infra-config-error';
 import { loadInfraConfig } from '../../infra/config/load-infra-config';
 import { parseScheduleRate } from '../../infra/config/schedule-rate';
+import { operationSettings } from '../../lib/operations/operation-settings';
 import { rawConfig } from './synthesize';
 
 /** The problems a configuration is rejected with (fails the test if it is accepted). */
@@ -31,6 +32,8 @@ describe('parseInfraConfig', () => {
       staleAfterPeriods: 3,
       timeoutSeconds: 180,
       secretsTtlSeconds: 300,
+      siteMigrations: 'auto',
+      syncRunRetentionDays: 30,
       logRetentionDays: 30,
       sitesPerStack: 200,
       siteStacks: 1,
@@ -129,7 +132,7 @@ describe('parseInfraConfig', () => {
       sites: [{ id: 'a', extra: true }],
     });
     expect(problems).toEqual([
-      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, logRetentionDays, sitesPerStack, siteStacks, vpc, alarms)',
+      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, siteMigrations, syncRunRetentionDays, logRetentionDays, sitesPerStack, siteStacks, vpc, alarms)',
       'remoteSecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:remote" is not valid: a complete secret ARN ends with the 6-character suffix Secrets Manager adds ("...:secret:name-AbCdEf"); or give the name',
       'siteSecretPrefix: "sites with spaces/" is not valid: a secret name prefix such as "meter-sync/site/" (letters, digits and /_+=.@-)',
       'sites[0].extra: unknown key (known: id, schedule)',
@@ -171,6 +174,60 @@ describe('parseInfraConfig', () => {
     ]);
   });
 
+  it('takes the site migrations mode and the sync_run retention from the configuration', () => {
+    expect(parseInfraConfig(rawConfig({ siteMigrations: 'manual', syncRunRetentionDays: 7 }))).toMatchObject({
+      siteMigrations: 'manual',
+      syncRunRetentionDays: 7,
+    });
+    expect(parseInfraConfig(rawConfig({ siteMigrations: 'auto', syncRunRetentionDays: 1 }))).toMatchObject({
+      siteMigrations: 'auto',
+      syncRunRetentionDays: 1,
+    });
+    expect(parseInfraConfig(rawConfig({ syncRunRetentionDays: 3650 })).syncRunRetentionDays).toBe(3650);
+  });
+
+  it.each([['sometimes'], ['Manual'], ['AUTO'], [''], [true], [1], [null]])(
+    'refuses siteMigrations %j, naming the key and the two modes',
+    (siteMigrations) => {
+      expect(problemsOf(rawConfig({ siteMigrations }))).toEqual([
+        `siteMigrations: ${JSON.stringify(siteMigrations)} must be "auto" or "manual"`,
+      ]);
+    },
+  );
+
+  it.each([[0], [-1], [2.5], [3651], ['30'], [null]])(
+    'refuses syncRunRetentionDays %j, naming the key and the range',
+    (syncRunRetentionDays) => {
+      expect(problemsOf(rawConfig({ syncRunRetentionDays }))).toEqual([
+        `syncRunRetentionDays: ${JSON.stringify(syncRunRetentionDays)} must be a whole number from 1 to 3650`,
+      ]);
+    },
+  );
+
+  it('hands the function only migration and retention settings it accepts, with the same limits', () => {
+    // What SyncFunction puts in the environment, read back by the function's own parser.
+    const asEnvironment = (raw: Record<string, unknown>) => {
+      const config = parseInfraConfig(rawConfig(raw));
+      return {
+        SITE_MIGRATIONS: config.siteMigrations,
+        SYNC_RUN_RETENTION_DAYS: String(config.syncRunRetentionDays),
+      };
+    };
+    expect(operationSettings(asEnvironment({}))).toEqual({
+      siteMigrations: 'auto',
+      syncRunRetentionDays: 30,
+    });
+    expect(operationSettings(asEnvironment({ siteMigrations: 'manual', syncRunRetentionDays: 7 }))).toEqual({
+      siteMigrations: 'manual',
+      syncRunRetentionDays: 7,
+    });
+    expect(operationSettings(asEnvironment({ syncRunRetentionDays: 1 })).syncRunRetentionDays).toBe(1);
+    expect(operationSettings(asEnvironment({ syncRunRetentionDays: 3650 })).syncRunRetentionDays).toBe(3650);
+    // One past the limit: refused by both, so a deploy can never give the function a value it refuses.
+    expect(problemsOf(rawConfig({ syncRunRetentionDays: 3651 }))).toHaveLength(1);
+    expect(() => operationSettings({ SYNC_RUN_RETENTION_DAYS: '3651' })).toThrow(/SYNC_RUN_RETENTION_DAYS/);
+  });
+
   it('accepts a complete secret ARN, a KMS key, an existing topic and a VPC', () => {
     const config = parseInfraConfig(
       rawConfig({
@@ -209,11 +266,10 @@ describe('loadInfraConfig', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('loads the shipped sample', () => {
-    expect(loadInfraConfig('infra/config/sample.json').sites.map((s) => s.id)).toEqual([
-      'plant-north',
-      'plant-south',
-      'office-hq',
-    ]);
+    const sample = loadInfraConfig('infra/config/sample.json');
+    expect(sample.sites.map((s) => s.id)).toEqual(['plant-north', 'plant-south', 'office-hq']);
+    // The sample documents the defaults.
+    expect(sample).toMatchObject({ siteMigrations: 'auto', syncRunRetentionDays: 30 });
   });
 
   it('says which file is missing, is not JSON, or that none was named', () => {

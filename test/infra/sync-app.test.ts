@@ -95,6 +95,9 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
         REMOTE_SECRET_ID: 'meter-sync/remote',
         SITE_SECRET_PREFIX: 'meter-sync/site/',
         SECRETS_TTL_SECONDS: '300',
+        // The defaults: a sync migrates an out-of-date site first, and sync_run keeps 30 days.
+        SITE_MIGRATIONS: 'auto',
+        SYNC_RUN_RETENTION_DAYS: '30',
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         NODE_OPTIONS: '--enable-source-maps',
@@ -443,6 +446,19 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
       `SELECT MAX(SyncDurationMs) FROM SCHEMA("MeterSync", SiteId, service) WHERE service = 'meter-sync'`,
       'AWS/Lambda Duration',
     ]);
+    expect(graphs.get('Site schema migrations applied (all sites)')).toEqual([
+      `SELECT SUM(SiteMigrated) FROM SCHEMA("MeterSync", SiteId, service) WHERE service = 'meter-sync'`,
+    ]);
+  });
+
+  it('shows site migrations on the dashboard only: no alarm watches SiteMigrated', () => {
+    for (const template of [sync, sites]) {
+      const alarms = JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'));
+      expect(alarms).not.toContain(RunMetric.SiteMigrated);
+    }
+    expect(JSON.stringify(onlyResource(sync, 'AWS::CloudWatch::Dashboard'))).toContain(
+      RunMetric.SiteMigrated,
+    );
   });
 
   it('leaves no cdk-nag AwsSolutions finding unacknowledged', () => {
@@ -450,7 +466,7 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
   });
 });
 
-describe('meter-sync CDK app (no VPC, existing topic, secret ARN and key)', () => {
+describe('meter-sync CDK app (no VPC, existing topic, secret ARN and key, manual migrations)', () => {
   let synthesized: Synthesized;
 
   beforeAll(() => {
@@ -461,6 +477,8 @@ describe('meter-sync CDK app (no VPC, existing topic, secret ARN and key)', () =
         secretsKmsKeyArn: KMS_KEY_ARN,
         alarms: { topicArn: TOPIC_ARN },
         flexibleWindowMinutes: 0,
+        siteMigrations: 'manual',
+        syncRunRetentionDays: 7,
         sites: [{ id: 'plant-north' }, { id: 'archive', schedule: 'rate(2 days)' }],
       }),
     );
@@ -472,6 +490,15 @@ describe('meter-sync CDK app (no VPC, existing topic, secret ARN and key)', () =
     expect(fn.VpcConfig).toBeUndefined();
     expect(fn.ReservedConcurrentExecutions).toBeUndefined();
     expect(JSON.stringify(policyStatements(synthesized.sync, 'SyncFunctionRole'))).not.toContain('ec2:');
+  });
+
+  it('gives the function the configured migrations mode and sync_run retention', () => {
+    const fn = onlyResource(synthesized.sync, 'AWS::Lambda::Function', { FunctionName: 'ms-prod' });
+    expect(fn.Environment.Variables).toMatchObject({
+      REMOTE_SECRET_ID: REMOTE_SECRET_ARN,
+      SITE_MIGRATIONS: 'manual',
+      SYNC_RUN_RETENTION_DAYS: '7',
+    });
   });
 
   it('reads exactly the configured secret ARN and decrypts with the key only through Secrets Manager', () => {
