@@ -1,8 +1,9 @@
 /**
  * `meter-sync demo`: an embedded PostgreSQL with a remote holding three tenants and one site of
  * tenant 1; a first sync, some remote edits (insert, update, delete, an orphan association),
- * and a second sync, each printed as the per-entity table with the metrics it emitted. Each run
- * goes through the real Lambda handler, with local credentials in place of Secrets Manager.
+ * and a second sync, each printed as the per-entity table with the metrics it emitted; then a
+ * brand-new empty site of tenant 2 onboarded by its first scheduled run (migrated, then loaded).
+ * Each run goes through the real Lambda handler, with local credentials in place of Secrets Manager.
  */
 import type { Context } from 'aws-lambda';
 import type { Client } from 'pg';
@@ -19,6 +20,9 @@ import { formatResult } from './format-result';
 
 const TENANT = 1;
 const SITE_ID = 'demo-site';
+/** A site nobody prepared: an empty database, onboarded by the function's first run. */
+const NEW_SITE_ID = 'new-site';
+const NEW_SITE_TENANT = 2;
 
 function localContext(): Context {
   const started = Date.now();
@@ -121,6 +125,7 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
     const admin = await connect(server.url, 'site');
     const remoteUrl = await createDatabase(admin, 'central', server.url);
     const siteUrl = await createDatabase(admin, 'site_demo', server.url);
+    const newSiteUrl = await createDatabase(admin, 'site_new', server.url);
     await admin.end();
 
     const remote = await connect(remoteUrl, 'site');
@@ -142,14 +147,17 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
     const handler = createSyncHandler({
       credentials: new LocalCredentials({
         remote: remoteUrl,
-        sites: { [SITE_ID]: { url: siteUrl, tenantId: TENANT } },
+        sites: {
+          [SITE_ID]: { url: siteUrl, tenantId: TENANT },
+          [NEW_SITE_ID]: { url: newSiteUrl, tenantId: NEW_SITE_TENANT },
+        },
       }),
     });
-    const sync = async (title: string) => {
+    const sync = async (title: string, siteId = SITE_ID) => {
       say();
       say(`== ${title}`);
       const { value: result, lines } = await captureStdout(
-        () => handler({ siteId: SITE_ID }, localContext()) as Promise<SyncResult>,
+        () => handler({ siteId }, localContext()) as Promise<SyncResult>,
       );
       results.push(result);
       say(formatResult(result));
@@ -161,6 +169,7 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
         say('metrics emitted (EMF, condensed):');
         for (const line of emf) say(`  ${describeEmf(line)}`);
       }
+      return result;
     };
     await sync('first sync: empty site');
     say();
@@ -169,6 +178,15 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
     await remote.end();
     await sync('second sync: only the changes are written');
     await sync('third sync: nothing changed');
+    const onboarding = await sync(
+      `onboarding ${NEW_SITE_ID} (tenant ${NEW_SITE_TENANT}): an empty database, its first scheduled run`,
+      NEW_SITE_ID,
+    );
+    say(
+      `${NEW_SITE_ID} onboarded by one run in ${onboarding.durationMs} ms: schema migrated, then ${onboarding.entities
+        .map((e) => `${e.inserted} ${e.entity}`)
+        .join(', ')} loaded, nobody involved`,
+    );
   } finally {
     await server.stop();
   }

@@ -2,12 +2,13 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describeEmf } from '../../lib/cli/demo';
+import { LATEST_SITE_SCHEMA_VERSION } from '../../lib/db/site-migrations';
 
 const run = promisify(execFile);
 const BIN = join(__dirname, '..', '..', 'bin', 'meter-sync.js');
 
 describe('meter-sync demo', () => {
-  it('runs three syncs through the Lambda handler and prints their tables and metrics', async () => {
+  it('runs three syncs through the Lambda handler and prints their tables and metrics, then onboards an empty site', async () => {
     // A child process, as `npm run demo` runs it: the embedded server is an ES module jest cannot load.
     const { stdout } = await run(process.execPath, [BIN, 'demo'], { timeout: 120_000 });
 
@@ -29,6 +30,23 @@ describe('meter-sync demo', () => {
     );
     expect(stdout).toContain(
       'skipped 1, e.g. device_id=100000006, register_id=200000001 (parent missing: register id=200000001)',
+    );
+
+    // The fourth run: a site nobody migrated, onboarded by its first run.
+    const onboarding = stdout
+      .split('== ')
+      .find((part) => part.includes('meter-sync · site new-site · tenant 2'));
+    expect(onboarding && rows(onboarding)).toEqual([
+      'meter ok 200 200 0 0 0 0',
+      'register ok 500 500 0 0 0 0',
+      'device_register ok 800 800 0 0 0 0',
+    ]);
+    expect(onboarding).toContain(
+      `site schema migrated from version 0 to ${LATEST_SITE_SCHEMA_VERSION} before the sync`,
+    );
+    expect(onboarding).toContain('MeterSync {service=meter-sync SiteId=new-site} SiteMigrated=1');
+    expect(stdout).toMatch(
+      /^new-site onboarded by one run in \d+ ms: schema migrated, then 200 meter, 500 register, 800 device_register loaded/m,
     );
   });
 
