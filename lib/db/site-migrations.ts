@@ -74,17 +74,12 @@ export const SITE_MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 3,
-    name: 'sync_run: index of the runs that did not succeed',
-    // Pruning the history keeps the newest run that was not ok: found through this index however
-    // long ago it was, instead of walking every successful run since.
-    sql: `CREATE INDEX sync_run_not_ok_started_at_idx ON sync_run (started_at DESC) WHERE status <> 'ok';`,
-  },
-  {
-    version: 4,
-    name: 'sync_run: index of the runs that succeeded',
-    // And the newest ok run, found through this one: a run that is not ok would otherwise walk
-    // every run since the last success (a site failing for weeks, or one that never succeeded).
-    sql: `CREATE INDEX sync_run_ok_started_at_idx ON sync_run (started_at DESC) WHERE status = 'ok';`,
+    name: 'sync_run: indexes of the runs that succeeded and of those that did not',
+    // Pruning the history keeps the newest ok run and the newest run that was not ok: each found
+    // through its own index however long ago it was, instead of walking every run since (a site
+    // failing for weeks, or one that never succeeded).
+    sql: `CREATE INDEX sync_run_not_ok_started_at_idx ON sync_run (started_at DESC) WHERE status <> 'ok';
+      CREATE INDEX sync_run_ok_started_at_idx ON sync_run (started_at DESC) WHERE status = 'ok';`,
   },
 ];
 

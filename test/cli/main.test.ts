@@ -41,7 +41,11 @@ describe('meter-sync usage errors', () => {
 
   const cases: [string, string[], RegExp][] = [
     ['unknown command', ['frobnicate'], /unknown command "frobnicate"/],
-    ['missing --site', ['sync', '--remote', 'postgres://h/db', '--tenant', '1'], /--site URL \(or METER_SYNC_SITE_URL\) is required, or --site-id ID/],
+    [
+      'missing --site',
+      ['sync', '--remote', 'postgres://h/db', '--tenant', '1'],
+      /--site URL \(or METER_SYNC_SITE_URL\) is required, or --site-id ID/,
+    ],
     [
       'missing --tenant',
       ['sync', '--remote', 'postgres://h/db', '--site', 'postgres://h/s'],

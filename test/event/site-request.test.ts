@@ -57,6 +57,57 @@ describe('parseSiteRequest', () => {
     expect(rejection({ siteId: 'x', action: 1 })).toBe('bad event: action must be one of "sync", "migrate"');
   });
 
+  it.each([
+    ['entities', ['meter']],
+    ['entities', []],
+    ['dryRun', true],
+    ['dryRun', false],
+    ['allowMassDelete', true],
+    ['allowMassDelete', false],
+  ])('refuses %s (%j) in a migrate request, naming it, whatever its value', (field, value) => {
+    expect(rejection({ siteId: 'x', action: 'migrate', [field]: value })).toBe(
+      `bad event: ${field} does not apply to action "migrate"`,
+    );
+  });
+
+  it('names an action it does not know, in any case or type', () => {
+    expect(rejection({ siteId: 'x', action: 'Migrate' })).toBe(
+      'bad event: action must be one of "sync", "migrate", not "Migrate"',
+    );
+    expect(rejection({ siteId: 'x', action: '' })).toBe(
+      'bad event: action must be one of "sync", "migrate", not ""',
+    );
+    expect(rejection({ siteId: 'x', action: null })).toBe(
+      'bad event: action must be one of "sync", "migrate"',
+    );
+    expect(rejection({ siteId: 'x', action: ['migrate'] })).toBe(
+      'bad event: action must be one of "sync", "migrate"',
+    );
+  });
+
+  it('refuses an unknown field in a migrate request, as in a sync one', () => {
+    expect(rejection({ siteId: 'x', action: 'migrate', force: true })).toBe(
+      'bad event: unknown field "force" (allowed: siteId, action, entities, dryRun, allowMassDelete)',
+    );
+    expect(
+      rejection({ 'detail-type': 'x', detail: { siteId: 'x', action: 'migrate', Action: 'sync' } }),
+    ).toBe(
+      'bad event: unknown field "Action" in detail (allowed: siteId, action, entities, dryRun, allowMassDelete)',
+    );
+  });
+
+  it('reads a migrate request from the detail of an EventBridge rule event', () => {
+    expect(
+      parseSiteRequest({ 'detail-type': 'migrate', detail: { siteId: 'plant-7', action: 'migrate' } }),
+    ).toEqual({ action: 'migrate', siteId: 'plant-7' });
+    expect(() =>
+      parseSiteRequest({
+        'detail-type': 'migrate',
+        detail: { siteId: 'plant-7', action: 'migrate', dryRun: true },
+      }),
+    ).toThrow('dryRun does not apply to action "migrate"');
+  });
+
   it('reads the request from the detail of an EventBridge rule event', () => {
     const event = {
       version: '0',

@@ -10,13 +10,22 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
-import { createSyncHandler, handler } from '../../functions/sync/handler';
+import { Client, escapeIdentifier } from 'pg';
+import { createSyncHandler, handler, type SyncHandlerOptions } from '../../functions/sync/handler';
 import { LocalCredentials, SecretsManagerCredentials } from '../../lib/credentials';
 import { SITE_LOCK_KEY } from '../../lib/db/site-database';
+import { LATEST_SITE_SCHEMA_VERSION, SITE_MIGRATIONS, siteSchemaVersion } from '../../lib/db/site-migrations';
 import type { SyncResult } from '../../lib/engine';
+import type { MigrateResult } from '../../lib/operations';
 import { holdLock } from '../harness/hold-lock';
+import { expectedSlice, siteContents } from '../harness/site-contents';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
-import { serverChecksPasswords, serverUrl } from '../harness/test-database';
+import {
+  createTestDatabase,
+  serverChecksPasswords,
+  serverUrl,
+  type TestDatabase,
+} from '../harness/test-database';
 import {
   captureOutput,
   logLines,
@@ -621,6 +630,258 @@ describe('sync handler: other outcomes', () => {
     expect(secretReads()).toBe(0);
     expect(entityMetrics(metricDocuments(lines))).toEqual(expectedEntityMetrics(result!));
   });
+});
+
+describe('sync handler: site migrations', () => {
+  const NEW_SITE = 'site-new';
+  const NEW_SECRET_ID = `${SITE_PREFIX}${NEW_SITE}`;
+  const ALL_APPLIED = SITE_MIGRATIONS.map((m) => `${m.version} ${m.name}`);
+  let newRole: LoginRole;
+  let newSite: TestDatabase;
+  /** A superuser session on the new site, for arranging and asserting. */
+  let newClient: Client;
+
+  beforeAll(async () => {
+    newRole = await createLoginRole([]);
+  });
+  afterAll(() => newRole.drop());
+
+  beforeEach(async () => {
+    // A brand-new empty site database, which the site's login role may create its schema in.
+    newSite = await createTestDatabase('site_new');
+    newClient = new Client({ connectionString: newSite.url });
+    await newClient.connect();
+    await newClient.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${escapeIdentifier(newRole.name)}`);
+    givenSecrets();
+    secretsManager
+      .on(GetSecretValueCommand, { SecretId: NEW_SECRET_ID })
+      .resolves({ SecretString: rdsSecret(newSite.name, newRole, { tenantId: 1 }) });
+  });
+  afterEach(async () => {
+    await newClient.end();
+    await newSite.drop();
+  });
+
+  const tables = async () =>
+    (
+      await newClient.query<{ name: string }>(
+        `SELECT relname AS name FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 1`,
+      )
+    ).rows.map((r) => r.name);
+  /** The documents of a metric, the ColdStart of the file's first invocation set aside. */
+  const documentsOf = (lines: string[], metric: string) =>
+    metricDocuments(lines).filter((d) => metric in d.values);
+  const withoutColdStart = (lines: string[]) =>
+    metricDocuments(lines).filter((d) => !('ColdStart' in d.values));
+  const siteMigratedDocument = {
+    namespace: 'MeterSync',
+    dimensions: [['service', 'SiteId']],
+    dimensionValues: { service: 'meter-sync', SiteId: NEW_SITE },
+    values: { SiteMigrated: 1 },
+    units: { SiteMigrated: 'Count' },
+  };
+
+  /** Runs `fn` with the variables of `env` set (undefined: unset), then puts them back. */
+  async function withEnvironment<T>(
+    env: Record<string, string | undefined>,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const saved = Object.fromEntries(Object.keys(env).map((name) => [name, process.env[name]]));
+    const set = (values: Record<string, string | undefined>) => {
+      for (const [name, value] of Object.entries(values)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    };
+    set(env);
+    try {
+      return await fn();
+    } finally {
+      set(saved);
+    }
+  }
+
+  it('migrate action: brings a brand-new site to the latest schema, reading only the site secret; SiteMigrated=1 and a line with the result', async () => {
+    // Act
+    const { result, error, lines } = await invoke(freshHandler(), { siteId: NEW_SITE, action: 'migrate' });
+
+    // Assert: the result of the migrate action, and the schema on the site.
+    expect(error).toBeUndefined();
+    expect(result as unknown as MigrateResult).toEqual({
+      ok: true,
+      status: 'ok',
+      siteId: NEW_SITE,
+      action: 'migrate',
+      fromVersion: 0,
+      toVersion: LATEST_SITE_SCHEMA_VERSION,
+      applied: ALL_APPLIED,
+      durationMs: expect.any(Number),
+    });
+    expect(await siteSchemaVersion(newClient)).toBe(LATEST_SITE_SCHEMA_VERSION);
+    expect(await tables()).toEqual([
+      'device_register',
+      'meter',
+      'meter_sync_schema_migrations',
+      'register',
+      'sync_run',
+    ]);
+
+    // Secrets Manager was asked for the site secret alone, once.
+    expect(secretsManager.commandCalls(GetSecretValueCommand).map((c) => c.args[0].input.SecretId)).toEqual([
+      NEW_SECRET_ID,
+    ]);
+
+    // One SiteMigrated under SiteId, and no sync metric.
+    expect(withoutColdStart(lines)).toEqual([siteMigratedDocument]);
+
+    // The line of the result, with the Lambda context.
+    const line = logLines(lines).find((l) => l.message === 'migrate ok');
+    expect(line).toMatchObject({
+      level: 'INFO',
+      siteId: NEW_SITE,
+      action: 'migrate',
+      status: 'ok',
+      fromVersion: 0,
+      toVersion: LATEST_SITE_SCHEMA_VERSION,
+      applied: ALL_APPLIED,
+    });
+    expect(line).toHaveProperty('function_request_id');
+  });
+
+  it('migrate action on a site already up to date: applies nothing, emits no SiteMigrated, logs the result', async () => {
+    // Arrange
+    expect((await invoke(freshHandler(), { siteId: NEW_SITE, action: 'migrate' })).result).toMatchObject({
+      ok: true,
+    });
+    secretsManager.resetHistory();
+
+    // Act
+    const { result, lines } = await invoke(freshHandler(), { siteId: NEW_SITE, action: 'migrate' });
+
+    // Assert
+    expect(result as unknown as MigrateResult).toEqual({
+      ok: true,
+      status: 'ok',
+      siteId: NEW_SITE,
+      action: 'migrate',
+      fromVersion: LATEST_SITE_SCHEMA_VERSION,
+      toVersion: LATEST_SITE_SCHEMA_VERSION,
+      applied: [],
+      durationMs: expect.any(Number),
+    });
+    expect(documentsOf(lines, 'SiteMigrated')).toEqual([]);
+    expect(withoutColdStart(lines)).toEqual([]);
+    expect(logLines(lines).find((l) => l.message === 'migrate ok')).toMatchObject({
+      level: 'INFO',
+      siteId: NEW_SITE,
+      fromVersion: LATEST_SITE_SCHEMA_VERSION,
+      toVersion: LATEST_SITE_SCHEMA_VERSION,
+      applied: [],
+    });
+    expect(secretReads(REMOTE_SECRET_ID)).toBe(0);
+  });
+
+  it('a plain sync event onboards a brand-new empty site: migrated, then loaded; SiteMigrated emitted', async () => {
+    // Arrange
+    const expected = await expectedSlice(fx.remoteClient, 1);
+
+    // Act
+    const { result, error, lines } = await invoke(freshHandler(), { siteId: NEW_SITE });
+
+    // Assert: migrated from nothing, then every row of the tenant loaded.
+    expect(error).toBeUndefined();
+    expect(result).toMatchObject({
+      ok: true,
+      status: 'ok',
+      siteId: NEW_SITE,
+      tenantId: 1,
+      migration: { fromVersion: 0, toVersion: LATEST_SITE_SCHEMA_VERSION },
+    });
+    expect(result!.entities.map((e) => [e.entity, e.status, e.inserted])).toEqual(
+      ENTITIES.map((entity) => [entity, 'ok', expected[entity]!.length]),
+    );
+    expect(expected.device_register!.length).toBeGreaterThan(0);
+    const { sync_run_count: runs, ...contents } = await siteContents(newClient);
+    expect(contents).toEqual(expected);
+    expect(runs).toEqual([{ runs: '1' }]);
+
+    // SiteMigrated once, beside the sync's own metrics; the migration in its own line.
+    const documents = metricDocuments(lines);
+    expect(documentsOf(lines, 'SiteMigrated')).toEqual([siteMigratedDocument]);
+    expect(entityMetrics(documents)).toEqual(expectedEntityMetrics(result!));
+    expect(runDocuments(documents).map((d) => [d.dimensionValues.SiteId, d.values.SyncSucceeded])).toEqual([
+      [NEW_SITE, 1],
+    ]);
+    expect(
+      logLines(lines).find(
+        (l) => l.message === `site schema migrated from version 0 to ${LATEST_SITE_SCHEMA_VERSION}`,
+      ),
+    ).toMatchObject({
+      level: 'INFO',
+      siteId: NEW_SITE,
+      migration: { fromVersion: 0, toVersion: LATEST_SITE_SCHEMA_VERSION },
+    });
+  });
+
+  const manual: [string, Partial<SyncHandlerOptions>, Record<string, string>][] = [
+    ['the handler setting', { settings: { siteMigrations: 'manual' } }, {}],
+    ['SITE_MIGRATIONS=manual', {}, { SITE_MIGRATIONS: 'manual' }],
+  ];
+
+  it.each(manual)(
+    'with migrations manual (%s), a sync of an empty site fails SITE_NOT_MIGRATED and creates no table',
+    async (_name, options, env) => {
+      // Act
+      const { result, error, lines } = await withEnvironment(env, () =>
+        invoke(
+          createSyncHandler({ credentials: () => SecretsManagerCredentials.fromEnvironment(), ...options }),
+          { siteId: NEW_SITE },
+        ),
+      );
+
+      // Assert
+      expect(error).toBeUndefined();
+      expect(result).toMatchObject({ ok: false, status: 'failed', error: { code: 'SITE_NOT_MIGRATED' } });
+      expect(result!.migration).toBeUndefined();
+      expect(result!.entities.map((e) => e.error?.code)).toEqual(ENTITIES.map(() => 'SITE_NOT_MIGRATED'));
+      expect(await tables()).toEqual([]);
+      expect(documentsOf(lines, 'SiteMigrated')).toEqual([]);
+      expect(runDocuments(metricDocuments(lines)).map((d) => d.values.SyncSucceeded)).toEqual([0]);
+    },
+  );
+
+  const badSettings: [string, string, 'sync' | 'migrate'][] = [
+    ['SYNC_RUN_RETENTION_DAYS', '0', 'sync'],
+    ['SYNC_RUN_RETENTION_DAYS', 'thirty', 'sync'],
+    ['SYNC_RUN_RETENTION_DAYS', '3651', 'migrate'],
+    ['SITE_MIGRATIONS', 'Auto', 'sync'],
+    ['SITE_MIGRATIONS', 'off', 'migrate'],
+  ];
+
+  it.each(badSettings)(
+    'fails the invocation with BAD_CONFIGURATION when %s is %j (%s), before any secret is read',
+    async (variable, value, action) => {
+      // Arrange
+      const runsBefore = await fx.rows('site', 'sync_run', 'id');
+
+      // Act
+      const { result, error, lines } = await withEnvironment({ [variable]: value }, () =>
+        invoke(freshHandler(), { siteId: NEW_SITE, action }),
+      );
+
+      // Assert: refused in one line naming the variable; no secret read, no database touched.
+      expect(result).toBeUndefined();
+      expect(error).toMatchObject({ code: 'BAD_CONFIGURATION', name: 'ConfigurationError' });
+      expect(error!.message).toContain(variable);
+      expect(secretReads()).toBe(0);
+      expect(await tables()).toEqual([]);
+      expect(await fx.rows('site', 'sync_run', 'id')).toEqual(runsBefore);
+      expect(logLines(lines).find((l) => l.level === 'ERROR')).toMatchObject({
+        message: 'operation not run',
+        error: { code: 'BAD_CONFIGURATION' },
+      });
+    },
+  );
 });
 
 describe('sync handler: secrets never leak', () => {

@@ -14,20 +14,48 @@ export interface TableReads {
 
 export type Reads = Record<string, TableReads>;
 
-async function readCounters(stats: Client, tables: readonly string[]): Promise<Reads> {
+/** How a table was read, beside how many rows: the scans begun and the index entries walked. */
+export interface TableScans {
+  /** Sequential scans begun on the table (pg_stat_user_tables.seq_scan). */
+  seqScans: number;
+  /** Index entries returned by scans of the table's indexes, whether or not their rows were live (idx_tup_read). */
+  indexEntries: number;
+}
+
+export type Scans = Record<string, TableScans>;
+
+interface Counters {
+  reads: Reads;
+  scans: Scans;
+}
+
+async function readCounters(stats: Client, tables: readonly string[]): Promise<Counters> {
   // Outside a transaction, and without the session's cached snapshot, every call sees the latest.
   await stats.query('SELECT pg_stat_clear_snapshot()');
-  const { rows } = await stats.query<{ relname: string; seq: string | null; idx: string | null }>(
-    `SELECT relname, seq_tup_read::text AS seq, idx_tup_fetch::text AS idx
-     FROM pg_stat_user_tables WHERE schemaname = 'public' AND relname = ANY($1)`,
+  const { rows } = await stats.query<{
+    relname: string;
+    seq: string | null;
+    idx: string | null;
+    seq_scans: string | null;
+    index_entries: string | null;
+  }>(
+    `SELECT t.relname, t.seq_tup_read::text AS seq, t.idx_tup_fetch::text AS idx, t.seq_scan::text AS seq_scans,
+       (SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i WHERE i.relid = t.relid)::text AS index_entries
+     FROM pg_stat_user_tables t WHERE t.schemaname = 'public' AND t.relname = ANY($1)`,
     [tables],
   );
-  return Object.fromEntries(
-    tables.map((t) => {
-      const row = rows.find((r) => r.relname === t);
-      return [t, { seq: Number(row?.seq ?? 0), idx: Number(row?.idx ?? 0) }];
-    }),
-  );
+  const row = (t: string) => rows.find((r) => r.relname === t);
+  return {
+    reads: Object.fromEntries(
+      tables.map((t) => [t, { seq: Number(row(t)?.seq ?? 0), idx: Number(row(t)?.idx ?? 0) }]),
+    ),
+    scans: Object.fromEntries(
+      tables.map((t) => [
+        t,
+        { seqScans: Number(row(t)?.seq_scans ?? 0), indexEntries: Number(row(t)?.index_entries ?? 0) },
+      ]),
+    ),
+  };
 }
 
 /** Waits until no session but `keep` is connected to the database: a session's counts are flushed before it is gone. */
@@ -46,15 +74,16 @@ async function othersGone(stats: Client, keep: readonly number[]): Promise<void>
 
 /**
  * Runs `fn` (which must open and close its own sessions, as performSync does) and returns the rows
- * read from each of `tables` meanwhile. `admin` is a session the test keeps open on the database:
- * it must not read those tables while `fn` runs; its own earlier counts are flushed first.
+ * read from each of `tables` meanwhile, and how they were read (`scans`). `admin` is a session the
+ * test keeps open on the database: it must not read those tables while `fn` runs; its own earlier
+ * counts are flushed first.
  */
 export async function readsDuring<T>(
   url: string,
   admin: Client,
   tables: readonly string[],
   fn: () => Promise<T>,
-): Promise<{ value: T; reads: Reads }> {
+): Promise<{ value: T; reads: Reads; scans: Scans }> {
   const stats = new Client({ connectionString: url });
   await stats.connect();
   try {
@@ -70,9 +99,21 @@ export async function readsDuring<T>(
     await othersGone(stats, keep);
     const after = await readCounters(stats, tables);
     const reads = Object.fromEntries(
-      tables.map((t) => [t, { seq: after[t]!.seq - before[t]!.seq, idx: after[t]!.idx - before[t]!.idx }]),
+      tables.map((t) => [
+        t,
+        { seq: after.reads[t]!.seq - before.reads[t]!.seq, idx: after.reads[t]!.idx - before.reads[t]!.idx },
+      ]),
     );
-    return { value, reads };
+    const scans = Object.fromEntries(
+      tables.map((t) => [
+        t,
+        {
+          seqScans: after.scans[t]!.seqScans - before.scans[t]!.seqScans,
+          indexEntries: after.scans[t]!.indexEntries - before.scans[t]!.indexEntries,
+        },
+      ]),
+    );
+    return { value, reads, scans };
   } finally {
     await stats.end();
   }

@@ -82,17 +82,21 @@ describe('site schema migrations by the operations', () => {
   });
 
   it('upgrades a site one version behind, and says so', async () => {
-    // Arrange: a site synced by the build before (schema version 2).
-    const previous = SITE_MIGRATIONS.filter((m) => m.version <= 2);
-    expect((await migrateSite(source(), { siteId: SITE }, { migrations: previous })).toVersion).toBe(2);
+    // Arrange: a site synced by the build before (one schema version behind).
+    const previous = SITE_MIGRATIONS.slice(0, -1);
+    const before = LATEST_SITE_SCHEMA_VERSION - 1;
+    expect((await migrateSite(source(), { siteId: SITE }, { migrations: previous })).toVersion).toBe(before);
     expect((await sync({ siteMigrations: 'manual' })).error?.code).toBe('SITE_NOT_MIGRATED');
 
     // Act
     const result = await sync();
 
     // Assert
-    expect(result).toMatchObject({ ok: true, migration: { fromVersion: 2, toVersion: 3 } });
-    expect(await appliedVersions()).toEqual([1, 2, 3]);
+    expect(result).toMatchObject({
+      ok: true,
+      migration: { fromVersion: before, toVersion: LATEST_SITE_SCHEMA_VERSION },
+    });
+    expect(await appliedVersions()).toEqual(SITE_MIGRATIONS.map((m) => m.version));
   });
 
   it('with SITE_MIGRATIONS=manual, fails SITE_NOT_MIGRATED and creates nothing; the migrate action then does it', async () => {
@@ -137,10 +141,11 @@ describe('site schema migrations by the operations', () => {
   });
 
   it('refuses a site whose schema is newer than the build (a rollback deploy), touching nothing', async () => {
-    // Arrange: a newer build migrated the site to version 4.
+    // Arrange: a newer build migrated the site one version further.
+    const future = LATEST_SITE_SCHEMA_VERSION + 1;
     const newer: Migration[] = [
       ...SITE_MIGRATIONS,
-      { version: 4, name: 'from the future', sql: 'CREATE TABLE future (x int)' },
+      { version: future, name: 'from the future', sql: 'CREATE TABLE future (x int)' },
     ];
     await migrateSite(source(), { siteId: SITE }, { migrations: newer });
     const before = await siteContents(client);
@@ -151,12 +156,14 @@ describe('site schema migrations by the operations', () => {
 
     // Assert
     expect(synced).toMatchObject({ ok: false, status: 'failed', error: { code: 'SITE_SCHEMA_NEWER' } });
-    expect(synced.error!.message).toContain('version 4, newer than the 3 this build knows');
+    expect(synced.error!.message).toContain(
+      `version ${future}, newer than the ${LATEST_SITE_SCHEMA_VERSION} this build knows`,
+    );
     expect(migrated).toMatchObject({
       ok: false,
       status: 'failed',
-      fromVersion: 4,
-      toVersion: 4,
+      fromVersion: future,
+      toVersion: future,
       error: { code: 'SITE_SCHEMA_NEWER' },
     });
     expect(await siteContents(client)).toEqual(before);
@@ -176,7 +183,7 @@ describe('site schema migrations by the operations', () => {
   });
 
   describe('a migration stopped half way leaves the schema at its old version; the next run completes it', () => {
-    // The upgrade to version 3, made slow: its real statements, then a wait to be stopped in.
+    // The upgrade to the latest version, made slow: its real statements, then a wait to be stopped in.
     const latest = SITE_MIGRATIONS[SITE_MIGRATIONS.length - 1]!;
     const slow = (seconds: number): Migration[] => [
       ...SITE_MIGRATIONS.slice(0, -1),
@@ -194,7 +201,8 @@ describe('site schema migrations by the operations', () => {
       expect(await siteSchemaVersion(client)).toBe(latest.version - 1);
       expect(await appliedVersions()).toEqual(SITE_MIGRATIONS.slice(0, -1).map((m) => m.version));
       const { rows } = await client.query(
-        `SELECT 1 FROM pg_indexes WHERE indexname = 'sync_run_not_ok_started_at_idx'`,
+        // The index the latest migration creates.
+        `SELECT 1 FROM pg_indexes WHERE indexname = 'sync_run_ok_started_at_idx'`,
       );
       expect(rows).toEqual([]);
     }
