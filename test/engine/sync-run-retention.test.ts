@@ -256,8 +256,10 @@ describe('sync_run retention', () => {
         expect(scans.sync_run!.seqScans).toBe(0);
         expect(reads.sync_run!.seq).toBe(0);
         expect(reads.sync_run!.idx).toBeLessThanOrEqual(HANDFUL);
-        expect(scans.sync_run!.indexEntries).toBeLessThanOrEqual(HANDFUL);
       }
+      // Index entries of rows deleted and not yet vacuumed may still be stepped over (until a scan
+      // marks them dead, which depends on what ran before): counted once vacuumed.
+      expect(vacuumed.scans.sync_run!.indexEntries).toBeLessThanOrEqual(HANDFUL);
     });
   });
 
