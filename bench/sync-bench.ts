@@ -406,6 +406,63 @@ async function main(): Promise<void> {
         bytes: 1_000_000,
         rssMb: 150,
       });
+      // A plan of the same ten rows: its cost against the dry-run sync of them, run just before on
+      // the same state (each pair: the pending change applied, ten new rows changed, the dry run, the plan).
+      say('3b. plan of 10 rows changed');
+      let dryMs = 0;
+      let pending = false;
+      const planned = await runs(
+        'plan of 10 rows',
+        async () => {},
+        async () => {
+          const started = performance.now();
+          const plan = await performSync({
+            remote: remoteUrl,
+            site: siteUrl,
+            tenantId: BIG_TENANT,
+            entities: ['register'],
+            allowMassDelete: true,
+            changes: { max: 100 },
+          });
+          const ms = performance.now() - started;
+          const e = expectCounts(plan, 'register', { inserted: 3, updated: 4, deleted: 3 });
+          check(
+            e.changes?.length === 10 && e.changesTruncated === false,
+            `plan listed ${e.changes?.length} changes`,
+          );
+          return `changes=${e.changes!.length} plan/dry-run sync=${(ms / dryMs).toFixed(2)}x`;
+        },
+        {
+          pair: async () => {
+            if (pending) await sync(['register']);
+            await churn(4, 3, 3);
+            pending = true;
+            return baselineRun();
+          },
+          reference: async () => {
+            await settle();
+            const m = await measure(() =>
+              performSync({
+                remote: remoteUrl,
+                site: siteUrl,
+                tenantId: BIG_TENANT,
+                entities: ['register'],
+                allowMassDelete: true,
+                dryRun: true,
+              }),
+            );
+            dryMs = m.ms;
+            return m.ms;
+          },
+        },
+      );
+      if (pending) await sync(['register']);
+      // Its second ratio is to the dry-run sync, in `counts`: not the no-change column's.
+      report(
+        '3b. plan of 10 rows changed',
+        { ...planned, referenceRatio: undefined },
+        { ratio: 0.5, bytes: 1_000_000, rssMb: 150 },
+      );
       say('4. nothing changed');
       const none = await runs(
         'no change',

@@ -1,5 +1,5 @@
 /**
- * The site Lambda: validates the event, runs one site operation (sync, migrate) with credentials
+ * The site Lambda: validates the event, runs one site operation (sync, migrate, plan, check) with credentials
  * from Secrets Manager, logs and emits its metrics, and returns its result (DESIGN §4). Everything
  * it calls lives in lib/operations.
  *
@@ -18,17 +18,23 @@ import {
   emitSiteMigrated,
   emitSyncMetrics,
   emitSyncNotStarted,
+  logCheckReport,
   logger,
   logMigrateResult,
+  logPlanResult,
   logSyncResult,
   metrics,
 } from '../../lib/observability';
 import {
+  type CheckReport,
+  checkSite,
   type MigrateResult,
   migrateSite,
   type OperationOptions,
   type OperationSettings,
   operationSettings,
+  type PlanResult,
+  planSite,
   syncSite,
 } from '../../lib/operations';
 
@@ -69,7 +75,10 @@ export function createSyncHandler(options: SyncHandlerOptions) {
   const margin = options.deadlineMarginMs ?? DEFAULT_DEADLINE_MARGIN_MS;
   const connectOptions = options.connectOptions ?? DEFAULT_CONNECT_OPTIONS;
 
-  async function runSiteOperation(event: unknown, context: Context): Promise<SyncResult | MigrateResult> {
+  async function runSiteOperation(
+    event: unknown,
+    context: Context,
+  ): Promise<SyncResult | MigrateResult | PlanResult | CheckReport> {
     const started = Date.now();
     const request = parseSiteRequest(event);
     logger.appendKeys({ siteId: request.siteId });
@@ -85,6 +94,19 @@ export function createSyncHandler(options: SyncHandlerOptions) {
           error,
         }),
     };
+    if (request.action === 'check') {
+      // Changes nothing: no metrics, one log line with every check.
+      const report = await checkSite(credentials(), { siteId: request.siteId }, common);
+      logCheckReport(logger, request.siteId, report);
+      return report;
+    }
+    if (request.action === 'plan') {
+      // Read-only: no metrics, one log line (the rows it lists are in the result alone).
+      const { action: _action, ...plan } = request;
+      const result = await planSite(credentials(), plan, common);
+      logPlanResult(logger, request.siteId, result);
+      return result;
+    }
     if (request.action === 'migrate') {
       const result = await migrateSite(credentials(), { siteId: request.siteId }, common);
       logMigrateResult(logger, request.siteId, result);

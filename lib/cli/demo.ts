@@ -15,7 +15,10 @@ import { startEmbeddedServer } from '../db/embedded-server';
 import { createRemoteSchema } from '../db/remote-schema';
 import { applySiteMigrations } from '../db/site-migrations';
 import type { SyncResult } from '../engine';
+import type { CheckReport } from '../operations';
 import { meterId, registerId, seedRemote } from '../seed/seed-remote';
+import { formatCheck } from './format-check';
+import { formatPlan } from './format-plan';
 import { formatResult } from './format-result';
 
 const TENANT = 1;
@@ -42,18 +45,25 @@ function localContext(): Context {
   };
 }
 
-/** Runs `fn` with stdout captured: the handler writes its JSON logs and EMF metrics there. */
+/**
+ * Runs `fn` with stdout captured: the handler writes its JSON logs and EMF metrics there. Stderr
+ * too: Powertools warns there of an invocation without metrics (a plan), which is no news here.
+ */
 async function captureStdout<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
   const write = process.stdout.write;
+  const writeErr = process.stderr.write;
   let captured = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
+  const capture = ((chunk: string | Uint8Array) => {
     captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
     return true;
   }) as typeof process.stdout.write;
+  process.stdout.write = capture;
+  process.stderr.write = capture;
   try {
     return { value: await fn(), lines: captured.split('\n').filter((line) => line.trim() !== '') };
   } finally {
     process.stdout.write = write;
+    process.stderr.write = writeErr;
   }
 }
 
@@ -176,8 +186,20 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
     say('== editing the central database');
     for (const line of await editRemote(remote)) say(`  ${line}`);
     await remote.end();
+    say();
+    say('== plan: the changes the next sync makes, row by row (nothing written)');
+    const { value: plan } = await captureStdout(
+      () => handler({ siteId: SITE_ID, action: 'plan' }, localContext()) as Promise<SyncResult>,
+    );
+    say(formatPlan(plan));
     await sync('second sync: only the changes are written');
     await sync('third sync: nothing changed');
+    say();
+    say(`== check: ${NEW_SITE_ID} before its first run (changes nothing)`);
+    const { value: report } = await captureStdout(
+      () => handler({ siteId: NEW_SITE_ID, action: 'check' }, localContext()) as Promise<CheckReport>,
+    );
+    say(formatCheck(report));
     const onboarding = await sync(
       `onboarding ${NEW_SITE_ID} (tenant ${NEW_SITE_TENANT}): an empty database, its first scheduled run`,
       NEW_SITE_ID,

@@ -2,8 +2,17 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { type CredentialsSource, SecretsManagerCredentials, UrlCredentials } from '../credentials';
 import { MeterSyncError, UsageError } from '../errors';
-import { type MigrateResult, migrateSite, operationSettings, syncSite } from '../operations';
+import {
+  checkSite,
+  type MigrateResult,
+  migrateSite,
+  operationSettings,
+  planSite,
+  syncSite,
+} from '../operations';
 import { runDemo } from './demo';
+import { formatCheck } from './format-check';
+import { formatPlan } from './format-plan';
 import { formatResult } from './format-result';
 import { type Command, parseCommand, type SiteConnection, USAGE } from './parse-command';
 import { terminalProgress } from './progress';
@@ -74,6 +83,35 @@ async function execute(command: Command, io: CliIo, env: NodeJS.ProcessEnv): Pro
       io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatResult(result)}\n`);
       if (result.ok) return 0;
       return result.error && CONFIGURATION_CODES.has(result.error.code) ? 2 : 1;
+    }
+    case 'plan': {
+      const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
+      const result = await planSite(
+        credentialsFor(command.connection, env),
+        {
+          ...siteIdOf(command.connection),
+          ...(command.entities ? { entities: command.entities } : {}),
+          allowMassDelete: command.allowMassDelete,
+          maxChanges: command.maxChanges,
+        },
+        {
+          ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
+          ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
+        },
+      );
+      progress.done();
+      io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatPlan(result)}\n`);
+      if (result.ok) return 0;
+      return result.error && CONFIGURATION_CODES.has(result.error.code) ? 2 : 1;
+    }
+    case 'check': {
+      const report = await checkSite(
+        credentialsFor(command.connection, env),
+        siteIdOf(command.connection),
+        {},
+      );
+      io.stdout.write(`${command.json ? JSON.stringify(report, null, 2) : formatCheck(report)}\n`);
+      return report.ok ? 0 : 1;
     }
     case 'demo':
       await runDemo(io.stdout);

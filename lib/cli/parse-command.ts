@@ -2,7 +2,7 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultRegistry, type EntityRegistry } from '../entities';
 import { UsageError } from '../errors';
-import { SITE_ID_PATTERN } from '../event';
+import { DEFAULT_MAX_CHANGES, MAX_MAX_CHANGES, SITE_ID_PATTERN } from '../event';
 
 /** How the CLI reaches a site: its URLs (flags or environment), or its id and the function's secrets. */
 export type SiteConnection =
@@ -27,12 +27,24 @@ export type Command =
       timeoutMs?: number;
     }
   | { kind: 'migrate'; connection: SiteConnection; json: boolean }
+  | {
+      kind: 'plan';
+      connection: SiteConnection;
+      entities?: string[];
+      allowMassDelete: boolean;
+      maxChanges: number;
+      json: boolean;
+      timeoutMs?: number;
+    }
+  | { kind: 'check'; connection: SiteConnection; json: boolean }
   | { kind: 'demo' }
   | { kind: 'help' };
 
 export const USAGE = `usage:
   meter-sync sync    SITE [--entities a,b] [--dry-run] [--allow-mass-delete] [--timeout SECONDS] [--json]
   meter-sync migrate SITE [--json]
+  meter-sync plan    SITE [--entities a,b] [--max-changes N] [--allow-mass-delete] [--timeout SECONDS] [--json]
+  meter-sync check   SITE [--json]
   meter-sync demo
 SITE is one of:
   --site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]
@@ -41,7 +53,7 @@ SITE is one of:
   --remote URL --site URL --tenant ID      (migrate: --site URL alone)
       or METER_SYNC_REMOTE_URL, METER_SYNC_SITE_URL; a URL without a password takes it from
       PGPASSWORD or ~/.pgpass (PGPASSFILE), as psql does
-exit codes: 0 all ok, 1 an entity or the run failed or the site was locked,
+exit codes: 0 all ok, 1 an entity or the run failed or the site was locked (check: a check failed),
             2 bad usage or configuration (a refused login, a site not migrated, a missing secret)`;
 
 /** The environment variable that stands in for each URL flag. */
@@ -87,6 +99,15 @@ function timeout(value: string | undefined): number | undefined {
     );
   }
   return Math.round(seconds * 1000);
+}
+
+function maxChanges(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_MAX_CHANGES;
+  if (!/^\d{1,6}$/.test(value) || Number(value) < 1 || Number(value) > MAX_MAX_CHANGES)
+    throw new UsageError(
+      `--max-changes must be a whole number from 1 to ${MAX_MAX_CHANGES}, not ${JSON.stringify(value)}`,
+    );
+  return Number(value);
 }
 
 function entityList(value: string | undefined, registry: EntityRegistry): string[] | undefined {
@@ -215,6 +236,36 @@ export function parseCommand(
         json: values.json === true,
       };
     }
+    case 'plan': {
+      const { values } = parse(rest, {
+        ...CONNECTION_OPTIONS,
+        entities: { type: 'string' },
+        'max-changes': { type: 'string' },
+        'allow-mass-delete': { type: 'boolean' },
+        timeout: { type: 'string' },
+        json: { type: 'boolean' },
+      });
+      const connection = siteConnection(values as ConnectionValues, true, env);
+      const entities = entityList(values.entities as string | undefined, registry);
+      const timeoutMs = timeout(values.timeout as string | undefined);
+      return {
+        kind: 'plan',
+        connection,
+        ...(entities ? { entities } : {}),
+        allowMassDelete: values['allow-mass-delete'] === true,
+        maxChanges: maxChanges(values['max-changes'] as string | undefined),
+        json: values.json === true,
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      };
+    }
+    case 'check': {
+      const { values } = parse(rest, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } });
+      return {
+        kind: 'check',
+        connection: siteConnection(values as ConnectionValues, true, env),
+        json: values.json === true,
+      };
+    }
     case 'demo':
       parse(rest, {});
       return { kind: 'demo' };
@@ -224,6 +275,8 @@ export function parseCommand(
     case '-h':
       return { kind: 'help' };
     default:
-      throw new UsageError(`unknown command ${JSON.stringify(name)} (commands: sync, migrate, demo)`);
+      throw new UsageError(
+        `unknown command ${JSON.stringify(name)} (commands: sync, migrate, plan, check, demo)`,
+      );
   }
 }

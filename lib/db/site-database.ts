@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Client, escapeIdentifier } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import type { RowChange } from '../engine/sync-result';
 import type { EntityMetadata, ParentReference } from '../entities';
 import { SiteSchemaError } from '../errors';
 import { copyOut } from './copy-out';
@@ -18,6 +19,7 @@ import {
   type BucketFingerprint,
   type Buckets,
   bucketValues,
+  changeSql,
   deleteListed,
   fingerprintSql,
   type GoneParts,
@@ -51,6 +53,8 @@ export interface WriteCounts {
 /** A staged row a step skips, or a delete it skips, and why. */
 export interface SkippedRow {
   key: string;
+  /** The key's columns and their text, as `key` formats them. */
+  keyValues: Record<string, string | null>;
   reason: string;
 }
 
@@ -98,6 +102,10 @@ export interface KeyDiff {
 
 function temporaryName(purpose: string, e: ResolvedEntity): string {
   return `pg_temp.${escapeIdentifier(`meter_sync_${purpose}_${e.meta.name}`)}`;
+}
+
+function keyValuesOf(e: ResolvedEntity, row: Row): Record<string, string | null> {
+  return Object.fromEntries(e.meta.keyColumns.map((k) => [k, row[k] ?? null]));
 }
 
 function count(value: unknown): number {
@@ -170,12 +178,14 @@ export class SiteDatabase {
     return rows.map((row) => {
       const i = references.findIndex((_, n) => row[`m${n}`] === 't');
       const reference = references[i];
-      if (!reference) return { key: formatKey(e.meta.keyColumns, row), reason: 'parent missing' };
+      const keyValues = keyValuesOf(e, row);
+      if (!reference) return { key: formatKey(e.meta.keyColumns, row), keyValues, reason: 'parent missing' };
       const parentKey = Object.fromEntries(
         Object.entries(reference.columns).map(([c, k]) => [k, row[c] ?? null]),
       );
       return {
         key: formatKey(e.meta.keyColumns, row),
+        keyValues,
         reason: `parent missing: ${reference.entity} ${formatKey(Object.values(reference.columns), parentKey)}`,
       };
     });
@@ -198,6 +208,7 @@ export class SiteDatabase {
       gone: temporaryName('gone', e),
       added: temporaryName('added', e),
       pins: temporaryName('pins', e),
+      before: temporaryName('before', e),
     };
   }
 
@@ -297,7 +308,51 @@ export class SiteDatabase {
       values: [limit],
       types: TEXT_TYPES,
     });
-    return rows.map((row) => ({ key: formatKey(e.meta.keyColumns, row), reason: String(row.reason) }));
+    return rows.map((row) => ({
+      key: formatKey(e.meta.keyColumns, row),
+      keyValues: keyValuesOf(e, row),
+      reason: String(row.reason),
+    }));
+  }
+
+  // ---- a plan's row-level changes (sync-sql's changeSql) ----
+
+  /** Copies the site rows the apply may change, as they are before it (after each plan of the run). */
+  async captureBefore(e: ResolvedEntity, t: PlanTables): Promise<void> {
+    await this.client.query(planSql.drop([t.before]));
+    await this.client.query(changeSql.captureBefore(e, t));
+  }
+
+  /** After the apply: the rows it inserted, updated or deleted, in key order, `limit` at most. */
+  async listChanges(e: ResolvedEntity, t: PlanTables, limit: number): Promise<RowChange[]> {
+    return this.changes(e, changeSql.listChanges(e, t), limit);
+  }
+
+  /** An entity loaded straight into its empty table: every row an insert. */
+  async listLoaded(e: ResolvedEntity, limit: number): Promise<RowChange[]> {
+    return this.changes(e, changeSql.listLoaded(e), limit);
+  }
+
+  private async changes(e: ResolvedEntity, text: string, limit: number): Promise<RowChange[]> {
+    const { rows } = await this.client.query<Row>({ text, values: [limit], types: TEXT_TYPES });
+    const { keyColumns, columns } = e.meta;
+    return rows.map((row) => {
+      const key = Object.fromEntries(keyColumns.map((k, i) => [k, row[`k${i}`] ?? null]));
+      const was = row.was_present === 't';
+      const is = row.is_present === 't';
+      const values = columns.map((c, i) => ({
+        column: c,
+        site: was ? (row[`b${i}`] ?? null) : null,
+        remote: is ? (row[`a${i}`] ?? null) : null,
+      }));
+      const op = !was ? 'insert' : !is ? 'delete' : 'update';
+      const shown = op === 'update' ? values.filter((v) => v.site !== v.remote) : values;
+      return {
+        op,
+        key,
+        columns: Object.fromEntries(shown.map((v) => [v.column, { site: v.site, remote: v.remote }])),
+      };
+    });
   }
 
   // ---- fingerprints and regions (DESIGN §6) ----

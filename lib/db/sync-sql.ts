@@ -85,6 +85,8 @@ export const remoteSql = {
   setTenant: `SELECT set_config('${TENANT_SETTING}', $1, true)`,
   /** Streams the slice in COPY text format: the server's own text for every value. */
   copySlice: (meta: EntityMetadata) => `COPY (${remoteSlice(meta, TENANT_FROM_SETTING)}) TO STDOUT`,
+  /** The slice in no order (to count or probe it); `$1` is the tenant id. */
+  slice: (meta: EntityMetadata) => remoteSlice(meta, '$1::integer'),
   /** The slice as rows, in key order; `$1` is the tenant id. */
   selectSlice: (meta: EntityMetadata) =>
     `SELECT * FROM (${remoteSlice(meta, '$1::integer')}) AS slice ORDER BY ${list(meta.keyColumns)}`,
@@ -179,6 +181,8 @@ export interface PlanTables {
   readonly gone: string;
   readonly added: string;
   readonly pins: string;
+  /** A plan's copy of the site rows the apply may change, as they were (changeSql). */
+  readonly before: string;
 }
 
 /** How the plan of a child sees one of its parents. */
@@ -343,6 +347,57 @@ export const planSql = {
   samplePinned: (e: ResolvedEntity, t: PlanTables) =>
     `SELECT ${list(e.meta.keyColumns)}, pinned AS reason FROM ${t.gone}
      WHERE pinned IS NOT NULL AND NOT bounce AND NOT staged ORDER BY ${list(e.meta.keyColumns)} LIMIT $1`,
+};
+
+// ---- site: a plan's row-level changes (the `plan` operation) ----------------------------------
+
+/** The aliases of a change row: key `k<i>`, column values `b<i>` before (in `before`), `a<i>` after. */
+const beforeKey = (i: number) => q(`k${i}`);
+const beforeColumn = (i: number) => q(`b${i}`);
+
+export const changeSql = {
+  /**
+   * Copies, before the apply, the site rows it may change: those of staged keys (upserts) and of
+   * the plan's `gone` rows (deletes). Bounded by the change: rows proved equal are not touched.
+   * Typed values, so that they are listed in the server's output text, as the site holds them.
+   */
+  captureBefore: (e: ResolvedEntity, t: PlanTables) => {
+    const keys = e.meta.keyColumns;
+    const select = `SELECT ${keys.map((k, i) => `t.${q(k)} AS ${beforeKey(i)}`).join(', ')}, ${e.meta.columns.map((c, i) => `t.${q(c)} AS ${beforeColumn(i)}`).join(', ')}
+      FROM ${e.table} AS t`;
+    return `CREATE TEMPORARY TABLE ${t.before} ON COMMIT DROP AS
+      ${select} WHERE (${list(keys, 't')}) IN (SELECT ${typedStageKeys(e, 's')} FROM ${e.stage} AS s)
+      UNION ALL
+      ${select} WHERE (${list(keys, 't')}) IN (SELECT ${list(keys, 'g')} FROM ${t.gone} AS g)
+        AND NOT EXISTS (SELECT 1 FROM ${e.stage} AS s WHERE ${keyMatch(e, 't', 's')})`;
+  },
+  /**
+   * After the apply (in the plan's rolled-back transaction): each key whose site row differs, as
+   * text (as the apply compares), from the one captured before; in key order, `$1` at most.
+   */
+  listChanges: (e: ResolvedEntity, t: PlanTables) => {
+    const keys = e.meta.keyColumns;
+    const before = e.meta.columns.map((_, i) => `b.${beforeColumn(i)}`);
+    const after = e.meta.columns.map((c) => `a.${q(c)}`);
+    const asText = (values: string[]) => values.map((v) => `${v}::text`).join(', ');
+    return `WITH keys AS (
+        SELECT ${keys.map((_, i) => beforeKey(i)).join(', ')} FROM ${t.before}
+        UNION
+        SELECT ${keys.map((k, i) => `s.${q(k)}::${e.types[k]} AS ${beforeKey(i)}`).join(', ')} FROM ${e.stage} AS s)
+      SELECT ${keys.map((_, i) => `c.${beforeKey(i)}`).join(', ')},
+        b.${beforeKey(0)} IS NOT NULL AS was_present, a.${q(keys[0]!)} IS NOT NULL AS is_present,
+        ${before.join(', ')}, ${after.map((a, i) => `${a} AS ${q(`a${i}`)}`).join(', ')}
+      FROM keys AS c
+        LEFT JOIN ${t.before} AS b ON ${keys.map((_, i) => `b.${beforeKey(i)} = c.${beforeKey(i)}`).join(' AND ')}
+        LEFT JOIN ${e.table} AS a ON ${keys.map((k, i) => `a.${q(k)} = c.${beforeKey(i)}`).join(' AND ')}
+      WHERE ROW(${asText(before)}) IS DISTINCT FROM ROW(${asText(after)})
+      ORDER BY ${keys.map((_, i) => `c.${beforeKey(i)}`).join(', ')} LIMIT $1`;
+  },
+  /** An entity loaded straight into its empty table: its rows are the inserts, in key order, `$1` at most. */
+  listLoaded: (e: ResolvedEntity) =>
+    `SELECT ${e.meta.keyColumns.map((k, i) => `${q(k)} AS ${beforeKey(i)}`).join(', ')}, false AS was_present, true AS is_present,
+       ${e.meta.columns.map((c, i) => `${q(c)} AS ${q(`a${i}`)}`).join(', ')}
+     FROM ${e.table} ORDER BY ${list(e.meta.keyColumns)} LIMIT $1`,
 };
 
 // ---- site: writes (shared by the staged engine and the row-level SyncDatabase functions) -----

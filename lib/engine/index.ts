@@ -9,5 +9,12 @@ export {
 } from './perform-sync';
 export { planSteps, type Step } from './plan-steps';
 export { createSyncDatabase, type EntityOperations, type SyncDatabase } from './sync-database';
-export type { EntityResult, EntityStatus, ErrorReport, RunStatus, SyncResult } from './sync-result';
+export type {
+  EntityResult,
+  EntityStatus,
+  ErrorReport,
+  RowChange,
+  RunStatus,
+  SyncResult,
+} from './sync-result';
 export { runStatus, totals } from './sync-result';

@@ -33,6 +33,7 @@ import {
   type EntityResult,
   type ErrorReport,
   emptyEntityResult,
+  type RowChange,
   runStatus,
   type SyncResult,
 } from './sync-result';
@@ -68,6 +69,11 @@ export interface SyncOptions {
   deadline?: number;
   /** A committing run deletes `sync_run` rows older than this many days (record-run.ts); none when absent. */
   syncRunRetentionDays?: number;
+  /**
+   * Plan: a dry run that also lists, per entity, the rows it would insert, update, delete or skip
+   * (`max` at most, in key order), read off the site as its rolled-back apply leaves it.
+   */
+  changes?: { max: number };
 }
 
 interface EntityState {
@@ -83,6 +89,10 @@ interface EntityState {
   siteRows?: number;
   /** What its steps do, once the run is planned. */
   plan?: EntityPlan;
+  /** Loaded straight into its empty table by the comparison. */
+  loaded?: boolean;
+  /** A plan's skipped rows, with their reasons (its upsert step finds them). */
+  skips?: SkippedRow[];
 }
 
 interface StepOutcome {
@@ -92,6 +102,12 @@ interface StepOutcome {
   unchanged?: number;
   skipped?: number;
   skippedRows?: SkippedRow[];
+}
+
+/** The skipped rows a result names; a plan lists them all (up to its limit) in `changes`. */
+function skippedSample(rows: readonly SkippedRow[]): Pick<EntityResult, 'skippedKeys' | 'skippedReasons'> {
+  const sample = rows.slice(0, SKIPPED_KEY_SAMPLE);
+  return { skippedKeys: sample.map((row) => row.key), skippedReasons: sample.map((row) => row.reason) };
 }
 
 function report(error: MeterSyncError): ErrorReport {
@@ -105,6 +121,10 @@ function checkOptions(options: SyncOptions): void {
   }
   if (maxDeleteRatio !== undefined && !(maxDeleteRatio >= 0 && maxDeleteRatio <= 1)) {
     throw new MeterSyncError('BAD_OPTIONS', 'maxDeleteRatio must be between 0 and 1');
+  }
+  const max = options.changes?.max;
+  if (max !== undefined && !(Number.isInteger(max) && max >= 1)) {
+    throw new MeterSyncError('BAD_OPTIONS', 'changes.max must be a whole number of at least 1');
   }
   if (options.deadline !== undefined && !Number.isFinite(options.deadline)) {
     throw new MeterSyncError('BAD_OPTIONS', 'deadline must be a time in epoch milliseconds');
@@ -122,8 +142,12 @@ class SyncRun {
   /** Entities outside the run (or not resolved in it) that the run's rows reference or are referenced by: their site tables. */
   private readonly outside = new Map<string, ResolvedEntity>();
 
+  /** A plan is a dry run. */
+  private readonly dryRun: boolean;
+
   constructor(private readonly options: SyncOptions) {
     checkOptions(options);
+    this.dryRun = options.dryRun === true || options.changes !== undefined;
     this.deadline = new RunDeadline(options.deadline);
     this.registry = options.registry ?? defaultRegistry;
     this.order = this.registry.select(options.entities).map((meta) => meta.name);
@@ -166,8 +190,9 @@ class SyncRun {
       remote = undefined;
       await this.applySteps(db);
       this.deadline.check();
+      if (this.options.changes) await this.listChanges(db, this.options.changes.max);
       const result = this.finish(runStatus(this.results()), this.results());
-      if (this.options.dryRun) {
+      if (this.dryRun) {
         await site.query('ROLLBACK');
       } else {
         await recordRun(site, result, this.options.syncRunRetentionDays);
@@ -309,6 +334,7 @@ class SyncRun {
         return;
       case 'loaded':
         state.settled = true;
+        state.loaded = true;
         Object.assign(state.result, { remoteRows: comparison.rows, inserted: comparison.rows });
         return;
       case 'staged':
@@ -398,6 +424,7 @@ class SyncRun {
     let outcomes: (StepOutcome | undefined)[] = [];
     await db.preferKeyProbes();
     await this.plan(db);
+    await this.captureBefore(db);
     await db.client.query('SAVEPOINT apply');
     let i = 0;
     while (i < steps.length) {
@@ -430,6 +457,7 @@ class SyncRun {
         }
         await db.client.query('ROLLBACK TO SAVEPOINT apply');
         await this.plan(db);
+        await this.captureBefore(db);
         await db.client.query('SAVEPOINT apply');
         outcomes = [];
         i = 0;
@@ -444,8 +472,8 @@ class SyncRun {
       const { skippedRows, ...counts } = outcome;
       Object.assign(state.result, counts);
       if (skippedRows && skippedRows.length > 0) {
-        state.result.skippedKeys = skippedRows.map((row) => row.key);
-        state.result.skippedReasons = skippedRows.map((row) => row.reason);
+        Object.assign(state.result, skippedSample(skippedRows));
+        state.skips = skippedRows;
       }
     });
     for (const state of this.states.values()) {
@@ -476,9 +504,11 @@ class SyncRun {
       return { deleted: removed - counts.bounces };
     }
     const { total, applicable } = await db.countApplicable(e, parents);
-    const skippedRows = total > applicable ? await db.sampleSkipped(e, parents, SKIPPED_KEY_SAMPLE) : [];
-    if (counts.pinnedUnstaged > 0 && skippedRows.length < SKIPPED_KEY_SAMPLE)
-      skippedRows.push(...(await db.samplePinned(e, plan.tables, SKIPPED_KEY_SAMPLE - skippedRows.length)));
+    // A plan lists one more than it shows, to know that it left some out.
+    const sample = this.options.changes ? this.options.changes.max + 1 : SKIPPED_KEY_SAMPLE;
+    const skippedRows = total > applicable ? await db.sampleSkipped(e, parents, sample) : [];
+    if (counts.pinnedUnstaged > 0 && skippedRows.length < sample)
+      skippedRows.push(...(await db.samplePinned(e, plan.tables, sample - skippedRows.length)));
     const { inserted, updated } = await this.upsert(db, e, parents);
     // Bounced rows were deleted and are inserted again: on the site they are updated or unchanged.
     // Pinned rows stay as they are: unchanged, and their deletes skipped.
@@ -504,6 +534,37 @@ class SyncRun {
       await db.client.query('ROLLBACK TO SAVEPOINT upsert_step');
       const key = await findRejectedRow(db.client, e, applicableRows(e, parents));
       throw key === undefined ? error : new MeterSyncError(error.code, error.message, key);
+    }
+  }
+
+  /** A plan keeps the site rows the apply may change as they were, to list the changes after it. */
+  private async captureBefore(db: SiteDatabase): Promise<void> {
+    if (!this.options.changes) return;
+    for (const state of this.states.values()) {
+      if (this.active(state) && state.plan) await db.captureBefore(state.resolved!, state.plan.tables);
+    }
+  }
+
+  /**
+   * A plan's row-level changes, read off the site as the apply left it (the transaction then rolls
+   * back): what differs from the rows captured before it, then the skips. `max` per entity.
+   */
+  private async listChanges(db: SiteDatabase, max: number): Promise<void> {
+    for (const state of this.states.values()) {
+      const result = state.result;
+      let changes: RowChange[] = [];
+      if (!state.failed && state.resolved) {
+        if (state.loaded) changes = await db.listLoaded(state.resolved, max + 1);
+        else if (this.active(state) && state.plan)
+          changes = await db.listChanges(state.resolved, state.plan.tables, max + 1);
+      }
+      const skips = (state.skips ?? []).map(
+        (row): RowChange => ({ op: 'skip', key: row.keyValues, reason: row.reason }),
+      );
+      const all = [...changes.slice(0, max), ...skips].slice(0, max);
+      const total = result.inserted + result.updated + result.deleted + result.skipped;
+      result.changes = all;
+      result.changesTruncated = total > all.length;
     }
   }
 
@@ -548,7 +609,7 @@ class SyncRun {
       status,
       ...(this.options.siteId !== undefined ? { siteId: this.options.siteId } : {}),
       tenantId: this.options.tenantId,
-      dryRun: this.options.dryRun === true,
+      dryRun: this.dryRun,
       startedAt: this.startedAt.toISOString(),
       durationMs: Math.round(performance.now() - this.t0),
       entities,

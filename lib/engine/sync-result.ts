@@ -27,6 +27,20 @@ export interface EntityResult {
    */
   skippedKeys?: string[];
   skippedReasons?: string[];
+  /** A plan's row-level changes (`maxChanges` at most), in key order; the skips after them. */
+  changes?: RowChange[];
+  /** More changes than `changes` lists: the counts say how many. */
+  changesTruncated?: boolean;
+}
+
+/** One row a run changes or skips, as a plan lists it: values are the site's text of them. */
+export interface RowChange {
+  op: 'insert' | 'update' | 'delete' | 'skip';
+  key: Record<string, string | null>;
+  /** insert: every column (site null); delete: every column (remote null); update: those that differ. */
+  columns?: Record<string, { site: string | null; remote: string | null }>;
+  /** Why a skip is one. */
+  reason?: string;
 }
 
 export interface SyncResult {

@@ -3,7 +3,11 @@ export { BadEventError } from './bad-event-error';
 export {
   ACTIONS,
   type Action,
+  type CheckRequest,
+  DEFAULT_MAX_CHANGES,
+  MAX_MAX_CHANGES,
   type MigrateRequest,
+  type PlanRequest,
   parseSiteRequest,
   SITE_ID_PATTERN,
   type SiteRequest,

@@ -1,6 +1,7 @@
 /**
  * The site operation a Lambda event asks for (DESIGN §4): `{ siteId, action?, entities?, dryRun?,
- * allowMassDelete? }`, `action` being `sync` (the default) or `migrate`, as an EventBridge
+ * allowMassDelete?, maxChanges? }`, `action` being `sync` (the default), `migrate`, `plan` or
+ * `check`, as an EventBridge
  * Scheduler input or an `aws lambda invoke` payload, or in the `detail` of an EventBridge rule
  * event. Validated strictly: an unknown field is a typo that would otherwise be ignored silently
  * (a misspelt `dryRun` must not turn a dry run into a real one), and a field the action does not
@@ -23,20 +24,41 @@ export interface MigrateRequest {
   siteId: string;
 }
 
-export type SiteRequest = SyncRequest | MigrateRequest;
+/** A plan: a dry run that lists its row-level changes, `maxChanges` at most per entity. */
+export interface PlanRequest {
+  action: 'plan';
+  siteId: string;
+  entities?: string[];
+  allowMassDelete: boolean;
+  maxChanges: number;
+}
 
-export const ACTIONS = ['sync', 'migrate'] as const;
+export interface CheckRequest {
+  action: 'check';
+  siteId: string;
+}
+
+export type SiteRequest = SyncRequest | MigrateRequest | PlanRequest | CheckRequest;
+
+export const ACTIONS = ['sync', 'migrate', 'plan', 'check'] as const;
+
+/** Changes a plan lists per entity by default, and at most: a bound on its memory and its answer. */
+export const DEFAULT_MAX_CHANGES = 100;
+export const MAX_MAX_CHANGES = 100_000;
 export type Action = (typeof ACTIONS)[number];
 
 /** The fields each action takes besides `siteId` and `action`. */
 const ACTION_FIELDS: Readonly<Record<Action, readonly string[]>> = {
   sync: ['entities', 'dryRun', 'allowMassDelete'],
   migrate: [],
+  plan: ['entities', 'allowMassDelete', 'maxChanges'],
+  check: [],
 };
 
 /** A site id is used in a secret name, a metric dimension and log keys: keep it a plain identifier. */
 export const SITE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
-const REQUEST_FIELDS = new Set(['siteId', 'action', 'entities', 'dryRun', 'allowMassDelete']);
+const OPTIONAL_FIELDS = ['entities', 'dryRun', 'allowMassDelete', 'maxChanges'] as const;
+const REQUEST_FIELDS = new Set(['siteId', 'action', ...OPTIONAL_FIELDS]);
 /** The fields EventBridge puts around a rule event's `detail`. */
 const ENVELOPE_FIELDS = new Set([
   'version',
@@ -99,6 +121,15 @@ function parseEntities(value: unknown, registry: EntityRegistry): string[] | und
   return [...seen];
 }
 
+function parseMaxChanges(value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_CHANGES;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_MAX_CHANGES)
+    throw new BadEventError(
+      `maxChanges must be a whole number from 1 to ${MAX_MAX_CHANGES}${typeof value === 'number' || typeof value === 'string' ? `, not ${quote(String(value))}` : ''}`,
+    );
+  return value;
+}
+
 function parseAction(value: unknown): Action {
   if (value === undefined) return 'sync';
   if (typeof value !== 'string' || !(ACTIONS as readonly string[]).includes(value))
@@ -130,12 +161,20 @@ export function parseSiteRequest(event: unknown, registry: EntityRegistry = defa
   }
   const action = parseAction(request.action);
   const allowed = ACTION_FIELDS[action];
-  for (const field of ['entities', 'dryRun', 'allowMassDelete']) {
+  for (const field of OPTIONAL_FIELDS) {
     if (request[field] !== undefined && !allowed.includes(field))
       throw new BadEventError(`${field} does not apply to action "${action}"`);
   }
-  if (action === 'migrate') return { action, siteId };
+  if (action === 'migrate' || action === 'check') return { action, siteId };
   const entities = parseEntities(request.entities, registry);
+  if (action === 'plan')
+    return {
+      action,
+      siteId,
+      ...(entities ? { entities } : {}),
+      allowMassDelete: optionalBoolean(request, 'allowMassDelete'),
+      maxChanges: parseMaxChanges(request.maxChanges),
+    };
   return {
     action,
     siteId,

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type SyncResult, totals } from '../engine';
-import type { MigrateResult } from '../operations';
+import type { CheckReport, MigrateResult, PlanResult } from '../operations';
 
 export function logSyncResult(logger: Logger, siteId: string, result: SyncResult): void {
   const { tenantId, dryRun } = result;
@@ -49,4 +49,39 @@ export function logMigrateResult(logger: Logger, siteId: string, result: Migrate
   if (result.status === 'failed') logger.error(message, { ...line, siteId });
   else if (result.status === 'locked') logger.warn(message, { ...line, siteId });
   else logger.info(message, { ...line, siteId });
+}
+
+/** The one log line of a plan: its status and counts per entity, never the rows it lists. */
+export function logPlanResult(logger: Logger, siteId: string, result: PlanResult): void {
+  const line = {
+    siteId,
+    tenantId: result.tenantId,
+    status: result.status,
+    durationMs: result.durationMs,
+    entities: result.entities.map(
+      ({ entity, status, inserted, updated, deleted, skipped, changesTruncated, error }) => ({
+        entity,
+        status,
+        inserted,
+        updated,
+        deleted,
+        skipped,
+        changesTruncated,
+        ...(error ? { error } : {}),
+      }),
+    ),
+    ...(result.error ? { error: result.error } : {}),
+  };
+  if (result.status === 'failed') logger.error(`plan ${result.status}`, line);
+  else logger.info(`plan ${result.status}`, line);
+}
+
+/** The one log line of a check: ok or not, and every check with its status and message. */
+export function logCheckReport(logger: Logger, siteId: string, report: CheckReport): void {
+  const failed = report.checks.filter((c) => c.status === 'fail').map((c) => c.name);
+  const warned = report.checks.filter((c) => c.status === 'warn').map((c) => c.name);
+  const line = { ...report, siteId, failed, warned };
+  if (!report.ok) logger.error(`check failed: ${failed.join(', ')}`, line);
+  else if (warned.length > 0) logger.warn(`check ok with warnings: ${warned.join(', ')}`, line);
+  else logger.info('check ok', line);
 }

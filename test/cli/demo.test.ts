@@ -12,7 +12,10 @@ describe('meter-sync demo', () => {
     // A child process, as `npm run demo` runs it: the embedded server is an ES module jest cannot load.
     const { stdout } = await run(process.execPath, [BIN, 'demo'], { timeout: 120_000 });
 
-    const tables = stdout.split('== ').filter((part) => part.includes('meter-sync · site demo-site'));
+    const parts = stdout.split('== ');
+    const tables = parts.filter(
+      (part) => part.includes('meter-sync · site demo-site') && !part.startsWith('plan:'),
+    );
     expect(tables).toHaveLength(3);
     const rows = (table: string) =>
       table
@@ -31,6 +34,32 @@ describe('meter-sync demo', () => {
     expect(stdout).toContain(
       'skipped 1, e.g. device_id=100000006, register_id=200000001 (parent missing: register id=200000001)',
     );
+
+    // Before the second sync, its plan: one line a change, the same counts.
+    const plan = parts.find((part) => part.startsWith('plan:'))!;
+    expect(plan.split('\n').filter((line) => /^[-+~!] /.test(line))).toEqual([
+      expect.stringMatching(
+        /^~ meter id=100000004 {2}config: '.*"timeoutMs": 2000.*' -> '.*"timeoutMs": 3000.*', updated_at: /,
+      ),
+      '- meter id=100000005',
+      '+ meter id=100010001',
+      expect.stringMatching(
+        /^~ register id=100000002 {2}unit: 'kWh' -> 'Wh', scale: [\d.]+ -> 0\.001000, updated_at: /,
+      ),
+      '- device_register device_id=100000005, register_id=100000021',
+      '- device_register device_id=100000005, register_id=100000022',
+      '- device_register device_id=100000005, register_id=100000023',
+      '- device_register device_id=100000005, register_id=100000024',
+      '+ device_register device_id=100010001, register_id=100000001',
+      '! device_register device_id=100000006, register_id=200000001  skipped: parent missing: register id=200000001',
+    ]);
+    expect(plan).toContain('DRY RUN (nothing written)');
+
+    // Before it, a check of the new site: behind, and the next sync migrates it.
+    const check = parts.find((part) => part.startsWith('check: new-site'))!;
+    expect(check).toContain('meter-sync check · site new-site · tenant 2 · ok');
+    expect(check).toMatch(/^warn {2}site schema +no meter-sync schema \(version 0\)/m);
+    expect(check).toMatch(/^ok {4}tenant slice +tenant 2: 200 meter, 500 register, 800 device_register$/m);
 
     // The fourth run: a site nobody migrated, onboarded by its first run.
     const onboarding = stdout

@@ -52,9 +52,11 @@ describe('parseSiteRequest', () => {
       'bad event: dryRun does not apply to action "migrate"',
     );
     expect(rejection({ siteId: 'x', action: 'vacuum' })).toBe(
-      'bad event: action must be one of "sync", "migrate", not "vacuum"',
+      'bad event: action must be one of "sync", "migrate", "plan", "check", not "vacuum"',
     );
-    expect(rejection({ siteId: 'x', action: 1 })).toBe('bad event: action must be one of "sync", "migrate"');
+    expect(rejection({ siteId: 'x', action: 1 })).toBe(
+      'bad event: action must be one of "sync", "migrate", "plan", "check"',
+    );
   });
 
   it.each([
@@ -72,27 +74,27 @@ describe('parseSiteRequest', () => {
 
   it('names an action it does not know, in any case or type', () => {
     expect(rejection({ siteId: 'x', action: 'Migrate' })).toBe(
-      'bad event: action must be one of "sync", "migrate", not "Migrate"',
+      'bad event: action must be one of "sync", "migrate", "plan", "check", not "Migrate"',
     );
     expect(rejection({ siteId: 'x', action: '' })).toBe(
-      'bad event: action must be one of "sync", "migrate", not ""',
+      'bad event: action must be one of "sync", "migrate", "plan", "check", not ""',
     );
     expect(rejection({ siteId: 'x', action: null })).toBe(
-      'bad event: action must be one of "sync", "migrate"',
+      'bad event: action must be one of "sync", "migrate", "plan", "check"',
     );
     expect(rejection({ siteId: 'x', action: ['migrate'] })).toBe(
-      'bad event: action must be one of "sync", "migrate"',
+      'bad event: action must be one of "sync", "migrate", "plan", "check"',
     );
   });
 
   it('refuses an unknown field in a migrate request, as in a sync one', () => {
     expect(rejection({ siteId: 'x', action: 'migrate', force: true })).toBe(
-      'bad event: unknown field "force" (allowed: siteId, action, entities, dryRun, allowMassDelete)',
+      'bad event: unknown field "force" (allowed: siteId, action, entities, dryRun, allowMassDelete, maxChanges)',
     );
     expect(
       rejection({ 'detail-type': 'x', detail: { siteId: 'x', action: 'migrate', Action: 'sync' } }),
     ).toBe(
-      'bad event: unknown field "Action" in detail (allowed: siteId, action, entities, dryRun, allowMassDelete)',
+      'bad event: unknown field "Action" in detail (allowed: siteId, action, entities, dryRun, allowMassDelete, maxChanges)',
     );
   });
 
@@ -130,7 +132,7 @@ describe('parseSiteRequest', () => {
 
   it('names the first problem in one line', () => {
     expect(rejection({ siteId: 'x', dryrun: true })).toBe(
-      'bad event: unknown field "dryrun" (allowed: siteId, action, entities, dryRun, allowMassDelete)',
+      'bad event: unknown field "dryrun" (allowed: siteId, action, entities, dryRun, allowMassDelete, maxChanges)',
     );
     expect(rejection({ siteId: 'x', entities: ['meters'] })).toBe(
       'bad event: unknown entity "meters" (known: meter, register, device_register)',
@@ -159,5 +161,57 @@ describe('parseSiteRequest', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  describe('plan and check', () => {
+    it('reads a plan with its defaults, and with every field it takes', () => {
+      expect(parseSiteRequest({ siteId: 'plant-7', action: 'plan' })).toEqual({
+        action: 'plan',
+        siteId: 'plant-7',
+        allowMassDelete: false,
+        maxChanges: 100,
+      });
+      expect(
+        parseSiteRequest({
+          siteId: 'plant-7',
+          action: 'plan',
+          entities: ['register'],
+          allowMassDelete: true,
+          maxChanges: 100_000,
+        }),
+      ).toEqual({
+        action: 'plan',
+        siteId: 'plant-7',
+        entities: ['register'],
+        allowMassDelete: true,
+        maxChanges: 100_000,
+      });
+    });
+
+    it.each([0, -1, 100_001, 1.5, '10', null, true])('refuses maxChanges %j', (maxChanges) => {
+      expect(() => parseSiteRequest({ siteId: 'plant-7', action: 'plan', maxChanges })).toThrow(
+        /^bad event: maxChanges must be a whole number from 1 to 100000/,
+      );
+    });
+
+    it('refuses dryRun in a plan (always one) and maxChanges outside a plan', () => {
+      expect(() => parseSiteRequest({ siteId: 'plant-7', action: 'plan', dryRun: true })).toThrow(
+        'bad event: dryRun does not apply to action "plan"',
+      );
+      expect(() => parseSiteRequest({ siteId: 'plant-7', maxChanges: 5 })).toThrow(
+        'bad event: maxChanges does not apply to action "sync"',
+      );
+    });
+
+    it('reads a check, which takes the site id alone', () => {
+      expect(parseSiteRequest({ siteId: 'plant-7', action: 'check' })).toEqual({
+        action: 'check',
+        siteId: 'plant-7',
+      });
+      for (const field of ['entities', 'dryRun', 'allowMassDelete', 'maxChanges'])
+        expect(() => parseSiteRequest({ siteId: 'plant-7', action: 'check', [field]: ['meter'] })).toThrow(
+          `bad event: ${field} does not apply to action "check"`,
+        );
+    });
   });
 });

@@ -280,6 +280,76 @@ describe('sync handler: events', () => {
     expect(summary).toMatchObject({ dryRun: true, updated: 6 });
   });
 
+  it('plan action: lists the pending changes row by row, writes nothing, emits no metrics, logs one line', async () => {
+    // Arrange: the meter change of the earlier test is still pending.
+    givenSecrets();
+    const before = await fx.rows('site', 'meter', 'id');
+
+    // Act
+    const { result, lines } = await invoke(freshHandler(), {
+      siteId: SITE,
+      action: 'plan',
+      entities: ['meter'],
+      maxChanges: 4,
+    });
+
+    // Assert
+    const plan = result as unknown as SyncResult & { action: string };
+    expect(plan).toMatchObject({ ok: true, action: 'plan', dryRun: true });
+    expect(plan.entities[0]).toMatchObject({ entity: 'meter', updated: 6, changesTruncated: true });
+    expect(plan.entities[0]!.changes!.map((c) => c.op)).toEqual(['update', 'update', 'update', 'update']);
+    expect(await fx.rows('site', 'meter', 'id')).toEqual(before);
+    expect(metricDocuments(lines).filter((d) => !('ColdStart' in d.values))).toEqual([]);
+    const logged = logLines(lines).filter(
+      (l) => typeof l.message === 'string' && /^(plan|sync|meter)/.test(l.message),
+    );
+    expect(logged.map((l) => l.message)).toEqual(['plan ok']);
+    expect(logged[0]).toMatchObject({ entities: [{ entity: 'meter', updated: 6, changesTruncated: true }] });
+  });
+
+  it('check action: the preflight report of the site, no metrics, one log line', async () => {
+    // Arrange
+    givenSecrets();
+
+    // Act
+    const { result, lines } = await invoke(freshHandler(), { siteId: SITE, action: 'check' });
+
+    // Assert
+    const report = result as unknown as {
+      ok: boolean;
+      action: string;
+      checks: { name: string; status: string }[];
+    };
+    expect(report).toMatchObject({ ok: true, action: 'check', siteId: SITE, tenantId: 1 });
+    expect(Object.fromEntries(report.checks.map((c) => [c.name, c.status]))).toMatchObject({
+      'remote connection': 'ok',
+      'site connection': 'ok',
+      'remote read-only': 'ok',
+      // The test's remote role may write (it is granted ALL): least privilege says so.
+      'remote privileges': 'warn',
+      'site schema': 'ok',
+      'tenant slice': 'ok',
+      'site lock': 'ok',
+    });
+    expect(metricDocuments(lines).filter((d) => !('ColdStart' in d.values))).toEqual([]);
+    const logged = logLines(lines).filter(
+      (l) => typeof l.message === 'string' && l.message.startsWith('check'),
+    );
+    expect(logged.map((l) => l.message)).toEqual(['check ok with warnings: remote privileges']);
+  });
+
+  it.each([0, 100_001, 2.5, '10', null])(
+    'plan action with maxChanges %j is BAD_EVENT, before any secret is read',
+    async (maxChanges) => {
+      givenSecrets();
+      const reads = secretReads();
+      const { error } = await invoke(freshHandler(), { siteId: SITE, action: 'plan', maxChanges });
+      expect(error).toMatchObject({ code: 'BAD_EVENT' });
+      expect(error!.message).toMatch(/^bad event: maxChanges must be a whole number from 1 to 100000/);
+      expect(secretReads()).toBe(reads);
+    },
+  );
+
   it('then syncs the pending change for real', async () => {
     givenSecrets();
     const { result } = await invoke(freshHandler(), { siteId: SITE, allowMassDelete: false });
