@@ -674,12 +674,14 @@ export const sampleSql = {
   /**
    * The site table's size on disk, its row count as last estimated by the server (-1 before its
    * first ANALYZE) and its first and last first key (through the key's index): what sizes the
-   * sample and the buckets, never a result.
+   * sample and the buckets, never a result. ORDER BY, not min/max: every key type has a btree
+   * order, not every one an aggregate (there is no min(uuid)).
    */
   tableShape: (e: ResolvedEntity) => {
     const first = q(e.meta.keyColumns[0]!);
     return `SELECT pg_relation_size(c.oid) AS bytes, c.reltuples AS rows,
-      (SELECT min(${first}) FROM ${e.table})::text AS lo, (SELECT max(${first}) FROM ${e.table})::text AS hi
+      (SELECT ${first} FROM ${e.table} ORDER BY ${first} LIMIT 1)::text AS lo,
+      (SELECT ${first} FROM ${e.table} ORDER BY ${first} DESC LIMIT 1)::text AS hi
       FROM pg_class c WHERE c.oid = to_regclass($1)`;
   },
   /**
