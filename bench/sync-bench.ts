@@ -18,6 +18,7 @@ import { startEmbeddedServer } from '../lib/db/embedded-server';
 import { createRemoteSchema } from '../lib/db/remote-schema';
 import { applySiteMigrations } from '../lib/db/site-migrations';
 import { type EntityResult, performSync, type SyncResult } from '../lib/engine';
+import { type EntityMetadata, EntityRegistry } from '../lib/entities';
 import { ID_SPAN, seedRemote } from '../lib/seed/seed-remote';
 import { startByteCountingProxy } from './byte-counting-proxy';
 import { sampleRss } from './rss-sampler';
@@ -26,6 +27,24 @@ const BIG_TENANT = 1;
 const FLEET_TENANT = 4;
 /** The composite shape: meters, registers and their associations, each association two keys with parents. */
 const SHAPE_TENANT = 5;
+const UUID_TENANT = 6;
+
+/** The non-integer key shape: an entity keyed by uuid, defined here as metadata only (the fourth-entity rule). */
+const reading: EntityMetadata = {
+  name: 'reading',
+  table: 'reading',
+  keyColumns: ['id'],
+  columns: ['id', 'tenant_id', 'meter_ref', 'taken_at', 'value', 'note'],
+  tenantColumn: 'tenant_id',
+};
+const READING_TABLE = `CREATE TABLE reading (id uuid PRIMARY KEY, tenant_id integer NOT NULL, meter_ref bigint,
+  taken_at timestamptz NOT NULL, value numeric(18,6), note text)`;
+/** Rows `from`..`to` of `tenant`, their uuids spread over the key space by md5 (`salt` for new ones). */
+const readingRows = (tenant: number, from: number, to: number, salt = '') =>
+  `INSERT INTO reading SELECT md5('${salt}t${tenant}-' || i)::uuid, ${tenant}, i % 5000,
+     timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second', round((i % 100000) / 7.0, 6),
+     CASE WHEN i % 5 = 0 THEN NULL ELSE 'reading ' || i END
+   FROM generate_series(${from}, ${to}) AS i`;
 
 interface Measurement {
   ms: number;
@@ -53,15 +72,15 @@ const { values: args } = parseArgs({
     rows: { type: 'string', default: '1000000' },
     reps: { type: 'string', default: '3' },
     'enforce-targets': { type: 'boolean', default: false },
-    scenarios: { type: 'string', default: 'register,fleet,composite' },
+    scenarios: { type: 'string', default: 'register,fleet,composite,uuid' },
   },
 });
-/** Which groups run: `register` (scenarios 1-4), `fleet` (5), `composite` (6). */
+/** Which groups run: `register` (scenarios 1-4), `fleet` (5), `composite` (6), `uuid` (7). */
 const SCENARIOS = new Set(args.scenarios.split(','));
 for (const name of SCENARIOS)
-  if (!['register', 'fleet', 'composite'].includes(name)) {
+  if (!['register', 'fleet', 'composite', 'uuid'].includes(name)) {
     process.stderr.write(
-      `bench: unknown scenario group ${JSON.stringify(name)} (register, fleet, composite)\n`,
+      `bench: unknown scenario group ${JSON.stringify(name)} (register, fleet, composite, uuid)\n`,
     );
     process.exit(2);
   }
@@ -172,6 +191,11 @@ async function main(): Promise<void> {
         registersPerTenant: composite.registers,
         registersPerMeter: composite.perMeter,
       });
+    if (want('uuid')) {
+      await remote.query(READING_TABLE);
+      await remote.query(readingRows(UUID_TENANT, 1, ROWS));
+      await remote.query(readingRows(2, 1, Math.max(1, Math.round(ROWS / 10))));
+    }
     await remote.query('VACUUM ANALYZE');
     say(
       `seeded remote: tenant ${BIG_TENANT} ${ROWS} registers, tenants 2-3 ${others} registers each, tenant ${FLEET_TENANT} ${fleet.meters}/${fleet.registers}/${fleet.meters * fleet.perMeter} (${Date.now() - t} ms)`,
@@ -179,6 +203,10 @@ async function main(): Promise<void> {
     const site = await connect(siteUrl, 'site');
     await applySiteMigrations(site);
     await site.query('CREATE TABLE baseline_register (LIKE register INCLUDING ALL)');
+    if (want('uuid')) {
+      await site.query(READING_TABLE);
+      await site.query('CREATE TABLE baseline_reading (LIKE reading INCLUDING ALL)');
+    }
     const fleetSite = await connect(fleetUrl, 'site');
     await applySiteMigrations(fleetSite);
     const shapeSite = await connect(shapeUrl, 'site');
@@ -510,6 +538,118 @@ async function main(): Promise<void> {
         { pair: baselineRun },
       );
       report('5b. 3 entities, no change', fleetNone);
+    }
+
+    if (want('uuid')) {
+      // ---- 7. a non-integer key: 1M rows keyed by uuid, against a raw COPY pipe of its own slice --
+      say(`7. uuid key: ${ROWS} readings`);
+      const readings = new EntityRegistry([reading]);
+      const uuidPipe = async () => {
+        await baselineClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const source = baselineClient.query(
+          copyTo(`COPY (SELECT * FROM reading WHERE tenant_id = ${UUID_TENANT}) TO STDOUT`),
+        );
+        const sink = site.query(copyFrom('COPY baseline_reading FROM STDIN'));
+        await pipeline(source, sink);
+        await baselineClient.query('COMMIT');
+        check(sink.rowCount === ROWS, `uuid baseline copied ${sink.rowCount} rows`);
+        return `rows=${sink.rowCount}`;
+      };
+      const uuidBaselineRun = async () => {
+        await site.query('TRUNCATE baseline_reading');
+        await settle();
+        return (await measure(uuidPipe)).ms;
+      };
+      const uuidBaseline = await runs(
+        'uuid baseline COPY pipe',
+        async () => {
+          await site.query('TRUNCATE baseline_reading');
+        },
+        uuidPipe,
+      );
+      report('baseline: raw COPY pipe of the uuid slice', uuidBaseline, undefined, uuidBaseline.bytes);
+      const uuidReport = (
+        scenario: string,
+        r: Awaited<ReturnType<typeof runs>>,
+        target?: ScenarioReport['target'],
+      ) => report(scenario, r, target, uuidBaseline.bytes);
+      const uuidSync = () =>
+        performSync({
+          remote: remoteUrl,
+          site: siteUrl,
+          tenantId: UUID_TENANT,
+          registry: readings,
+          allowMassDelete: true,
+        });
+      uuidReport(
+        '7a. uuid, first load',
+        await runs(
+          'uuid first load',
+          async () => {
+            await site.query('TRUNCATE reading');
+          },
+          async () => `inserted=${expectCounts(await uuidSync(), 'reading', { inserted: ROWS }).inserted}`,
+          { pair: uuidBaselineRun },
+        ),
+        { ratio: 1.2, rssMb: 150 },
+      );
+      let uuidSalt = 0;
+      const uuidChurn = async (updates: number, inserts: number, deletes: number) => {
+        uuidSalt += 1;
+        const deleted = await remote.query(
+          `DELETE FROM reading WHERE id IN (SELECT id FROM reading WHERE tenant_id = $1 ORDER BY md5(id::text || $2) LIMIT $3)`,
+          [UUID_TENANT, `d${uuidSalt}`, deletes],
+        );
+        const updated = await remote.query(
+          `UPDATE reading SET value = value + 1 WHERE id IN (SELECT id FROM reading WHERE tenant_id = $1 ORDER BY md5(id::text || $2) LIMIT $3)`,
+          [UUID_TENANT, `u${uuidSalt}`, updates],
+        );
+        const inserted = await remote.query(readingRows(UUID_TENANT, 1, inserts, `new${uuidSalt}-`));
+        return {
+          updated: updated.rowCount ?? 0,
+          inserted: inserted.rowCount ?? 0,
+          deleted: deleted.rowCount ?? 0,
+        };
+      };
+      const uuidChurnRuns = (label: string, updates: number, inserts: number, deletes: number) => {
+        let expected = { updated: 0, inserted: 0, deleted: 0 };
+        return runs(
+          label,
+          async () => {
+            expected = await uuidChurn(updates, inserts, deletes);
+          },
+          async () => {
+            const e = expectCounts(await uuidSync(), 'reading', expected);
+            return `inserted=${e.inserted} updated=${e.updated} deleted=${e.deleted}`;
+          },
+          { pair: uuidBaselineRun },
+        );
+      };
+      const share = (p: number) => Math.max(1, Math.round(ROWS * p));
+      uuidReport(
+        '7b. uuid, 2% churn',
+        await uuidChurnRuns('uuid 2% churn', share(0.01), share(0.005), share(0.005)),
+        {
+          ratio: 0.6,
+          rssMb: 150,
+        },
+      );
+      uuidReport('7c. uuid, 10 rows changed', await uuidChurnRuns('uuid 10 rows', 4, 3, 3), {
+        ratio: 0.3,
+        bytes: 1_000_000,
+        rssMb: 150,
+      });
+      uuidReport(
+        '7d. uuid, nothing changed',
+        await runs(
+          'uuid no change',
+          async () => {},
+          async () =>
+            `unchanged=${expectCounts(await uuidSync(), 'reading', { inserted: 0, updated: 0, deleted: 0 }).unchanged}`,
+          { pair: uuidBaselineRun },
+        ),
+        { ratio: 0.25, bytes: 64 * 1024, rssMb: 150 },
+      );
     }
 
     if (want('composite')) {
