@@ -198,6 +198,36 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
   }
 }
 
+/** The options `sync` and `plan` share (a site, entities, the guard, a deadline, JSON), plus `more`. */
+function runCommand(
+  args: string[],
+  more: NonNullable<ParseArgsConfig['options']>,
+  registry: EntityRegistry,
+  env: NodeJS.ProcessEnv,
+) {
+  const { values } = parse(args, {
+    ...CONNECTION_OPTIONS,
+    entities: { type: 'string' },
+    'allow-mass-delete': { type: 'boolean' },
+    timeout: { type: 'string' },
+    json: { type: 'boolean' },
+    ...more,
+  });
+  const connection = siteConnection(values as ConnectionValues, true, env);
+  const entities = entityList(values.entities as string | undefined, registry);
+  const timeoutMs = timeout(values.timeout as string | undefined);
+  return {
+    values,
+    run: {
+      connection,
+      ...(entities ? { entities } : {}),
+      allowMassDelete: values['allow-mass-delete'] === true,
+      json: values.json === true,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    },
+  };
+}
+
 export function parseCommand(
   argv: readonly string[],
   registry: EntityRegistry = defaultRegistry,
@@ -206,26 +236,8 @@ export function parseCommand(
   const [name, ...rest] = argv;
   switch (name) {
     case 'sync': {
-      const { values } = parse(rest, {
-        ...CONNECTION_OPTIONS,
-        entities: { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        'allow-mass-delete': { type: 'boolean' },
-        timeout: { type: 'string' },
-        json: { type: 'boolean' },
-      });
-      const connection = siteConnection(values as ConnectionValues, true, env);
-      const entities = entityList(values.entities as string | undefined, registry);
-      const timeoutMs = timeout(values.timeout as string | undefined);
-      return {
-        kind: 'sync',
-        connection,
-        ...(entities ? { entities } : {}),
-        dryRun: values['dry-run'] === true,
-        allowMassDelete: values['allow-mass-delete'] === true,
-        json: values.json === true,
-        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-      };
+      const { values, run } = runCommand(rest, { 'dry-run': { type: 'boolean' } }, registry, env);
+      return { kind: 'sync', ...run, dryRun: values['dry-run'] === true };
     }
     case 'migrate': {
       const { remote: _remote, tenant: _tenant, ...options } = CONNECTION_OPTIONS;
@@ -237,26 +249,8 @@ export function parseCommand(
       };
     }
     case 'plan': {
-      const { values } = parse(rest, {
-        ...CONNECTION_OPTIONS,
-        entities: { type: 'string' },
-        'max-changes': { type: 'string' },
-        'allow-mass-delete': { type: 'boolean' },
-        timeout: { type: 'string' },
-        json: { type: 'boolean' },
-      });
-      const connection = siteConnection(values as ConnectionValues, true, env);
-      const entities = entityList(values.entities as string | undefined, registry);
-      const timeoutMs = timeout(values.timeout as string | undefined);
-      return {
-        kind: 'plan',
-        connection,
-        ...(entities ? { entities } : {}),
-        allowMassDelete: values['allow-mass-delete'] === true,
-        maxChanges: maxChanges(values['max-changes'] as string | undefined),
-        json: values.json === true,
-        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-      };
+      const { values, run } = runCommand(rest, { 'max-changes': { type: 'string' } }, registry, env);
+      return { kind: 'plan', ...run, maxChanges: maxChanges(values['max-changes'] as string | undefined) };
     }
     case 'check': {
       const { values } = parse(rest, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } });

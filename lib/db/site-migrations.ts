@@ -178,9 +178,9 @@ export async function applySiteMigrations(
 /** The site's schema version, 0 when meter-sync never migrated it. */
 export async function siteSchemaVersion(client: Client): Promise<number> {
   // Two statements: a query that names a missing table fails when parsed, whatever CASE guards it.
-  const { rows: exists } = await client.query<{ present: boolean }>(
-    `SELECT to_regclass('meter_sync_schema_migrations') IS NOT NULL AS present`,
-  );
+  const { rows: exists } = await client.query<{ present: boolean }>(siteSql.tableExists, [
+    'meter_sync_schema_migrations',
+  ]);
   if (!exists[0]?.present) return 0;
   const { rows } = await client.query<{ version: number }>(
     'SELECT coalesce(max(version), 0) AS version FROM meter_sync_schema_migrations',

@@ -1,25 +1,7 @@
 /** `meter-sync check` (issue 14 §2): the report printed, exit 0 without a failed check, 1 with one. */
-import { type CliIo, main } from '../../lib/cli/main';
+import { main } from '../../lib/cli/main';
+import { captureIo } from '../harness/capture-io';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
-
-function captureIo(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  const stream = (append: (s: string) => void) =>
-    ({
-      isTTY: false,
-      write: (chunk: string) => {
-        append(String(chunk));
-        return true;
-      },
-    }) as unknown as NodeJS.WriteStream;
-  return {
-    stdout: stream((s) => (out += s)),
-    stderr: stream((s) => (err += s)),
-    out: () => out,
-    err: () => err,
-  };
-}
 
 describe('meter-sync check', () => {
   let fx: SyncFixture;

@@ -4,9 +4,10 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { type CliIo, main } from '../../lib/cli/main';
+import { main } from '../../lib/cli/main';
 import { LATEST_SITE_SCHEMA_VERSION } from '../../lib/db/site-migrations';
 import type { SyncResult } from '../../lib/engine';
+import { captureIo } from '../harness/capture-io';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import { createTestDatabase, serverChecksPasswords } from '../harness/test-database';
 
@@ -15,25 +16,6 @@ const run = promisify(execFile);
 const SSL_REQUEST_CODE = 80_877_103;
 const PROTOCOL_3 = 196_608;
 const BIN = join(__dirname, '..', '..', 'bin', 'meter-sync.js');
-
-function captureIo(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  const stream = (append: (s: string) => void) =>
-    ({
-      isTTY: false,
-      write: (chunk: string) => {
-        append(String(chunk));
-        return true;
-      },
-    }) as unknown as NodeJS.WriteStream;
-  return {
-    stdout: stream((s) => (out += s)),
-    stderr: stream((s) => (err += s)),
-    out: () => out,
-    err: () => err,
-  };
-}
 
 describe('meter-sync usage errors', () => {
   /** A sync command complete but for what a case adds (its URLs are never reached). */

@@ -7,14 +7,17 @@
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, escapeIdentifier } from 'pg';
 import { LATEST_SITE_SCHEMA_VERSION } from '../../lib/db/site-migrations';
 import type { SyncResult } from '../../lib/engine';
 import { createLoginRole, type LoginRole } from '../functions/login-role';
-import { type SecretRequest, secretsManagerServer } from '../harness/secrets-manager-server';
+import {
+  fakeAwsEnvironment,
+  type SecretRequest,
+  secretsManagerServer,
+} from '../harness/secrets-manager-server';
 import { expectedSlice, siteContents } from '../harness/site-contents';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import {
@@ -103,10 +106,7 @@ describe('meter-sync by site id, through the function secrets', () => {
     requests = [];
     server = await secretsManagerServer(secrets, requests);
     awsEnv = {
-      AWS_REGION: 'eu-west-1',
-      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
-      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      ...fakeAwsEnvironment(server),
       // The SDK's notice that it will leave Node.js 20 (the machine's) behind, not this test's subject.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       REMOTE_SECRET_ID: 'meter-sync/remote',

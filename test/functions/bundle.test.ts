@@ -9,13 +9,16 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { builtinModules } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SyncResult } from '../../lib/engine';
 import { type BundleReport, buildSyncFunction } from '../../scripts/build';
-import { type SecretRequest, secretsManagerServer } from '../harness/secrets-manager-server';
+import {
+  fakeAwsEnvironment,
+  type SecretRequest,
+  secretsManagerServer,
+} from '../harness/secrets-manager-server';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import { serverUrl } from '../harness/test-database';
 import { logLines, metricDocuments } from '../observability/captured-output';
@@ -105,7 +108,6 @@ describe('the bundled sync function', () => {
 
   it('runs in plain node: a cold then a warm invocation against the databases, with Secrets Manager over HTTP', async () => {
     // Arrange
-    const { port } = server.address() as AddressInfo;
     const events = [
       { siteId: SITE },
       { siteId: SITE, entities: ['meter'], dryRun: true },
@@ -117,10 +119,7 @@ describe('the bundled sync function', () => {
       cwd: folder,
       env: {
         PATH: process.env.PATH ?? '',
-        AWS_REGION: 'eu-west-1',
-        AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
-        AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`,
+        ...fakeAwsEnvironment(server),
         AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
         AWS_LAMBDA_FUNCTION_NAME: 'meter-sync',
         REMOTE_SECRET_ID: 'meter-sync/remote',

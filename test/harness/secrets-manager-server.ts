@@ -4,6 +4,7 @@
  * setting (AWS_ENDPOINT_URL_SECRETS_MANAGER), signing with fake credentials.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 export interface SecretRequest {
   target: string | undefined;
@@ -49,4 +50,14 @@ export function secretsManagerServer(
     );
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** The SDK environment of a client that reaches this server: a region, fake keys it signs with, the endpoint. */
+export function fakeAwsEnvironment(server: Server): NodeJS.ProcessEnv {
+  return {
+    AWS_REGION: 'eu-west-1',
+    AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+  };
 }

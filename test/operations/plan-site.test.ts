@@ -4,34 +4,16 @@
  */
 import type { Client } from 'pg';
 import { startByteCountingProxy } from '../../bench/byte-counting-proxy';
-import { type CliIo, main } from '../../lib/cli/main';
+import { main } from '../../lib/cli/main';
 import { LocalCredentials } from '../../lib/credentials';
 import type { RowChange } from '../../lib/engine';
 import { planSite, syncSite } from '../../lib/operations';
 import { meterId, registerId, seedRemote } from '../../lib/seed/seed-remote';
+import { captureIo } from '../harness/capture-io';
 import { siteContents } from '../harness/site-contents';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 
 const SITE = 'plant-7';
-
-function captureIo(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  const stream = (append: (s: string) => void) =>
-    ({
-      isTTY: false,
-      write: (chunk: string) => {
-        append(String(chunk));
-        return true;
-      },
-    }) as unknown as NodeJS.WriteStream;
-  return {
-    stdout: stream((s) => (out += s)),
-    stderr: stream((s) => (err += s)),
-    out: () => out,
-    err: () => err,
-  };
-}
 
 describe('plan: the changes a sync would make, row by row', () => {
   let fx: SyncFixture;
