@@ -27,6 +27,9 @@ export const SESSION_SETTINGS: Readonly<Record<string, string>> = {
   // sorts every row and took twice as long as one process per side on two cores (DESIGN §6); and a
   // fleet of sync sessions should not take the central server's parallel workers from its own users.
   max_parallel_workers_per_gather: '0',
+  // The planner's costs of the hash expressions over a whole slice run past the JIT thresholds, and
+  // a compile took a quarter of a second of a statement that runs in half of one.
+  jit: 'off',
 };
 
 function startupOptions(role: DatabaseRole): string {

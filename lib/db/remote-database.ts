@@ -3,7 +3,7 @@
  * from the same snapshot and a write is impossible (DESIGN §3.1).
  */
 import { PassThrough, type Readable } from 'node:stream';
-import type { Client, QueryResultRow } from 'pg';
+import type { Client, QueryConfig, QueryResultRow } from 'pg';
 import type { EntityMetadata } from '../entities';
 import { toMeterSyncError } from '../errors';
 import { copyOut } from './copy-out';
@@ -75,10 +75,19 @@ export class RemoteSnapshot {
   }
 
   /** A query in the snapshot, under a savepoint so that a refused one leaves the snapshot usable. */
-  async query<R extends QueryResultRow>(sql: string, params: unknown[], label: string): Promise<R[]> {
+  query<R extends QueryResultRow>(sql: string, params: unknown[], label: string): Promise<R[]> {
+    return this.run<R>({ text: sql, values: params }, label);
+  }
+
+  /** `query`, every value as the server's text. */
+  queryText(sql: string, params: unknown[], label: string): Promise<Row[]> {
+    return this.run<Row>({ text: sql, values: params, types: TEXT_TYPES }, label);
+  }
+
+  private async run<R extends QueryResultRow>(config: QueryConfig, label: string): Promise<R[]> {
     await this.client.query('SAVEPOINT read_query');
     try {
-      const { rows } = await this.client.query<R>(sql, params);
+      const { rows } = await this.client.query<R>(config);
       await this.client.query('RELEASE SAVEPOINT read_query');
       return rows;
     } catch (error) {

@@ -80,11 +80,84 @@ function remoteSlice(meta: EntityMetadata, tenant: string): string {
   return `SELECT ${list(meta.columns)} FROM ${q(meta.table)} WHERE ${q(meta.tenantColumn!)} = ${tenant}`;
 }
 
+/** The entities' metadata by name: parents' slices are part of a child's first load. */
+export type MetadataLookup = (name: string) => EntityMetadata;
+
+/** `p.key = c.column` for each column pair of a parent reference, both sides as the remote has them. */
+function remoteReferenceMatch(reference: ParentReference, p: string, c: string): string {
+  return Object.entries(reference.columns)
+    .map(([child, key]) => `${p}.${q(key)} = ${c}.${q(child)}`)
+    .join(' AND ');
+}
+
+/**
+ * For a row `c<depth>` of a slice: each parent is in its own loadable slice. Semi-joins the remote
+ * hashes; aliases carry the depth, so that a grandparent's condition never names a child's row.
+ */
+function parentsInSlices(
+  meta: EntityMetadata,
+  metaOf: MetadataLookup,
+  tenant: string,
+  depth: number,
+): string {
+  return (meta.parents ?? [])
+    .map((reference) => {
+      const parent = loadableSlice(metaOf(reference.entity), metaOf, tenant, depth + 1);
+      return `EXISTS (SELECT 1 FROM (${parent}) AS p${depth} WHERE ${remoteReferenceMatch(reference, `p${depth}`, `c${depth}`)})`;
+    })
+    .join(' AND ');
+}
+
+/**
+ * The slice rows a first load of the entity and its parents keeps: those whose parents are all in
+ * what the first load of each parent keeps, read from the same snapshot (DESIGN §3.5).
+ */
+function loadableSlice(meta: EntityMetadata, metaOf: MetadataLookup, tenant: string, depth = 0): string {
+  const slice = remoteSlice(meta, tenant);
+  if ((meta.parents ?? []).length === 0) return slice;
+  return `SELECT * FROM (${slice}) AS c${depth} WHERE ${parentsInSlices(meta, metaOf, tenant, depth)}`;
+}
+
+/** Key columns and the columns that reference parents, each once, in that order. */
+function keyAndReferenceColumns(meta: EntityMetadata): string[] {
+  const references = (meta.parents ?? []).flatMap((p) => Object.keys(p.columns));
+  return [...new Set([...meta.keyColumns, ...references])];
+}
+
+/** Orders text by its bytes, whatever the database's collation: the same order on every server. */
+const byBytes = (columns: readonly string[], alias: string) =>
+  columns.map((c) => `${alias}.${q(c)} COLLATE "C"`).join(', ');
+
 export const remoteSql = {
   beginSnapshot: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
   setTenant: `SELECT set_config('${TENANT_SETTING}', $1, true)`,
   /** Streams the slice in COPY text format: the server's own text for every value. */
   copySlice: (meta: EntityMetadata) => `COPY (${remoteSlice(meta, TENANT_FROM_SETTING)}) TO STDOUT`,
+  /**
+   * A first load of an entity whose parents were all first loaded in the run: the slice rows whose
+   * parents that load kept, in COPY text format. The others are skipped; `sampleUnloadable` names some.
+   */
+  copyLoadable: (meta: EntityMetadata, metaOf: MetadataLookup) =>
+    `COPY (${loadableSlice(meta, metaOf, TENANT_FROM_SETTING)}) TO STDOUT`,
+  /**
+   * The slice rows that a first load skips: how many (`skipped`, on each row), and the first `$2`
+   * of them in the byte order of their keys' text, key and reference columns as text, and for each
+   * parent reference (`m0`, `m1`, …) whether its parent is missing. `$1` is the tenant id. One scan
+   * of the slice: each parent's slice is hashed once.
+   */
+  sampleUnloadable: (meta: EntityMetadata, metaOf: MetadataLookup) => {
+    const tenant = '$1::integer';
+    const missing = (meta.parents ?? []).map((reference, i) => {
+      const parent = loadableSlice(metaOf(reference.entity), metaOf, tenant, 1);
+      return `NOT EXISTS (SELECT 1 FROM (${parent}) AS p0 WHERE ${remoteReferenceMatch(reference, 'p0', 'x')}) AS m${i}`;
+    });
+    const columns = keyAndReferenceColumns(meta);
+    return `SELECT ${columns.map((c) => `x.${q(c)}::text AS ${q(c)}`).join(', ')}${missing.map((m) => `, ${m}`).join('')}, x.skipped
+      FROM (SELECT c0.*, count(*) OVER () AS skipped FROM (${remoteSlice(meta, tenant)}) AS c0
+            WHERE NOT (${parentsInSlices(meta, metaOf, tenant, 0)})
+            ORDER BY ${meta.keyColumns.map((k) => `c0.${q(k)}::text COLLATE "C"`).join(', ')} LIMIT $2) AS x
+      ORDER BY ${meta.keyColumns.map((k) => `x.${q(k)}::text COLLATE "C"`).join(', ')}`;
+  },
   /** The slice in no order (to count or probe it); `$1` is the tenant id. */
   slice: (meta: EntityMetadata) => remoteSlice(meta, '$1::integer'),
   /** The slice as rows, in key order; `$1` is the tenant id. */
@@ -119,6 +192,16 @@ export const siteSql = {
     return `ANALYZE ${e.stage} (${list([...new Set([...e.meta.keyColumns, ...references])])})`;
   },
   countRows: (e: ResolvedEntity) => `SELECT count(*) AS rows FROM ${e.table}`,
+  /** The table's foreign keys, as the server would write them again (`$1` the quoted table). */
+  foreignKeys: `SELECT conname AS name, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+    WHERE conrelid = to_regclass($1) AND contype = 'f' ORDER BY conname`,
+  dropConstraints: (e: ResolvedEntity, names: readonly string[]) =>
+    `ALTER TABLE ${e.table} ${names.map((name) => `DROP CONSTRAINT ${q(name)}`).join(', ')}`,
+  /** Each definition as `foreignKeys` read it: the server's own SQL, not a value. */
+  addConstraints: (e: ResolvedEntity, constraints: readonly { name: string; definition: string }[]) =>
+    `ALTER TABLE ${e.table} ${constraints.map((c) => `ADD CONSTRAINT ${q(c.name)} ${c.definition}`).join(', ')}`,
+  lockTimeout: `SELECT current_setting('lock_timeout') AS value`,
+  setLockTimeout: `SELECT set_config('lock_timeout', $1, true)`,
 };
 
 // ---- site: which staged rows a step applies ----------------------------------------------------
@@ -152,12 +235,11 @@ export const applySql = {
       const parent = parents(reference.entity);
       return `NOT EXISTS (SELECT 1 FROM ${parent.table} AS p WHERE ${referenceMatch(reference, parent, 'p', 'x', true)}) AS m${i}`;
     });
-    const references = [...new Set((e.meta.parents ?? []).flatMap((r) => Object.keys(r.columns)))];
-    return `SELECT ${list([...new Set([...keys, ...references])], 'x')}${missing.map((m) => `, ${m}`).join('')}
+    return `SELECT ${list(keyAndReferenceColumns(e.meta), 'x')}${missing.map((m) => `, ${m}`).join('')}
       FROM (SELECT s.* FROM ${e.stage} AS s
             WHERE NOT EXISTS (SELECT 1 FROM (${applicableRows(e, parents)}) AS a WHERE ${keys.map((k) => `a.${q(k)} = s.${q(k)}`).join(' AND ')})
-            ORDER BY ${list(keys, 's')} LIMIT $1) AS x
-      ORDER BY ${list(keys, 'x')}`;
+            ORDER BY ${byBytes(keys, 's')} LIMIT $1) AS x
+      ORDER BY ${byBytes(keys, 'x')}`;
   },
 };
 

@@ -1,7 +1,9 @@
 /**
  * Decides how much of an entity a run has to move, and stages exactly that (DESIGN §6):
  *
- * 1. An empty site table of an entity without parents is filled by a straight COPY pipe.
+ * 1. An empty site table is filled by a straight COPY pipe, when the entity has no parents or its
+ *    parents were all filled so in the run: the remote keeps back the rows whose parents that load
+ *    left out (orphans, rows of other tenants' parents), and names some of them.
  * 2. A large table with integer keys is sampled: a short key range compared key by key. Changes
  *    in it mean changes everywhere, and every key is compared at once (step 4, whole table).
  * 3. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes per
@@ -23,6 +25,7 @@ import { Readable } from 'node:stream';
 import { canMergeKeys, compareKeyHashesBySlot, keySlots, mergeKeyHashes } from '../db/key-hash-merge';
 import type { RemoteSnapshot } from '../db/remote-database';
 import type { SiteDatabase, TableShape } from '../db/site-database';
+import { parentMissing, type SkippedRow } from '../db/skipped-rows';
 import {
   type BucketFingerprint,
   type Buckets,
@@ -30,6 +33,7 @@ import {
   fingerprintSql,
   keySetting,
   MASK_SETTING,
+  type MetadataLookup,
   RANGES_HI_SETTING,
   RANGES_LO_SETTING,
   REGION_SETTING,
@@ -45,8 +49,16 @@ import {
 export type Comparison =
   /** Site and remote hold the same rows: nothing to apply. */
   | { readonly mode: 'equal'; readonly rows: number }
-  /** The site table was empty and has been filled straight from the remote. */
-  | { readonly mode: 'loaded'; readonly rows: number }
+  /**
+   * The site table was empty and has been filled straight from the remote: `rows` of the slice's
+   * `remoteRows`; the others lack a parent, and `skips` names the first of them.
+   */
+  | {
+      readonly mode: 'loaded';
+      readonly rows: number;
+      readonly remoteRows: number;
+      readonly skips: readonly SkippedRow[];
+    }
   /** `staged` remote rows are in the stage table; `knownEqual` site rows were proved equal. */
   | {
       readonly mode: 'staged';
@@ -99,6 +111,11 @@ interface CompareContext {
   tenantId: number;
   /** Stage the whole slice, proving nothing equal (a first load the site refused, staged to find the row). */
   stageAll?: boolean;
+  /** Whether an entity was filled straight from the remote in this run (mode `loaded`). */
+  loaded: (name: string) => boolean;
+  metaOf: MetadataLookup;
+  /** How many skipped rows a first load names. */
+  skipSample: number;
 }
 
 function differingBuckets(
@@ -130,16 +147,38 @@ async function stageAll(ctx: CompareContext, e: ResolvedEntity, siteRows?: numbe
   };
 }
 
+/**
+ * A first load into the empty table. Its parents, if any, were loaded from the same snapshot, so
+ * the remote knows which rows their site tables hold: the slice's others are skipped.
+ */
+async function load(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
+  const { site, remote } = ctx;
+  const { meta } = e;
+  if ((meta.parents ?? []).length === 0) {
+    const rows = await remote.copyOut(remoteSql.copySlice(meta), meta.name, (stream) =>
+      site.loadDirect(e, stream),
+    );
+    return { mode: 'loaded', rows, remoteRows: rows, skips: [] };
+  }
+  const rows = await remote.copyOut(remoteSql.copyLoadable(meta, ctx.metaOf), meta.name, (stream) =>
+    site.loadDirect(e, stream),
+  );
+  const skipped = await remote.queryText(
+    remoteSql.sampleUnloadable(meta, ctx.metaOf),
+    [ctx.tenantId, ctx.skipSample],
+    meta.name,
+  );
+  const remoteRows = rows + Number(skipped[0]?.skipped ?? 0);
+  const skips = skipped.map((row) => parentMissing(meta, row));
+  return { mode: 'loaded', rows, remoteRows, skips };
+}
+
 export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
   const { site, remote } = ctx;
   if (ctx.stageAll) return stageAll(ctx, e);
   const name = e.meta.name;
-  if ((e.meta.parents ?? []).length === 0 && (await site.isEmpty(e))) {
-    const rows = await remote.copyOut(remoteSql.copySlice(e.meta), name, (stream) =>
-      site.loadDirect(e, stream),
-    );
-    return { mode: 'loaded', rows };
-  }
+  if ((e.meta.parents ?? []).every((p) => ctx.loaded(p.entity)) && (await site.isEmpty(e)))
+    return load(ctx, e);
   const shape = await site.tableShape(e);
   if (await changedThroughout(ctx, e, shape)) return mergeKeys(ctx, e, { kind: 'all' }, shape);
 

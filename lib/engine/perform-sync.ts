@@ -323,7 +323,15 @@ class SyncRun {
     { stageAll = false } = {},
   ): Promise<void> {
     const comparison = await compareEntity(
-      { site: db, remote: snapshot, tenantId: this.options.tenantId, stageAll },
+      {
+        site: db,
+        remote: snapshot,
+        tenantId: this.options.tenantId,
+        stageAll,
+        loaded: (name) => this.states.get(name)?.loaded === true,
+        metaOf: (name) => this.registry.get(name),
+        skipSample: this.skipSample(),
+      },
       e,
     );
     switch (comparison.mode) {
@@ -335,7 +343,15 @@ class SyncRun {
       case 'loaded':
         state.settled = true;
         state.loaded = true;
-        Object.assign(state.result, { remoteRows: comparison.rows, inserted: comparison.rows });
+        Object.assign(state.result, {
+          remoteRows: comparison.remoteRows,
+          inserted: comparison.rows,
+          skipped: comparison.remoteRows - comparison.rows,
+        });
+        if (comparison.skips.length > 0) {
+          Object.assign(state.result, skippedSample(comparison.skips));
+          state.skips = [...comparison.skips];
+        }
         return;
       case 'staged':
         state.resolved = { ...e, region: comparison.region };
@@ -504,8 +520,7 @@ class SyncRun {
       return { deleted: removed - counts.bounces };
     }
     const { total, applicable } = await db.countApplicable(e, parents);
-    // A plan lists one more than it shows, to know that it left some out.
-    const sample = this.options.changes ? this.options.changes.max + 1 : SKIPPED_KEY_SAMPLE;
+    const sample = this.skipSample();
     const skippedRows = total > applicable ? await db.sampleSkipped(e, parents, sample) : [];
     if (counts.pinnedUnstaged > 0 && skippedRows.length < sample)
       skippedRows.push(...(await db.samplePinned(e, plan.tables, sample - skippedRows.length)));
@@ -519,6 +534,11 @@ class SyncRun {
       skipped: total - applicable + counts.pinnedUnstaged,
       skippedRows,
     };
+  }
+
+  /** How many skipped rows a step names. A plan lists one more than it shows, to know that it left some out. */
+  private skipSample(): number {
+    return this.options.changes ? this.options.changes.max + 1 : SKIPPED_KEY_SAMPLE;
   }
 
   /** The upsert of a step. The server does not always say which row it refused: then it is looked for. */
