@@ -25,7 +25,9 @@ import {
   fingerprintSql,
   type GoneParts,
   INTEGER_TYPES,
+  keyAndReferenceColumns,
   type ParentLookup,
+  type ParentState,
   type PlannedParent,
   type PlanTables,
   planSql,
@@ -35,6 +37,7 @@ import {
   sampleSql,
   selectRows,
   siteSql,
+  skippedSql,
   unnestSource,
   unpackFingerprints,
   upsertFrom,
@@ -356,6 +359,62 @@ export class SiteDatabase {
       bucketValues(buckets),
     );
     return unpackFingerprints(rows[0]?.packed ?? null);
+  }
+
+  /**
+   * `bucketFingerprints` of the table and the skips the site remembers that still stand, with how
+   * many of those each bucket holds.
+   */
+  async bucketFingerprintsWithSkips(
+    e: ResolvedEntity,
+    buckets: Buckets,
+    parents: ParentState,
+  ): Promise<{ fingerprints: Map<number, BucketFingerprint>; remembered: Map<number, number> }> {
+    const { rows } = await this.client.query(fingerprintSql.siteBucketsWithSkips(e, buckets.kind, parents), [
+      ...bucketValues(buckets),
+      e.meta.name,
+    ]);
+    const remembered = new Map<number, number>();
+    for (const entry of String(rows[0]?.remembered ?? '').split(',')) {
+      const [b, r] = entry.split(':');
+      if (r !== undefined) remembered.set(Number(b), Number(r));
+    }
+    return { fingerprints: unpackFingerprints(rows[0]?.packed ?? null), remembered };
+  }
+
+  // ---- the skips the site remembers (sync-sql's skippedSql) ----
+
+  /** The first remembered skips outside `compared` that still stand, in the byte order of their keys. */
+  async sampleRemembered(
+    e: ResolvedEntity,
+    parents: ParentState,
+    compared: Region,
+    limit: number,
+  ): Promise<SkippedRow[]> {
+    const { rows } = await this.client.query<Row>({
+      text: skippedSql.sample(e, parents, compared),
+      values: [e.meta.name, limit],
+      types: TEXT_TYPES,
+    });
+    return rows.map((row) => parentMissing(e.meta, row));
+  }
+
+  /** After the entity's upsert: the skips of its compared region are the staged rows it skipped. */
+  async rememberSkips(e: ResolvedEntity, compared: Region, parents: ParentLookup): Promise<void> {
+    await this.client.query(skippedSql.forget(e, compared), [e.meta.name]);
+    await this.client.query(skippedSql.rememberStaged(e, parents), [e.meta.name]);
+  }
+
+  /** After a first load: its skips are those the remote listed (key and reference columns as text, and hash). */
+  async rememberLoadSkips(e: ResolvedEntity, rows: readonly Row[]): Promise<void> {
+    await this.client.query(skippedSql.forgetAll, [e.meta.name]);
+    if (rows.length === 0) return;
+    const columns = keyAndReferenceColumns(e.meta);
+    await this.client.query(skippedSql.rememberListed(e), [
+      e.meta.name,
+      ...columns.map((c) => rows.map((row) => row[c] ?? null)),
+      rows.map((row) => row.h),
+    ]);
   }
 
   /** The rows of some key-hash buckets, as a region. */

@@ -81,6 +81,19 @@ export const SITE_MIGRATIONS: readonly Migration[] = [
     sql: `CREATE INDEX sync_run_not_ok_started_at_idx ON sync_run (started_at DESC) WHERE status <> 'ok';
       CREATE INDEX sync_run_ok_started_at_idx ON sync_run (started_at DESC) WHERE status = 'ok';`,
   },
+  {
+    version: 4,
+    name: 'meter_sync_skipped_row: the remote rows the last runs skipped for want of a parent',
+    // Each entity's skipped rows by their key and reference columns, as text, with the row hash the
+    // fingerprints compare (sync-sql's skippedSql): so that an orphan on the remote does not make
+    // its bucket differ in every run.
+    sql: `CREATE TABLE meter_sync_skipped_row (
+        entity text NOT NULL,
+        row text[] NOT NULL,
+        hash bigint NOT NULL,
+        PRIMARY KEY (entity, row)
+      );`,
+  },
 ];
 
 export const LATEST_SITE_SCHEMA_VERSION = SITE_MIGRATIONS[SITE_MIGRATIONS.length - 1]!.version;

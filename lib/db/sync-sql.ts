@@ -27,6 +27,9 @@ export interface ResolvedEntity {
  */
 export type ParentLookup = (name: string) => ResolvedEntity;
 
+/** A parent as a child's comparison sees it: its site table, and whether the run staged rows of it (its upsert may bring them). */
+export type ParentState = (name: string) => { readonly entity: ResolvedEntity; readonly staged: boolean };
+
 export const TENANT_SETTING = 'meter_sync.tenant_id';
 // A sub-select, so that the server reads the setting once per statement instead of once per row.
 const TENANT_FROM_SETTING = `(SELECT current_setting('${TENANT_SETTING}')::integer)`;
@@ -119,7 +122,7 @@ function loadableSlice(meta: EntityMetadata, metaOf: MetadataLookup, tenant: str
 }
 
 /** Key columns and the columns that reference parents, each once, in that order. */
-function keyAndReferenceColumns(meta: EntityMetadata): string[] {
+export function keyAndReferenceColumns(meta: EntityMetadata): string[] {
   const references = (meta.parents ?? []).flatMap((p) => Object.keys(p.columns));
   return [...new Set([...meta.keyColumns, ...references])];
 }
@@ -141,19 +144,20 @@ export const remoteSql = {
     `COPY (${loadableSlice(meta, metaOf, TENANT_FROM_SETTING)}) TO STDOUT`,
   /**
    * The slice rows that a first load skips: how many (`skipped`, on each row), and the first `$2`
-   * of them in the byte order of their keys' text, key and reference columns as text, and for each
-   * parent reference (`m0`, `m1`, …) whether its parent is missing. `$1` is the tenant id. One scan
-   * of the slice: each parent's slice is hashed once.
+   * of them in the byte order of their keys' text, with key and reference columns as text, for each
+   * parent reference (`m0`, `m1`, …) whether its parent is missing, and the row's hash (`h`, as the
+   * fingerprints compute it) for the site to remember. `$1` is the tenant id. One scan of the slice.
    */
-  sampleUnloadable: (meta: EntityMetadata, metaOf: MetadataLookup) => {
+  unloadable: (e: ResolvedEntity, metaOf: MetadataLookup) => {
+    const { meta } = e;
     const tenant = '$1::integer';
     const missing = (meta.parents ?? []).map((reference, i) => {
       const parent = loadableSlice(metaOf(reference.entity), metaOf, tenant, 1);
       return `NOT EXISTS (SELECT 1 FROM (${parent}) AS p0 WHERE ${remoteReferenceMatch(reference, 'p0', 'x')}) AS m${i}`;
     });
     const columns = keyAndReferenceColumns(meta);
-    return `SELECT ${columns.map((c) => `x.${q(c)}::text AS ${q(c)}`).join(', ')}${missing.map((m) => `, ${m}`).join('')}, x.skipped
-      FROM (SELECT c0.*, count(*) OVER () AS skipped FROM (${remoteSlice(meta, tenant)}) AS c0
+    return `SELECT ${columns.map((c) => `x.${q(c)}::text AS ${q(c)}`).join(', ')}${missing.map((m) => `, ${m}`).join('')}, x.h, x.skipped
+      FROM (SELECT c0.*, ${rowHash(e, 'c0')} AS h, count(*) OVER () AS skipped FROM (${remoteSlice(meta, tenant)}) AS c0
             WHERE NOT (${parentsInSlices(meta, metaOf, tenant, 0)})
             ORDER BY ${meta.keyColumns.map((k) => `c0.${q(k)}::text COLLATE "C"`).join(', ')} LIMIT $2) AS x
       ORDER BY ${meta.keyColumns.map((k) => `x.${q(k)}::text COLLATE "C"`).join(', ')}`;
@@ -715,6 +719,24 @@ export const fingerprintSql = {
        FROM ${e.table} AS t) AS f
      GROUP BY b`),
   /**
+   * `siteBuckets` of the site table and the skips it remembers that still stand (`skippedSql`), so
+   * that a remote row skipped in an earlier run counts as the site's when it has not changed; and
+   * how many of those each bucket holds, as `b:r,…`. The entity's name follows the bucket values.
+   */
+  siteBucketsWithSkips: (e: ResolvedEntity, kind: Buckets['kind'], parents: ParentState) => {
+    const values = parameters(1, bucketValueCount(kind));
+    const name = `$${values.length + 1}`;
+    return packed(
+      `SELECT b, count(*) AS n, bit_xor(h) AS x, sum(r) AS r FROM (
+         SELECT ${bucketOf(e, 't', kind, values)} AS b, ${rowHash(e, 't')} AS h, 0 AS r FROM ${e.table} AS t
+         UNION ALL
+         SELECT ${bucketOf(e, 'm', kind, values)}, m.hash, 1 FROM (${rememberedRows(e, name)}) AS m
+         WHERE ${stillSkipped(e, parents, 'm')}) AS f
+       GROUP BY b`,
+      `, string_agg(b || ':' || r, ',') FILTER (WHERE r > 0) AS remembered`,
+    );
+  },
+  /**
    * The same of the remote slice (`$1` is the tenant id, then the `bucketValues`); with range
    * buckets also the slice's first and last key, so that the outer ranges have bounds.
    */
@@ -917,4 +939,92 @@ export const probeSql = {
   key: (e: ResolvedEntity, probe: string) =>
     `SELECT ${list(e.meta.keyColumns)} FROM ${probe} WHERE ${q(PROBE_ORDINAL)} = $1`,
   drop: (probe: string) => `DROP TABLE IF EXISTS ${probe}`,
+};
+
+// ---- site: the skips a site remembers (DESIGN §3.5, §6) -----------------------------------------
+
+/**
+ * A remote row skipped for want of a parent is not on the site, so without more its bucket would
+ * differ in every run, and a tenant with a few orphans spread over its associations would compare
+ * most of them every time. The site remembers each skipped row's key and reference columns (as
+ * text, in `keyAndReferenceColumns` order) and its row hash; the fingerprint counts a remembered
+ * skip as a site row while one of its parents is still missing. Nothing rests on the memory being
+ * right: a wrong entry makes its bucket differ, and the comparison of that bucket replaces it.
+ */
+export const SKIPPED_ROWS_TABLE = 'meter_sync_skipped_row';
+
+/** The remembered skips of `e` as rows typed as on the site, with `row` (as stored) and `hash`; `name` is the SQL of the entity's name. */
+function rememberedRows(e: ResolvedEntity, name: string): string {
+  const columns = keyAndReferenceColumns(e.meta);
+  return `SELECT ${columns.map((c, i) => `m.row[${i + 1}]::${e.types[c]} AS ${q(c)}`).join(', ')}, m.row, m.hash
+    FROM ${q(SKIPPED_ROWS_TABLE)} AS m WHERE m.entity = ${name}`;
+}
+
+/** For a reference of a row `m` (typed): its parent is on the site, or staged when `parents` says so. */
+function parentPresent(
+  reference: ParentReference,
+  parent: ResolvedEntity,
+  staged: boolean,
+  m: string,
+): string {
+  const onSite = `EXISTS (SELECT 1 FROM ${parent.table} AS p WHERE ${referenceMatch(reference, parent, 'p', m, false)})`;
+  if (!staged) return onSite;
+  const match = Object.entries(reference.columns)
+    .map(([child, key]) => `ps.${q(key)}::${parent.types[key]} = ${m}.${q(child)}`)
+    .join(' AND ');
+  return `(${onSite} OR EXISTS (SELECT 1 FROM ${parent.stage} AS ps WHERE ${match}))`;
+}
+
+/** True for a remembered skip `m` that still is one: a parent of it is neither on the site nor staged. */
+function stillSkipped(e: ResolvedEntity, parents: ParentState, m: string): string {
+  const present = (e.meta.parents ?? []).map((reference) => {
+    const { entity, staged } = parents(reference.entity);
+    return parentPresent(reference, entity, staged, m);
+  });
+  return present.length > 0 ? `NOT (${present.join(' AND ')})` : 'FALSE';
+}
+
+/** True for a remembered skip `m` (typed, not a site row) in a compared region. */
+function inCompared(e: ResolvedEntity, region: Region, m: string): string {
+  if (region.kind !== 'ranges') return inRegion(e, region, m);
+  return `EXISTS (SELECT 1 FROM ${region.table} AS g WHERE ${firstKey(e, m)} BETWEEN g.lo AND g.hi)`;
+}
+
+export const skippedSql = {
+  /**
+   * The first remembered skips (`$2` of them, in the byte order of their keys' text) that still
+   * stand, outside `compared`: key and reference columns as text, and `m0`, `m1`, … whether each
+   * parent is missing. `$1` is the entity's name.
+   */
+  sample: (e: ResolvedEntity, parents: ParentState, compared: Region) => {
+    const columns = keyAndReferenceColumns(e.meta);
+    const missing = (e.meta.parents ?? []).map((reference, i) => {
+      const { entity, staged } = parents(reference.entity);
+      return `NOT ${parentPresent(reference, entity, staged, 'm')} AS m${i}`;
+    });
+    return `SELECT ${columns.map((c) => `m.${q(c)}::text AS ${q(c)}`).join(', ')}, ${missing.join(', ')}
+      FROM (${rememberedRows(e, '$1')}) AS m
+      WHERE ${stillSkipped(e, parents, 'm')} AND NOT (${inCompared(e, compared, 'm')})
+      ORDER BY ${e.meta.keyColumns.map((k) => `m.${q(k)}::text COLLATE "C"`).join(', ')} LIMIT $2`;
+  },
+  /** Forgets the remembered skips of `e` in the region its comparison compared (`$1` its name): the run decides them again. */
+  forget: (e: ResolvedEntity, compared: Region) =>
+    `DELETE FROM ${q(SKIPPED_ROWS_TABLE)} AS d WHERE d.entity = $1 AND d.row IN (
+      SELECT m.row FROM (${rememberedRows(e, '$1')}) AS m WHERE ${inCompared(e, compared, 'm')})`,
+  /** Remembers the staged rows of `e` (`$1` its name) whose parents are not all on the site. */
+  rememberStaged: (e: ResolvedEntity, parents: ParentLookup) =>
+    `INSERT INTO ${q(SKIPPED_ROWS_TABLE)} (entity, row, hash)
+      SELECT $1, ARRAY[${list(keyAndReferenceColumns(e.meta), 's')}]::text[], ${rowHash(e, 's')}
+      FROM ${e.stage} AS s WHERE NOT (${parentsOnSite(e, parents)})
+      ON CONFLICT (entity, row) DO UPDATE SET hash = EXCLUDED.hash`,
+  /** Remembers rows given as one text array per key and reference column, then their hashes (`$1` the entity's name). */
+  rememberListed: (e: ResolvedEntity) => {
+    const columns = keyAndReferenceColumns(e.meta);
+    const arrays = [...columns.map((_, i) => `$${i + 2}::text[]`), `$${columns.length + 2}::bigint[]`];
+    return `INSERT INTO ${q(SKIPPED_ROWS_TABLE)} (entity, row, hash)
+      SELECT $1, ARRAY[${columns.map((_, i) => `u.c${i}`).join(', ')}]::text[], u.h
+      FROM unnest(${arrays.join(', ')}) AS u (${columns.map((_, i) => `c${i}`).join(', ')}, h)
+      ON CONFLICT (entity, row) DO UPDATE SET hash = EXCLUDED.hash`;
+  },
+  forgetAll: `DELETE FROM ${q(SKIPPED_ROWS_TABLE)} WHERE entity = $1`,
 };

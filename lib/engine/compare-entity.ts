@@ -34,6 +34,7 @@ import {
   keySetting,
   MASK_SETTING,
   type MetadataLookup,
+  type ParentState,
   RANGES_HI_SETTING,
   RANGES_LO_SETTING,
   REGION_SETTING,
@@ -47,8 +48,16 @@ import {
 } from '../db/sync-sql';
 
 export type Comparison =
-  /** Site and remote hold the same rows: nothing to apply. */
-  | { readonly mode: 'equal'; readonly rows: number }
+  /**
+   * Site and remote hold the same rows: nothing to apply. `skipped` remote rows are skips the site
+   * remembers from earlier runs that still stand; `skips` names the first of them.
+   */
+  | {
+      readonly mode: 'equal';
+      readonly rows: number;
+      readonly skipped: number;
+      readonly skips: readonly SkippedRow[];
+    }
   /**
    * The site table was empty and has been filled straight from the remote: `rows` of the slice's
    * `remoteRows`; the others lack a parent, and `skips` names the first of them.
@@ -67,7 +76,17 @@ export type Comparison =
       readonly knownEqual: number;
       /** The site table's rows when the comparison counted them (not when staging everything). */
       readonly siteRows?: number;
+      /**
+       * For an entity with parents: the region whose remembered skips the run decides again (the
+       * differing buckets), and how many outside it still stand, skipped again without staging.
+       */
+      readonly remembered?: RememberedSkips;
     };
+
+export interface RememberedSkips {
+  readonly compared: Region;
+  readonly kept: number;
+}
 
 /**
  * Buckets of the fingerprint: about `BUCKET_ROWS` rows each, so that a few changes narrow the
@@ -83,6 +102,11 @@ const BROAD_CHANGE_SHARE = 0.5;
 const SMALL_REGION_ROWS = 2_000;
 /** When more than this share of a region's rows changed, fetching by key costs more than it saves. */
 const MAX_FETCH_SHARE = 0.5;
+/**
+ * A first load remembers at most this many of the rows it skipped (more cost their transfer on
+ * every first load of a broken slice); the others are found again by the next run's comparison.
+ */
+const MAX_REMEMBERED_SKIPS = 100_000;
 /** The remote's work_mem for the sort of a merge, for the rest of the snapshot. */
 const REMOTE_SORT_MEMORY = '64MB';
 /** Differing keys kept in memory at most; beyond, the region is staged whole. */
@@ -116,6 +140,8 @@ interface CompareContext {
   metaOf: MetadataLookup;
   /** How many skipped rows a first load names. */
   skipSample: number;
+  /** The parents as the comparison of a child sees them: whether the skips the site remembers still stand. */
+  parents: ParentState;
 }
 
 function differingBuckets(
@@ -163,57 +189,75 @@ async function load(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison>
   const rows = await remote.copyOut(remoteSql.copyLoadable(meta, ctx.metaOf), meta.name, (stream) =>
     site.loadDirect(e, stream),
   );
-  const skipped = await remote.queryText(
-    remoteSql.sampleUnloadable(meta, ctx.metaOf),
-    [ctx.tenantId, ctx.skipSample],
+  const unloadable = await remote.queryText(
+    remoteSql.unloadable(e, ctx.metaOf),
+    [ctx.tenantId, Math.max(ctx.skipSample, MAX_REMEMBERED_SKIPS)],
     meta.name,
   );
-  const remoteRows = rows + Number(skipped[0]?.skipped ?? 0);
-  const skips = skipped.map((row) => parentMissing(meta, row));
+  await site.rememberLoadSkips(e, unloadable);
+  const remoteRows = rows + Number(unloadable[0]?.skipped ?? 0);
+  const skips = unloadable.slice(0, ctx.skipSample).map((row) => parentMissing(meta, row));
   return { mode: 'loaded', rows, remoteRows, skips };
+}
+
+/** A staged comparison of an entity with parents decides again the remembered skips of the region it compared. */
+function remembering(comparison: Comparison, e: ResolvedEntity, compared: Region, kept = 0): Comparison {
+  if (comparison.mode !== 'staged' || (e.meta.parents ?? []).length === 0) return comparison;
+  return { ...comparison, remembered: { compared, kept } };
 }
 
 export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
   const { site, remote } = ctx;
-  if (ctx.stageAll) return stageAll(ctx, e);
+  const all: Region = { kind: 'all' };
+  if (ctx.stageAll) return remembering(await stageAll(ctx, e), e, all);
   const name = e.meta.name;
+  const hasParents = (e.meta.parents ?? []).length > 0;
   if ((e.meta.parents ?? []).every((p) => ctx.loaded(p.entity)) && (await site.isEmpty(e)))
     return load(ctx, e);
   const shape = await site.tableShape(e);
-  if (await changedThroughout(ctx, e, shape)) return mergeKeys(ctx, e, { kind: 'all' }, shape);
+  if (await changedThroughout(ctx, e, shape)) return remembering(await mergeKeys(ctx, e, all, shape), e, all);
 
   // One scan on each side at once; equal buckets everywhere end it here, which is most runs.
   const buckets = chooseBuckets(shape);
-  const [siteBuckets, remoteRows] = await Promise.all([
-    site.bucketFingerprints(e, buckets),
+  const [siteSide, remoteRows] = await Promise.all([
+    hasParents
+      ? site.bucketFingerprintsWithSkips(e, buckets, ctx.parents)
+      : site.bucketFingerprints(e, buckets).then((fingerprints) => ({ fingerprints, remembered: new Map() })),
     remote.query<{ packed: string | null; lo: string | null; hi: string | null }>(
       fingerprintSql.remoteBuckets(e, buckets.kind),
       [ctx.tenantId, ...bucketValues(buckets)],
       name,
     ),
   ]);
+  const siteBuckets = siteSide.fingerprints;
+  const remembered = (b: number) => siteSide.remembered.get(b) ?? 0;
   const remoteBuckets = unpackFingerprints(remoteRows[0]?.packed ?? null);
-  const siteRows = [...siteBuckets.values()].reduce((total, f) => total + f.n, 0);
+  const allRemembered = [...siteSide.remembered.values()].reduce((total, r) => total + r, 0);
+  // The table's rows: the buckets count the remembered skips too.
+  const siteRows = [...siteBuckets.values()].reduce((total, f) => total + f.n, 0) - allRemembered;
   const differing = differingBuckets(siteBuckets, remoteBuckets);
-  if (differing.length === 0) return { mode: 'equal', rows: siteRows };
+  if (differing.length === 0) {
+    const skips =
+      allRemembered > 0 ? await site.sampleRemembered(e, ctx.parents, { kind: 'none' }, ctx.skipSample) : [];
+    return { mode: 'equal', rows: siteRows, skipped: allRemembered, skips };
+  }
 
+  const rememberedInRegion = differing.reduce((total, d) => total + remembered(d.b), 0);
   const counts = {
     siteRows,
-    siteInRegion: sum(differing, 'siteRows'),
+    siteInRegion: sum(differing, 'siteRows') - rememberedInRegion,
     remoteInRegion: sum(differing, 'remoteRows'),
   };
   const occupied = new Set([...siteBuckets.keys(), ...remoteBuckets.keys()]);
   const region: Region =
-    differing.length === occupied.size
-      ? { kind: 'all' }
-      : await bucketRegion(ctx, e, differing, buckets, remoteRows[0]);
+    differing.length === occupied.size ? all : await bucketRegion(ctx, e, differing, buckets, remoteRows[0]);
   // A few changes: their buckets' rows are fewer than the keys would be to compare.
-  if (
+  const staged =
     differing.length <= BROAD_CHANGE_SHARE * occupied.size &&
     Math.max(counts.siteInRegion, counts.remoteInRegion) <= SMALL_REGION_ROWS
-  )
-    return stageRegion(ctx, e, region, counts);
-  return compareKeys(ctx, e, region, shape, counts);
+      ? await stageRegion(ctx, e, region, counts)
+      : await compareKeys(ctx, e, region, shape, counts);
+  return remembering(staged, e, region, allRemembered - rememberedInRegion);
 }
 
 /** Key ranges of an integer first key column, when its values span less than this. */

@@ -24,7 +24,7 @@ import { schemaMismatch, siteSchemaVersion } from '../db/site-migrations';
 import { applicableRows, type ParentLookup, type ResolvedEntity } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
 import { CommitUnconfirmedError, MassDeleteGuardError, MeterSyncError, toMeterSyncError } from '../errors';
-import { compareEntity } from './compare-entity';
+import { compareEntity, type RememberedSkips } from './compare-entity';
 import { type EntityPlan, EntityPlanError, type PlanRole, planRun } from './plan-run';
 import { planSteps, relativesOf, type Step } from './plan-steps';
 import { recordRun } from './record-run';
@@ -93,6 +93,8 @@ interface EntityState {
   loaded?: boolean;
   /** A plan's skipped rows, with their reasons (its upsert step finds them). */
   skips?: SkippedRow[];
+  /** Skips the site remembers: the region whose skips the upsert step decides again, and those that stand outside it. */
+  remembered?: RememberedSkips;
 }
 
 interface StepOutcome {
@@ -331,6 +333,10 @@ class SyncRun {
         loaded: (name) => this.states.get(name)?.loaded === true,
         metaOf: (name) => this.registry.get(name),
         skipSample: this.skipSample(),
+        parents: (name) => {
+          const parent = this.states.get(name);
+          return { entity: this.parentLookup()(name), staged: parent !== undefined && this.active(parent) };
+        },
       },
       e,
     );
@@ -338,7 +344,14 @@ class SyncRun {
       case 'equal':
         state.settled = true;
         state.siteRows = comparison.rows;
-        Object.assign(state.result, { remoteRows: comparison.rows, unchanged: comparison.rows });
+        Object.assign(state.result, {
+          remoteRows: comparison.rows + comparison.skipped,
+          unchanged: comparison.rows,
+          skipped: comparison.skipped,
+        });
+        this.noteSkips(state, comparison.skips);
+        // Should the plan activate it, its remembered skips all still stand.
+        state.remembered = { compared: { kind: 'none' }, kept: comparison.skipped };
         return;
       case 'loaded':
         state.settled = true;
@@ -348,17 +361,23 @@ class SyncRun {
           inserted: comparison.rows,
           skipped: comparison.remoteRows - comparison.rows,
         });
-        if (comparison.skips.length > 0) {
-          Object.assign(state.result, skippedSample(comparison.skips));
-          state.skips = [...comparison.skips];
-        }
+        this.noteSkips(state, comparison.skips);
         return;
       case 'staged':
         state.resolved = { ...e, region: comparison.region };
         state.knownEqual = comparison.knownEqual;
         state.siteRows = comparison.siteRows;
-        state.result.remoteRows = comparison.staged + comparison.knownEqual;
+        state.remembered = comparison.remembered;
+        state.result.remoteRows =
+          comparison.staged + comparison.knownEqual + (comparison.remembered?.kept ?? 0);
     }
+  }
+
+  /** The skipped rows a result names, and a plan lists. */
+  private noteSkips(state: EntityState, skips: readonly SkippedRow[]): void {
+    if (skips.length === 0) return;
+    Object.assign(state.result, skippedSample(skips));
+    state.skips = [...skips];
   }
 
   /** The site tables children check their parents' rows in. */
@@ -423,9 +442,10 @@ class SyncRun {
     state.settled = false;
     state.knownEqual = rows;
     state.siteRows = rows;
+    state.skips = undefined;
     state.result = {
       ...emptyEntityResult(state.meta.name),
-      remoteRows: rows,
+      remoteRows: state.result.remoteRows,
       durationMs: state.result.durationMs,
     };
   }
@@ -521,17 +541,26 @@ class SyncRun {
     }
     const { total, applicable } = await db.countApplicable(e, parents);
     const sample = this.skipSample();
-    const skippedRows = total > applicable ? await db.sampleSkipped(e, parents, sample) : [];
+    const remembered = state.remembered;
+    const kept = remembered?.kept ?? 0;
+    let skippedRows = total > applicable ? await db.sampleSkipped(e, parents, sample) : [];
+    if (remembered && kept > 0) {
+      // The parents are as the run leaves them now: a remembered skip stands if one is not on the site.
+      const onSite = (name: string) => ({ entity: parents(name), staged: false });
+      const standing = await db.sampleRemembered(e, onSite, remembered.compared, sample);
+      skippedRows = firstByKey(e.meta.keyColumns, [...skippedRows, ...standing], sample);
+    }
     if (counts.pinnedUnstaged > 0 && skippedRows.length < sample)
       skippedRows.push(...(await db.samplePinned(e, plan.tables, sample - skippedRows.length)));
     const { inserted, updated } = await this.upsert(db, e, parents);
+    if (remembered) await db.rememberSkips(e, remembered.compared, parents);
     // Bounced rows were deleted and are inserted again: on the site they are updated or unchanged.
     // Pinned rows stay as they are: unchanged, and their deletes skipped.
     return {
       inserted: inserted - counts.bounces,
       updated: updated + counts.changedBounces,
       unchanged: applicable - inserted - updated + (counts.bounces - counts.changedBounces) + counts.pinned,
-      skipped: total - applicable + counts.pinnedUnstaged,
+      skipped: total - applicable + counts.pinnedUnstaged + kept,
       skippedRows,
     };
   }
@@ -636,6 +665,20 @@ class SyncRun {
       ...(error ? { error } : {}),
     };
   }
+}
+
+/** The first `limit` rows in the byte order of their keys' text, the order every skip sample is in. */
+function firstByKey(keys: readonly string[], rows: readonly SkippedRow[], limit: number): SkippedRow[] {
+  const bytes = (row: SkippedRow, key: string) => Buffer.from(row.keyValues[key] ?? '');
+  return [...rows]
+    .sort((a, b) => {
+      for (const key of keys) {
+        const order = Buffer.compare(bytes(a, key), bytes(b, key));
+        if (order !== 0) return order;
+      }
+      return 0;
+    })
+    .slice(0, limit);
 }
 
 /** Syncs one site; never throws for what goes wrong in the databases: the result says it. */

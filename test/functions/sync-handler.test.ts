@@ -792,6 +792,7 @@ describe('sync handler: site migrations', () => {
       'device_register',
       'meter',
       'meter_sync_schema_migrations',
+      'meter_sync_skipped_row',
       'register',
       'sync_run',
     ]);

@@ -4,12 +4,15 @@
  * to create tables (the migration the next sync applies).
  */
 import { type Client, escapeIdentifier } from 'pg';
+import { SKIPPED_ROWS_TABLE } from '../../db/sync-sql';
 import type { EntityMetadata } from '../../entities';
 import { type Check, check } from './check';
 
 /** What a run does to each table: entity rows are upserted and deleted; `sync_run` rows recorded and pruned. */
 const ENTITY_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 const SYNC_RUN_PRIVILEGES = ['SELECT', 'INSERT', 'DELETE'];
+/** The skips a site remembers are replaced as runs decide them again. */
+const SKIPPED_ROW_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 
 /** For each table that exists (`$1` names, `$2` quoted names), the privileges of `$3` it lacks. */
 const MISSING_TABLE_PRIVILEGES = `SELECT u.name,
@@ -49,6 +52,7 @@ export async function sitePrivilegesCheck(
   const found = [
     ...(await missingOn(client, tables, ENTITY_PRIVILEGES)),
     ...(await missingOn(client, ['sync_run'], SYNC_RUN_PRIVILEGES)),
+    ...(await missingOn(client, [SKIPPED_ROWS_TABLE], SKIPPED_ROW_PRIVILEGES)),
   ];
   const { rows } = await client.query<{
     role: string;
