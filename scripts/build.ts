@@ -1,7 +1,9 @@
 /**
  * `npm run build`: bundles the sync function into one file with esbuild, the deployable artifact
  * (dist/sync/index.js and its source map), and prints its size. Everything is bundled, the AWS SDK
- * included, so the artifact runs with no node_modules and pins the SDK version it was tested with.
+ * included, so the artifact runs with no node_modules and pins the SDK version it was tested with;
+ * only four links of the SDK's credential chain that Lambda never uses are left out
+ * (functions/sync/bundling.ts, shared with the CDK construct that deploys the function).
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -9,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { type BuildOptions, build, type Metafile } from 'esbuild';
+import { SYNC_ALIASES, SYNC_MAIN_FIELDS } from '../functions/sync/bundling';
 
 const ROOT = resolve(__dirname, '..');
 export const SYNC_ENTRY = join(ROOT, 'functions/sync/handler.ts');
@@ -21,6 +24,9 @@ export const SYNC_BUNDLE_OPTIONS: Readonly<BuildOptions> = {
   platform: 'node',
   target: 'node22',
   format: 'cjs',
+  // The AWS SDK's ES module builds (tree-shaken); the credential sources Lambda never has, left out.
+  mainFields: [...SYNC_MAIN_FIELDS],
+  alias: { ...SYNC_ALIASES },
   minify: true,
   sourcemap: true,
   // Stack traces need the mappings, not a second copy of every source file.
@@ -45,7 +51,9 @@ export interface BundleReport {
 
 function packageOf(path: string): string {
   const match = path.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/);
-  return match ? match[1]! : '(meter-sync)';
+  if (match) return match[1]!;
+  // Generated data rather than code: shown apart from the project's own code.
+  return path.endsWith('lib/db/rds-ca-certificates.ts') ? '(RDS CA certificates)' : '(meter-sync)';
 }
 
 function outputOf(metafile: Metafile, outfile: string): Metafile['outputs'][string] | undefined {

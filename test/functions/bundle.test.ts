@@ -7,8 +7,9 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { builtinModules } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -106,6 +107,10 @@ describe('the bundled sync function', () => {
     }
   });
 
+  it('stays within its budget of 650 KiB (issue 15)', () => {
+    expect(report.bytes).toBeLessThanOrEqual(650 * 1024);
+  });
+
   it('runs in plain node: a cold then a warm invocation against the databases, with Secrets Manager over HTTP', async () => {
     // Arrange
     const events = [
@@ -187,6 +192,66 @@ describe('the bundled sync function', () => {
     for (const password of [remoteRole.password, siteRole.password]) {
       expect(stdout).not.toContain(password);
       expect(stderr).not.toContain(password);
+    }
+  });
+
+  it('with no credentials in its environment, takes them from the container endpoint past the links not bundled', async () => {
+    // Arrange: what Lambda gives where it serves the role's credentials over HTTP instead.
+    const asked: (string | undefined)[] = [];
+    const endpoint = createServer((request, response) => {
+      asked.push(request.headers.authorization);
+      response.setHeader('content-type', 'application/json');
+      response.end(
+        JSON.stringify({
+          AccessKeyId: 'ASIACONTAINEREXAMPLE',
+          SecretAccessKey: 'container/secret/EXAMPLEKEY',
+          Token: 'container-session-token',
+          Expiration: new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...withoutKeys } = fakeAwsEnvironment(server);
+    const before = requests.length;
+    try {
+      // Act
+      const { stdout } = await run(
+        process.execPath,
+        ['runner.js', JSON.stringify([{ siteId: SITE, entities: ['meter'], dryRun: true }])],
+        {
+          cwd: folder,
+          env: {
+            PATH: process.env.PATH ?? '',
+            ...withoutKeys,
+            AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/role`,
+            AWS_CONTAINER_AUTHORIZATION_TOKEN: 'endpoint-token',
+            AWS_LAMBDA_FUNCTION_NAME: 'meter-sync',
+            REMOTE_SECRET_ID: 'meter-sync/remote',
+            SITE_SECRET_PREFIX: 'meter-sync/site/',
+          },
+        },
+      );
+
+      // Assert: the endpoint was asked once, and both secrets were read with what it gave.
+      const outcome = JSON.parse(
+        stdout
+          .split('\n')
+          .find((line) => line.startsWith('OUTCOME '))!
+          .slice(8),
+      );
+      expect(outcome.result).toMatchObject({ ok: true, dryRun: true, siteId: SITE });
+      expect(asked).toEqual(['endpoint-token']);
+      expect(
+        requests
+          .slice(before)
+          .map((r) => [r.secretId, r.signed])
+          .sort(),
+      ).toEqual([
+        ['meter-sync/remote', true],
+        [`meter-sync/site/${SITE}`, true],
+      ]);
+    } finally {
+      await new Promise((resolve) => endpoint.close(resolve));
     }
   });
 });

@@ -3,7 +3,7 @@
  * one schedule per site, every alarm with its metric, dimensions, threshold and missing-data
  * treatment, the dashboard, and cdk-nag. Two syntheses for the whole file (shared with beforeAll).
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { defaultRegistry } from '../../lib/entities';
@@ -127,6 +127,12 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
       const key: string = onlyResource(sync, 'AWS::Lambda::Function').Code.S3Key;
       const asset = join(synthesized.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`);
       expect(readdirSync(asset).sort()).toEqual(['index.js', 'index.js.map']);
+      // Bundled as `npm run build` does (functions/sync/bundling.ts): the SDK's ES module builds, without
+      // the credential sources Lambda never has (their STS and SSO clients), within the size budget.
+      const code = readFileSync(join(asset, 'index.js'), 'utf8');
+      expect(code).toContain("credentials are not in the sync function's bundle");
+      expect(code).not.toContain('sso-oidc');
+      expect(Buffer.byteLength(code)).toBeLessThanOrEqual(650 * 1024);
     });
   });
 
