@@ -428,7 +428,7 @@ export class SiteDatabase {
   /** The rows whose first key lies in some ranges (bounds as decimal text, inclusive), as a region. */
   async createRangeRegion(e: ResolvedEntity, lo: readonly string[], hi: readonly string[]): Promise<Region> {
     const table = temporaryName('ranges', e);
-    await this.client.query(fingerprintSql.createRangeTable(table), [lo, hi]);
+    await this.client.query(fingerprintSql.createRangeTable(e, table), [lo, hi]);
     await this.client.query(`ANALYZE ${table}`);
     return { kind: 'ranges', table };
   }
@@ -446,6 +446,12 @@ export class SiteDatabase {
     if (sample === undefined) return undefined;
     const keys = e.meta.keyColumns.map((_, i) => String(sample[`k${i}`]));
     return { lo: sample.lo, hi: sample.hi, rows: count(sample.rows), keys, hashes: sample.h };
+  }
+
+  /** The first keys of a sample of the table's pages (`percent` of them), sorted, as text. */
+  async sampleFirstKeys(e: ResolvedEntity, percent: number): Promise<string[]> {
+    const { rows } = await this.client.query<{ k: string }>(sampleSql.firstKeys(e), [percent]);
+    return rows.map((row) => row.k);
   }
 
   /**

@@ -597,19 +597,43 @@ export function rowHash(e: ResolvedEntity, alias: string): string {
  */
 export type Buckets =
   | { readonly kind: 'range'; readonly lo: bigint; readonly hi: bigint; readonly width: bigint }
+  /**
+   * `bounds`: for a uuid first key column, the site's keys cut at sorted bounds (taken from a
+   * sample of its pages): bucket b holds the keys from bounds[b - 1] up to, not including,
+   * bounds[b], the outer buckets open. Like ranges, a few buckets are then found through the index.
+   */
+  | { readonly kind: 'bounds'; readonly bounds: readonly string[] }
   | { readonly kind: 'hash'; readonly mask: number };
+
+/** The first key types bucketed by `bounds`: ordered the same on every server, whatever the collation. */
+export const BOUNDED_TYPES = new Set(['uuid']);
 
 /** The values a bucket expression takes as parameters or settings, in the order `bucketOf` uses them. */
 export function bucketValues(buckets: Buckets): string[] {
-  return buckets.kind === 'range'
-    ? [String(buckets.lo), String(buckets.hi), String(buckets.width)]
-    : [String(buckets.mask)];
+  switch (buckets.kind) {
+    case 'range':
+      return [String(buckets.lo), String(buckets.hi), String(buckets.width)];
+    case 'bounds':
+      return [`{${buckets.bounds.join(',')}}`];
+    case 'hash':
+      return [String(buckets.mask)];
+  }
 }
 
 /** The number of values `bucketValues` gives for a kind of buckets. */
 export const bucketValueCount = (kind: Buckets['kind']) => (kind === 'range' ? 3 : 1);
 
-/** The bucket of a row `alias`; `values` are SQL expressions of the `bucketValues`, each a bigint. */
+/** A uuid as the 128-bit number it is, and back: the bounds of a region's ranges are computed on. */
+export function uuidToBigInt(uuid: string): bigint {
+  return BigInt(`0x${uuid.replace(/-/g, '')}`);
+}
+
+export function bigIntToUuid(value: bigint): string {
+  const hex = value.toString(16).padStart(32, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The bucket of a row `alias`; `values` are SQL expressions of the `bucketValues` (`bucketParameters`). */
 export function bucketOf(
   e: ResolvedEntity,
   alias: string,
@@ -617,6 +641,11 @@ export function bucketOf(
   values: readonly string[],
 ): string {
   const [first, ...more] = e.meta.keyColumns;
+  if (kind === 'bounds') {
+    const type = e.types[first!]!;
+    // width_bucket binary-searches the bounds with the type's own order: 0 below the first.
+    return `width_bucket(${alias}.${q(first!)}::${type}, (${values[0]})::${type}[])`;
+  }
   if (kind === 'range') {
     const [lo, hi, width] = values;
     // Clamped first, so that the subtraction never overflows: hi - lo fits a bigint by construction.
@@ -631,6 +660,12 @@ export function bucketOf(
 }
 
 export const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
+
+/** The type of a region's key ranges: the first key's, any integer as bigint. */
+function rangeType(e: ResolvedEntity): string {
+  const type = e.types[e.meta.keyColumns[0]!]!;
+  return INTEGER_TYPES.has(type) ? 'bigint' : type;
+}
 
 /** The rows of an entity that a run compares and may write; the rest were proved equal. */
 export type Region =
@@ -701,6 +736,10 @@ export interface BucketFingerprint {
 const parameters = (from: number, count: number) =>
   Array.from({ length: count }, (_, i) => `$${from + i}::bigint`);
 
+/** The placeholders of the `bucketValues` of a kind, from `$from` on. */
+const bucketParameters = (kind: Buckets['kind'], from: number) =>
+  kind === 'bounds' ? [`$${from}::text[]`] : parameters(from, bucketValueCount(kind));
+
 /**
  * Fingerprint rows `(b, n, x)` of `source` packed into one base64 text of 14 bytes per bucket
  * (number, count, xor): these bytes cross the network on every run, a thousand buckets in 19 KB
@@ -715,7 +754,7 @@ export const fingerprintSql = {
   /** Packed row counts and xors of row hashes per bucket of the site table; the parameters are the `bucketValues`. */
   siteBuckets: (e: ResolvedEntity, kind: Buckets['kind']) =>
     packed(`SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
-       SELECT ${bucketOf(e, 't', kind, parameters(1, bucketValueCount(kind)))} AS b, ${rowHash(e, 't')} AS h
+       SELECT ${bucketOf(e, 't', kind, bucketParameters(kind, 1))} AS b, ${rowHash(e, 't')} AS h
        FROM ${e.table} AS t) AS f
      GROUP BY b`),
   /**
@@ -724,7 +763,7 @@ export const fingerprintSql = {
    * how many of those each bucket holds, as `b:r,…`. The entity's name follows the bucket values.
    */
   siteBucketsWithSkips: (e: ResolvedEntity, kind: Buckets['kind'], parents: ParentState) => {
-    const values = parameters(1, bucketValueCount(kind));
+    const values = bucketParameters(kind, 1);
     const name = `$${values.length + 1}`;
     return packed(
       `SELECT b, count(*) AS n, bit_xor(h) AS x, sum(r) AS r FROM (
@@ -744,7 +783,7 @@ export const fingerprintSql = {
     const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';
     return packed(
       `SELECT b, count(*) AS n, bit_xor(h) AS x, min(k) AS lo, max(k) AS hi FROM (
-       SELECT ${bucketOf(e, 'r', kind, parameters(2, bucketValueCount(kind)))} AS b, ${rowHash(e, 'r')} AS h, ${key} AS k
+       SELECT ${bucketOf(e, 'r', kind, bucketParameters(kind, 2))} AS b, ${rowHash(e, 'r')} AS h, ${key} AS k
        FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
      GROUP BY b`,
       ', min(lo)::text AS lo, max(hi)::text AS hi',
@@ -753,8 +792,11 @@ export const fingerprintSql = {
   createBucketTable: (table: string) =>
     `CREATE TEMPORARY TABLE ${table} (b integer PRIMARY KEY) ON COMMIT DROP`,
   fillBucketTable: (table: string) => `INSERT INTO ${table} (b) SELECT unnest($1::integer[])`,
-  createRangeTable: (table: string) =>
-    `CREATE TEMPORARY TABLE ${table} ON COMMIT DROP AS SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS g (lo, hi)`,
+  /** Ranges of the first key, of its type (bigint for any integer), bounds inclusive. */
+  createRangeTable: (e: ResolvedEntity, table: string) => {
+    const type = rangeType(e);
+    return `CREATE TEMPORARY TABLE ${table} ON COMMIT DROP AS SELECT * FROM unnest($1::${type}[], $2::${type}[]) AS g (lo, hi)`;
+  },
 };
 
 /** Bytes per bucket of the packed fingerprints: int2 number, int4 count, int8 xor. */
@@ -787,6 +829,12 @@ export const sampleSql = {
       (SELECT ${first} FROM ${e.table} ORDER BY ${first} LIMIT 1)::text AS lo,
       (SELECT ${first} FROM ${e.table} ORDER BY ${first} DESC LIMIT 1)::text AS hi
       FROM pg_class c WHERE c.oid = to_regclass($1)`;
+  },
+  /** The first key of the rows of a sample of `$1` percent of the table's pages, sorted, as text. */
+  firstKeys: (e: ResolvedEntity) => {
+    const first = q(e.meta.keyColumns[0]!);
+    return `SELECT s.k::text AS k FROM (SELECT t.${first} AS k FROM ${e.table} AS t TABLESAMPLE SYSTEM ($1)) AS s
+      WHERE s.k IS NOT NULL ORDER BY s.k`;
   },
   /**
    * The site's keys and row hashes of up to `$2` rows from the first key `$1` on, with their range
@@ -843,7 +891,8 @@ function remoteRegionRows(e: ResolvedEntity, region: RemoteRegion): string {
     }
     case 'ranges': {
       // Each range a LATERAL scan of its own, so that the key's index finds its rows (see siteRanges).
-      const ranges = `unnest(current_setting('${RANGES_LO_SETTING}')::bigint[], current_setting('${RANGES_HI_SETTING}')::bigint[])`;
+      const type = rangeType(e);
+      const ranges = `unnest(current_setting('${RANGES_LO_SETTING}')::${type}[], current_setting('${RANGES_HI_SETTING}')::${type}[])`;
       return `FROM ${ranges} AS g (lo, hi) CROSS JOIN LATERAL (SELECT * FROM ${slice}
         WHERE ${firstKey(e, 'r', true)} BETWEEN g.lo AND g.hi OFFSET 0) AS r`;
     }

@@ -27,8 +27,10 @@ import type { RemoteSnapshot } from '../db/remote-database';
 import type { SiteDatabase, TableShape } from '../db/site-database';
 import { parentMissing, type SkippedRow } from '../db/skipped-rows';
 import {
+  BOUNDED_TYPES,
   type BucketFingerprint,
   type Buckets,
+  bigIntToUuid,
   bucketValues,
   fingerprintSql,
   keySetting,
@@ -45,6 +47,7 @@ import {
   remoteSql,
   sampleSql,
   unpackFingerprints,
+  uuidToBigInt,
 } from '../db/sync-sql';
 
 export type Comparison =
@@ -218,7 +221,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   if (await changedThroughout(ctx, e, shape)) return remembering(await mergeKeys(ctx, e, all, shape), e, all);
 
   // One scan on each side at once; equal buckets everywhere end it here, which is most runs.
-  const buckets = chooseBuckets(shape);
+  const buckets = await chooseBuckets(site, e, shape);
   const [siteSide, remoteRows] = await Promise.all([
     hasParents
       ? site.bucketFingerprintsWithSkips(e, buckets, ctx.parents)
@@ -271,8 +274,11 @@ function bucketCount(rows: number): number {
   return buckets;
 }
 
-/** Ranges of the first key when it is an integer (found by index later), else key hashes. */
-function chooseBuckets(shape: TableShape): Buckets {
+/**
+ * Ranges of the first key when it is an integer, bounds from a sample of the site's keys when it
+ * is a uuid (both found by index later), else key hashes.
+ */
+async function chooseBuckets(site: SiteDatabase, e: ResolvedEntity, shape: TableShape): Promise<Buckets> {
   const count = bucketCount(shape.rows);
   const { keys } = shape;
   if (keys !== undefined && keys.hi - keys.lo < MAX_RANGE_SPAN) {
@@ -281,7 +287,31 @@ function chooseBuckets(shape: TableShape): Buckets {
     const hi = keys.lo + width * n - 1n;
     return { kind: 'range', lo: keys.lo, hi: hi > MAX_KEY ? MAX_KEY : hi, width };
   }
+  if (BOUNDED_TYPES.has(e.types[e.meta.keyColumns[0]!]!)) {
+    const bounds = await sampledBounds(site, e, shape.rows, count);
+    if (bounds.length > 0) return { kind: 'bounds', bounds };
+  }
   return { kind: 'hash', mask: count - 1 };
+}
+
+/** Sampled keys a bound apart: enough that the buckets they cut hold about as many rows each. */
+const KEYS_PER_BOUND = 8;
+
+/** `count - 1` sorted distinct first keys cutting the site's table in about equal parts, from a sample of its pages. */
+async function sampledBounds(
+  site: SiteDatabase,
+  e: ResolvedEntity,
+  rows: number,
+  count: number,
+): Promise<string[]> {
+  const percent = Math.min(100, (100 * KEYS_PER_BOUND * count) / Math.max(rows, 1));
+  const sample = await site.sampleFirstKeys(e, percent);
+  const bounds: string[] = [];
+  for (let i = 1; i < count; i++) {
+    const key = sample[Math.floor((i * sample.length) / count)];
+    if (key !== undefined && key !== bounds.at(-1)) bounds.push(key);
+  }
+  return bounds;
 }
 
 /**
@@ -289,10 +319,11 @@ function chooseBuckets(shape: TableShape): Buckets {
  * keys of both sides: the site's made the buckets, the remote's (`remote`) came with its fingerprints.
  */
 function keyRanges(
-  buckets: Buckets & { kind: 'range' },
+  buckets: Buckets & { kind: 'range' | 'bounds' },
   numbers: readonly number[],
   remote: { lo: string | null; hi: string | null } | undefined,
 ) {
+  if (buckets.kind === 'bounds') return boundedRanges(buckets.bounds, numbers);
   const remoteLo = remote?.lo == null ? buckets.lo : BigInt(remote.lo);
   const remoteHi = remote?.hi == null ? buckets.hi : BigInt(remote.hi);
   const first = remoteLo < buckets.lo ? remoteLo : buckets.lo;
@@ -308,6 +339,24 @@ function keyRanges(
     hi.push(
       String(sorted[j] === lastBucket ? last : buckets.lo + BigInt(sorted[j]! + 1) * buckets.width - 1n),
     );
+    i = j + 1;
+  }
+  return { lo, hi };
+}
+
+const MAX_UUID = 2n ** 128n - 1n;
+
+/** The inclusive uuid ranges of some `bounds` buckets, adjacent ones joined: the outer ones reach the first and last uuid. */
+function boundedRanges(bounds: readonly string[], numbers: readonly number[]) {
+  const lo: string[] = [];
+  const hi: string[] = [];
+  const sorted = [...numbers].sort((a, b) => a - b);
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    // Bucket b holds bounds[b - 1] up to, not including, bounds[b].
+    lo.push(bigIntToUuid(sorted[i] === 0 ? 0n : uuidToBigInt(bounds[sorted[i]! - 1]!)));
+    hi.push(bigIntToUuid(sorted[j]! >= bounds.length ? MAX_UUID : uuidToBigInt(bounds[sorted[j]!]!) - 1n));
     i = j + 1;
   }
   return { lo, hi };

@@ -109,6 +109,51 @@ describe('comparing an entity', () => {
     expect(await compare()).toEqual({ mode: 'equal', rows: ROWS, skipped: 0, skips: [] });
   });
 
+  it('cuts a uuid key at bounds sampled from the site: a few changes are staged by their key ranges, found through the index', async () => {
+    // Arrange: an entity keyed by uuid, defined as metadata here.
+    const reading: EntityMetadata = {
+      name: 'reading',
+      table: 'reading',
+      keyColumns: ['id'],
+      columns: ['id', 'tenant_id', 'value'],
+      tenantColumn: 'tenant_id',
+    };
+    const table =
+      'CREATE TABLE IF NOT EXISTS reading (id uuid PRIMARY KEY, tenant_id integer NOT NULL, value numeric)';
+    await Promise.all([fx.remoteClient.query(table), fx.siteClient.query(table)]);
+    await Promise.all([fx.remoteClient.query('TRUNCATE reading'), fx.siteClient.query('TRUNCATE reading')]);
+    await fx.remoteClient.query(
+      `INSERT INTO reading SELECT md5(i::text)::uuid, ${TENANT} + i % 2, i / 7.0 FROM generate_series(1, ${2 * ROWS}) AS i`,
+    );
+    const registry = new EntityRegistry([reading]);
+    expect((await fx.sync({ registry })).status).toBe('ok');
+    const { rowCount: changed } = await fx.remoteClient.query(
+      `UPDATE reading SET value = value + 1 WHERE tenant_id = ${TENANT} AND value::int % 2000 = 3`,
+    );
+    const asked: string[] = [];
+
+    // Act
+    const comparison = await compare(reading, asked);
+
+    // Assert
+    // 128 buckets of about 160 rows: the key hashes of the few that differ, read by key range on
+    // both sides, then the changed rows alone.
+    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: changed });
+    expect(asked[0]).toContain('width_bucket');
+    expect(asked[1]).toContain(`current_setting('meter_sync.ranges_lo')::uuid[]`);
+    const synced = await fx.sync({ registry });
+    expect(synced.entities[0]).toMatchObject({
+      status: 'ok',
+      inserted: 0,
+      deleted: 0,
+      updated: changed,
+      unchanged: ROWS - (changed ?? 0),
+    });
+    const rows = (client: typeof fx.siteClient) =>
+      client.query(`SELECT id::text, value::text FROM reading WHERE tenant_id = ${TENANT} ORDER BY id`);
+    expect((await rows(fx.siteClient)).rows).toEqual((await rows(fx.remoteClient)).rows);
+  });
+
   it('stages whole the few buckets holding a handful of changes, and compares only their site rows', async () => {
     await load();
     await updateRegisters(`id % 5000 = 7`);
