@@ -106,6 +106,8 @@ export interface KeyDiff {
   fetch: number;
   /** Differing keys that the site holds (changed, or only on the site). */
   onSite: number;
+  /** The remote's rows in the region. */
+  remoteRows: number;
 }
 
 function temporaryName(purpose: string, e: ResolvedEntity): string {
@@ -437,7 +439,7 @@ export class SiteDatabase {
    * The keys and row hashes of up to `rows` site rows from the first key `from` on, as text
    * parameters for the remote's side of the sample; none when no row lies there.
    */
-  async sampleRows(e: ResolvedEntity, from: bigint, rows: number): Promise<SiteSample | undefined> {
+  async sampleRows(e: ResolvedEntity, from: string, rows: number): Promise<SiteSample | undefined> {
     const { rows: found } = await this.client.query({
       text: sampleSql.siteRows(e),
       values: [String(from), rows],
@@ -487,6 +489,7 @@ export class SiteDatabase {
       region: { kind: 'keys', table: diff },
       fetch: count(rows[0]?.fetch),
       onSite: count(rows[0]?.on_site),
+      remoteRows: sink.rowCount,
     };
   }
 

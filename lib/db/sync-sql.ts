@@ -843,8 +843,10 @@ export const sampleSql = {
   siteRows: (e: ResolvedEntity) => {
     const [first] = e.meta.keyColumns;
     const k = `t.${q(first!)}`;
-    return `WITH span AS (SELECT min(k) AS lo, max(k) AS hi FROM (
-        SELECT ${k} AS k FROM ${e.table} AS t WHERE ${k} >= $1::bigint ORDER BY ${list(e.meta.keyColumns, 't')} LIMIT $2) AS s)
+    // ORDER BY, not min/max, which a uuid has not.
+    return `WITH s AS (SELECT ${k} AS k FROM ${e.table} AS t WHERE ${k} >= $1::${rangeType(e)}
+        ORDER BY ${list(e.meta.keyColumns, 't')} LIMIT $2),
+      span AS (SELECT (SELECT k FROM s ORDER BY k LIMIT 1) AS lo, (SELECT k FROM s ORDER BY k DESC LIMIT 1) AS hi)
     SELECT span.lo::text AS lo, span.hi::text AS hi, count(*) AS rows,
       ${e.meta.keyColumns.map((c, i) => `coalesce(array_agg(t.${q(c)})::text, '{}') AS k${i}`).join(', ')},
       coalesce(array_agg(${rowHash(e, 't')})::text, '{}') AS h

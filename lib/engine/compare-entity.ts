@@ -218,7 +218,12 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   if ((e.meta.parents ?? []).every((p) => ctx.loaded(p.entity)) && (await site.isEmpty(e)))
     return load(ctx, e);
   const shape = await site.tableShape(e);
-  if (await changedThroughout(ctx, e, shape)) return remembering(await mergeKeys(ctx, e, all, shape), e, all);
+  if (await changedThroughout(ctx, e, shape))
+    return remembering(
+      canMergeKeys(keyTypes(e)) ? await mergeKeys(ctx, e, all, shape) : await diffKeys(ctx, e, all),
+      e,
+      all,
+    );
 
   // One scan on each side at once; equal buckets everywhere end it here, which is most runs.
   const buckets = await chooseBuckets(site, e, shape);
@@ -362,21 +367,34 @@ function boundedRanges(bounds: readonly string[], numbers: readonly number[]) {
   return { lo, hi };
 }
 
+const keyTypes = (e: ResolvedEntity) => e.meta.keyColumns.map((k) => e.types[k]!);
+
+/**
+ * Where a sample of the keys starts: a random point of the first 90% of an integer key's range
+ * (new rows go at its end), of a uuid's whole space; none for other keys.
+ */
+function sampleStart(e: ResolvedEntity, shape: TableShape): string | undefined {
+  // In millionths, so that bigints stay exact.
+  const at = BigInt(Math.floor(Math.random() * SAMPLE_SPAN * 1_000_000));
+  const { keys } = shape;
+  if (keys !== undefined && canMergeKeys(keyTypes(e)))
+    return String(keys.lo + ((keys.hi - keys.lo) * at) / 1_000_000n);
+  if (BOUNDED_TYPES.has(keyTypes(e)[0]!)) return bigIntToUuid((MAX_UUID * at) / 1_000_000n);
+  return undefined;
+}
+
 /**
  * True when a sample of the table's keys shows changes spread so widely that the fingerprint
- * buckets would nearly all differ: only for large tables with integer keys, which can be merged.
+ * buckets would nearly all differ: only for large tables with integer keys (which can be merged) or uuid keys.
  */
 async function changedThroughout(
   ctx: CompareContext,
   e: ResolvedEntity,
   shape: TableShape,
 ): Promise<boolean> {
-  const { keys } = shape;
-  if (keys === undefined || shape.bytes < SAMPLE_MIN_BYTES) return false;
-  if (!canMergeKeys(e.meta.keyColumns.map((k) => e.types[k]!))) return false;
-  // A random point of the first 90% of the key range, in millionths so that bigints stay exact.
-  const at = BigInt(Math.floor(Math.random() * SAMPLE_SPAN * 1_000_000));
-  const sample = await ctx.site.sampleRows(e, keys.lo + ((keys.hi - keys.lo) * at) / 1_000_000n, SAMPLE_ROWS);
+  const from = sampleStart(e, shape);
+  if (from === undefined || shape.bytes < SAMPLE_MIN_BYTES) return false;
+  const sample = await ctx.site.sampleRows(e, from, SAMPLE_ROWS);
   if (sample === undefined || sample.rows < SAMPLE_ROWS / 2) return false;
   const [found] = await ctx.remote.query<{ differing: string }>(
     sampleSql.compareRemote(e),
@@ -519,18 +537,23 @@ async function mergeKeys(
   });
 }
 
-/** Other keys, whose order depends on collations: the site diffs the remote's key hashes. */
+/**
+ * Other keys, whose order depends on collations: the site diffs the remote's key hashes. Without
+ * counts (the whole table, not fingerprinted), the site counts its rows.
+ */
 async function diffKeys(
   ctx: CompareContext,
   e: ResolvedEntity,
   region: Region,
-  counts: RegionCounts,
+  known?: RegionCounts,
 ): Promise<Comparison> {
   const hashed = await ctx.remote.copyOut(
     regionSql.copyHashes(e, remoteRegion(region)),
     e.meta.name,
     (hashes) => ctx.site.diffByHashes(e, region, hashes),
   );
+  const siteRows = known?.siteRows ?? (await ctx.site.countRows(e));
+  const counts = known ?? { siteRows, siteInRegion: siteRows, remoteInRegion: hashed.remoteRows };
   if (hashed.fetch > MAX_FETCH_SHARE * counts.remoteInRegion) return stageRegion(ctx, e, region, counts);
   return stageKeys(ctx, e, hashed.region, hashed.fetch, {
     siteRows: counts.siteRows,

@@ -307,6 +307,58 @@ describe('comparing an entity', () => {
     });
   });
 
+  describe('a uuid-keyed table large enough to be sampled first', () => {
+    const reading: EntityMetadata = {
+      name: 'big_reading',
+      table: 'big_reading',
+      keyColumns: ['id'],
+      columns: ['id', 'tenant_id', 'body'],
+      tenantColumn: 'tenant_id',
+    };
+    const registry = new EntityRegistry([reading]);
+    const TABLE =
+      'CREATE TABLE IF NOT EXISTS big_reading (id uuid PRIMARY KEY, tenant_id integer NOT NULL, body text)';
+    const LARGE = 150_000;
+
+    it('compares every key at once when a sampled key range finds changes throughout, without fingerprinting', async () => {
+      // Arrange: about 20 MB on the site.
+      await Promise.all([fx.remoteClient.query(TABLE), fx.siteClient.query(TABLE)]);
+      await Promise.all([
+        fx.remoteClient.query('TRUNCATE big_reading'),
+        fx.siteClient.query('TRUNCATE big_reading'),
+      ]);
+      await fx.remoteClient.query(
+        `INSERT INTO big_reading SELECT md5('r' || i)::uuid, ${TENANT}, repeat('reading ' || i || ' ', 8)
+         FROM generate_series(1, ${LARGE}) AS i`,
+      );
+      expect((await fx.sync({ registry })).status).toBe('ok');
+      await fx.siteClient.query('ANALYZE big_reading');
+      const { rowCount: changed } = await fx.remoteClient.query(
+        `UPDATE big_reading SET body = body || '!' WHERE abs(hashtext(id::text)) % 50 = 7`,
+      );
+      const asked: string[] = [];
+
+      // Act
+      const comparison = await compare(reading, asked);
+
+      // Assert
+      expect(asked.some((sql) => sql.includes('bit_xor'))).toBe(false);
+      expect(comparison).toMatchObject({
+        mode: 'staged',
+        region: { kind: 'keys' },
+        staged: changed,
+        knownEqual: LARGE - (changed ?? 0),
+        siteRows: LARGE,
+      });
+      const synced = await fx.sync({ registry });
+      expect(synced.entities[0]).toMatchObject({
+        status: 'ok',
+        updated: changed,
+        unchanged: LARGE - (changed ?? 0),
+      });
+    });
+  });
+
   describe('an entity whose integer keys are too sparse for slots', () => {
     const item: EntityMetadata = {
       name: 'sparse_item',
