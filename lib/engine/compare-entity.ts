@@ -189,14 +189,20 @@ async function load(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison>
     );
     return { mode: 'loaded', rows, remoteRows: rows, skips: [] };
   }
-  const rows = await remote.copyOut(remoteSql.copyLoadable(meta, ctx.metaOf), meta.name, (stream) =>
-    site.loadDirect(e, stream),
-  );
-  const unloadable = await remote.queryText(
-    remoteSql.unloadable(e, ctx.metaOf),
-    [ctx.tenantId, Math.max(ctx.skipSample, MAX_REMEMBERED_SKIPS)],
+  const { rows, restore } = await remote.copyOut(
+    remoteSql.copyLoadable(meta, ctx.metaOf),
     meta.name,
+    (stream) => site.loadWithoutForeignKeys(e, stream),
   );
+  // The site checks the rows against its foreign keys while the remote finds those it kept back.
+  const [, unloadable] = await Promise.all([
+    restore(),
+    remote.queryText(
+      remoteSql.unloadable(e, ctx.metaOf),
+      [ctx.tenantId, Math.max(ctx.skipSample, MAX_REMEMBERED_SKIPS)],
+      meta.name,
+    ),
+  ]);
   await site.rememberLoadSkips(e, unloadable);
   const remoteRows = rows + Number(unloadable[0]?.skipped ?? 0);
   const skips = unloadable.slice(0, ctx.skipSample).map((row) => parentMissing(meta, row));
