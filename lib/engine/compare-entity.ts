@@ -325,6 +325,19 @@ async function sampledBounds(
   return bounds;
 }
 
+/** Sorted bucket numbers as runs of adjacent ones: the first and last of each. */
+function adjacentRuns(numbers: readonly number[]): [number, number][] {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const runs: [number, number][] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    runs.push([sorted[i]!, sorted[j]!]);
+    i = j + 1;
+  }
+  return runs;
+}
+
 /**
  * The key ranges of some range buckets, adjacent ones joined. The outer buckets reach the outer
  * keys of both sides: the site's made the buckets, the remote's (`remote`) came with its fingerprints.
@@ -333,44 +346,36 @@ function keyRanges(
   buckets: Buckets & { kind: 'range' | 'bounds' },
   numbers: readonly number[],
   remote: { lo: string | null; hi: string | null } | undefined,
-) {
-  if (buckets.kind === 'bounds') return boundedRanges(buckets.bounds, numbers);
+): { lo: string[]; hi: string[] } {
+  const runs = adjacentRuns(numbers);
+  if (buckets.kind === 'bounds') return boundedRanges(buckets.bounds, runs);
   const remoteLo = remote?.lo == null ? buckets.lo : BigInt(remote.lo);
   const remoteHi = remote?.hi == null ? buckets.hi : BigInt(remote.hi);
   const first = remoteLo < buckets.lo ? remoteLo : buckets.lo;
   const last = remoteHi > buckets.hi ? remoteHi : buckets.hi;
   const lastBucket = Number((buckets.hi - buckets.lo) / buckets.width);
-  const lo: string[] = [];
-  const hi: string[] = [];
-  const sorted = [...numbers].sort((a, b) => a - b);
-  for (let i = 0; i < sorted.length; ) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    lo.push(String(sorted[i] === 0 ? first : buckets.lo + BigInt(sorted[i]!) * buckets.width));
-    hi.push(
-      String(sorted[j] === lastBucket ? last : buckets.lo + BigInt(sorted[j]! + 1) * buckets.width - 1n),
-    );
-    i = j + 1;
-  }
-  return { lo, hi };
+  return {
+    lo: runs.map(([b]) => String(b === 0 ? first : buckets.lo + BigInt(b) * buckets.width)),
+    hi: runs.map(([, b]) =>
+      String(b === lastBucket ? last : buckets.lo + BigInt(b + 1) * buckets.width - 1n),
+    ),
+  };
 }
 
 const MAX_UUID = 2n ** 128n - 1n;
 
-/** The inclusive uuid ranges of some `bounds` buckets, adjacent ones joined: the outer ones reach the first and last uuid. */
-function boundedRanges(bounds: readonly string[], numbers: readonly number[]) {
-  const lo: string[] = [];
-  const hi: string[] = [];
-  const sorted = [...numbers].sort((a, b) => a - b);
-  for (let i = 0; i < sorted.length; ) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    // Bucket b holds bounds[b - 1] up to, not including, bounds[b].
-    lo.push(bigIntToUuid(sorted[i] === 0 ? 0n : uuidToBigInt(bounds[sorted[i]! - 1]!)));
-    hi.push(bigIntToUuid(sorted[j]! >= bounds.length ? MAX_UUID : uuidToBigInt(bounds[sorted[j]!]!) - 1n));
-    i = j + 1;
-  }
-  return { lo, hi };
+/**
+ * The inclusive uuid ranges of runs of `bounds` buckets: bucket b holds bounds[b - 1] up to, not
+ * including, bounds[b]; the outer ones reach the first and the last uuid.
+ */
+function boundedRanges(
+  bounds: readonly string[],
+  runs: readonly [number, number][],
+): { lo: string[]; hi: string[] } {
+  return {
+    lo: runs.map(([b]) => bigIntToUuid(b === 0 ? 0n : uuidToBigInt(bounds[b - 1]!))),
+    hi: runs.map(([, b]) => bigIntToUuid(b >= bounds.length ? MAX_UUID : uuidToBigInt(bounds[b]!) - 1n)),
+  };
 }
 
 const keyTypes = (e: ResolvedEntity) => e.meta.keyColumns.map((k) => e.types[k]!);

@@ -8,7 +8,7 @@
 import { Client, escapeIdentifier } from 'pg';
 import { meterId, registerId } from '../../lib/seed/seed-remote';
 import { createLoginRole, type LoginRole } from '../functions/login-role';
-import { type Contents, entity, expectedSlice, resetFixture, siteContents } from '../harness/site-contents';
+import { entity, entityContents, expectedSlice, resetFixture } from '../harness/site-contents';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 
 const SEED = { tenants: [1, 2], metersPerTenant: 30, registersPerTenant: 40, registersPerMeter: 4 };
@@ -21,12 +21,6 @@ async function foreignKeys(site: Client): Promise<string[]> {
      FROM pg_constraint WHERE contype = 'f' ORDER BY 1`,
   );
   return rows.map((row) => row.key);
-}
-
-/** The site's entity tables, without the run history. */
-async function siteRows(site: Client): Promise<Contents> {
-  const { sync_run_count: _runs, ...rows } = await siteContents(site);
-  return rows;
 }
 
 describe('a first load into an empty site', () => {
@@ -74,7 +68,7 @@ describe('a first load into an empty site', () => {
         `parent missing: register id=${registerId(2, 1)}`,
       ],
     });
-    expect(await siteRows(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
+    expect(await entityContents(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
     expect(await foreignKeys(fx.siteClient)).toEqual(keysAsMigrated);
     // The next run finds nothing to do but the orphans, skipped again.
     const second = await fx.sync();
@@ -119,7 +113,7 @@ describe('a first load into an empty site', () => {
     // Assert
     expect(entity(result, 'meter')).toMatchObject({ inserted: 0, unchanged: 30 });
     expect(entity(result, 'device_register')).toMatchObject({ inserted: 120, skipped: 2, remoteRows: 122 });
-    expect(await siteRows(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
+    expect(await entityContents(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
   });
 
   it('a load the site refuses (a check the remote does not have) fails only that entity, and its foreign keys stay', async () => {
@@ -165,7 +159,7 @@ describe('a first load into an empty site', () => {
       // Assert
       expect(result.status).toBe('ok');
       expect(entity(result, 'device_register')).toMatchObject({ inserted: 120, skipped: 2, remoteRows: 122 });
-      expect(await siteRows(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
+      expect(await entityContents(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
       expect(await foreignKeys(fx.siteClient)).toEqual(keysAsMigrated);
     });
   });
@@ -187,7 +181,7 @@ describe('a first load into an empty site', () => {
       await reader.query('ROLLBACK');
       await reader.end();
     }
-    expect(await siteRows(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
+    expect(await entityContents(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
     expect(await foreignKeys(fx.siteClient)).toEqual(keysAsMigrated);
   });
 });

@@ -7,17 +7,12 @@
  */
 import type { Client } from 'pg';
 import { meterId, registerId } from '../../lib/seed/seed-remote';
-import { type Contents, entity, expectedSlice, resetFixture, siteContents } from '../harness/site-contents';
+import { entity, entityContents, expectedSlice, resetFixture } from '../harness/site-contents';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 
 const SEED = { tenants: [1, 2], metersPerTenant: 30, registersPerTenant: 40, registersPerMeter: 4 };
 const MISSING = registerId(1, 999);
 const FOREIGN = registerId(2, 1);
-
-async function siteRows(site: Client): Promise<Contents> {
-  const { sync_run_count: _runs, ...rows } = await siteContents(site);
-  return rows;
-}
 
 async function remembered(site: Client): Promise<string[]> {
   const { rows } = await site.query<{ entry: string }>(
@@ -46,6 +41,14 @@ describe('the skips a site remembers', () => {
     await fx.sync();
   });
 
+  /** The register one orphan lacks appears on the remote. */
+  const missingParentArrives = () =>
+    fx.remoteClient.query(
+      `INSERT INTO register (id, tenant_id, name, address, data_type, scale, updated_at)
+       VALUES ($1, 1, 'late', 1, 'uint16', 1, now())`,
+      [MISSING],
+    );
+
   const orphans = [
     `device_register ${meterId(1, 1)},${MISSING}`,
     `device_register ${meterId(1, 3)},${FOREIGN}`,
@@ -72,11 +75,7 @@ describe('the skips a site remembers', () => {
 
   it('the missing parent arrives: the orphan is applied, and forgotten', async () => {
     // Arrange
-    await fx.remoteClient.query(
-      `INSERT INTO register (id, tenant_id, name, address, data_type, scale, updated_at)
-       VALUES ($1, 1, 'late', 1, 'uint16', 1, now())`,
-      [MISSING],
-    );
+    await missingParentArrives();
 
     // Act
     const result = await fx.sync();
@@ -85,7 +84,7 @@ describe('the skips a site remembers', () => {
     expect(entity(result, 'register')).toMatchObject({ inserted: 1 });
     expect(entity(result, 'device_register')).toMatchObject({ inserted: 1, unchanged: 120, skipped: 1 });
     expect(await remembered(fx.siteClient)).toEqual([orphans[1]]);
-    expect(await siteRows(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
+    expect(await entityContents(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
   });
 
   it('an orphan that changes stays skipped and remembered; one that goes is forgotten', async () => {
@@ -137,11 +136,7 @@ describe('the skips a site remembers', () => {
 
   it('a run that fails or a dry run leaves the memory as it was', async () => {
     // Arrange: the missing parent arrives, but the run is a dry run.
-    await fx.remoteClient.query(
-      `INSERT INTO register (id, tenant_id, name, address, data_type, scale, updated_at)
-       VALUES ($1, 1, 'late', 1, 'uint16', 1, now())`,
-      [MISSING],
-    );
+    await missingParentArrives();
 
     // Act
     const dry = await fx.sync({ dryRun: true });

@@ -42,6 +42,12 @@ export async function siteContents(
   return { ...contents, sync_run_count: rows };
 }
 
+/** The contents of the shipped entity tables alone, without the run history: to compare with `expectedSlice`. */
+export async function entityContents(client: Client): Promise<Contents> {
+  const { sync_run_count: _runs, ...rows } = await siteContents(client);
+  return rows;
+}
+
 /**
  * What the site must hold after a successful run over the shipped entities, computed from the
  * remote independently of the engine: the tenant's meters and registers, and the associations
