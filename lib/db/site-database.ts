@@ -401,10 +401,18 @@ export class SiteDatabase {
     return rows.map((row) => parentMissing(e.meta, row));
   }
 
-  /** After the entity's upsert: the skips of its compared region are the staged rows it skipped. */
-  async rememberSkips(e: ResolvedEntity, compared: Region, parents: ParentLookup): Promise<void> {
+  /**
+   * After the entity's upsert: the skips of its compared region are the staged rows it skipped
+   * (`skipped`: whether there are any, as the step counted them; none, and nothing is scanned).
+   */
+  async rememberSkips(
+    e: ResolvedEntity,
+    compared: Region,
+    parents: ParentLookup,
+    skipped: boolean,
+  ): Promise<void> {
     await this.client.query(skippedSql.forget(e, compared), [e.meta.name]);
-    await this.client.query(skippedSql.rememberStaged(e, parents), [e.meta.name]);
+    if (skipped) await this.client.query(skippedSql.rememberStaged(e, parents), [e.meta.name]);
   }
 
   /** After a first load: its skips are those the remote listed (key and reference columns as text, and hash). */

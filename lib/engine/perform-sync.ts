@@ -553,7 +553,7 @@ class SyncRun {
     if (counts.pinnedUnstaged > 0 && skippedRows.length < sample)
       skippedRows.push(...(await db.samplePinned(e, plan.tables, sample - skippedRows.length)));
     const { inserted, updated } = await this.upsert(db, e, parents);
-    if (remembered) await db.rememberSkips(e, remembered.compared, parents);
+    if (remembered) await db.rememberSkips(e, remembered.compared, parents, total > applicable);
     // Bounced rows were deleted and are inserted again: on the site they are updated or unchanged.
     // Pinned rows stay as they are: unchanged, and their deletes skipped.
     return {
