@@ -29,6 +29,7 @@ import { type EntityMetadata, EntityRegistry } from '../lib/entities';
 import { ID_SPAN, seedRemote } from '../lib/seed/seed-remote';
 import { startByteCountingProxy } from './byte-counting-proxy';
 import { sampleRss } from './rss-sampler';
+import { installStatementTrace, startTrace, stopTrace } from './statement-trace';
 
 const BIG_TENANT = 1;
 /** Other tenants' rows beside every slice; the composite shape's orphans point at their registers too. */
@@ -115,8 +116,11 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '3' },
     'enforce-targets': { type: 'boolean', default: false },
     scenarios: { type: 'string', default: 'register,fleet,composite,uuid' },
+    /** Prints every statement of each measured run, with its side, start and duration. */
+    trace: { type: 'boolean', default: false },
   },
 });
+if (args.trace) installStatementTrace();
 /** Which groups run: `register` (scenarios 1-4), `fleet` (5), `composite` (6), `uuid` (7). */
 const SCENARIOS = new Set(args.scenarios.split(','));
 for (const name of SCENARIOS)
@@ -476,9 +480,11 @@ async function main(): Promise<void> {
     const measure = async <T>(fn: () => Promise<T>): Promise<Measurement & { value: T }> => {
       proxy.reset();
       const rss = sampleRss();
+      if (args.trace) startTrace();
       const started = performance.now();
       const value = await fn();
       const ms = performance.now() - started;
+      if (args.trace) say(stopTrace().join('\n'));
       return { ms, bytes: proxy.bytesFromServer, rssMb: rss.stop() / 1024 / 1024, value };
     };
     /**

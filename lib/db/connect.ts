@@ -64,19 +64,50 @@ export function clientConfig(
 }
 
 /** Connects, or throws a MeterSyncError whose message names the role but never the credentials. */
-export async function connect(
+export function connect(
   target: DatabaseTarget,
   role: DatabaseRole,
   options: ConnectOptions = {},
 ): Promise<Client> {
+  return connectAhead(target, role, options).take();
+}
+
+/** A session being opened: `take` waits for it; `release` ends it, or the attempt, if it was never taken. */
+export interface PendingSession {
+  take(): Promise<Client>;
+  release(): void;
+}
+
+/**
+ * Starts connecting at once, so that a run opens one session while it works on the other (the
+ * remote's login costs as much as the site's lock and catalog reads). A session never taken is
+ * ended by `release`, and its failure is reported only to whoever takes it.
+ */
+export function connectAhead(
+  target: DatabaseTarget,
+  role: DatabaseRole,
+  options: ConnectOptions = {},
+): PendingSession {
   const client = new Client(clientConfig(target, role, options));
   // A dropped connection must fail the query in flight, not crash the process.
   client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => {});
-    throw toMeterSyncError(error, `cannot connect to the ${role} database`);
-  }
-  return client;
+  const ready = client.connect().then(
+    () => client,
+    async (error: unknown) => {
+      await client.end().catch(() => {});
+      throw toMeterSyncError(error, `cannot connect to the ${role} database`);
+    },
+  );
+  // Until it is taken, a failure has nobody to report to.
+  ready.catch(() => {});
+  let taken = false;
+  return {
+    take() {
+      taken = true;
+      return ready;
+    },
+    release() {
+      if (!taken) void client.end().catch(() => {});
+    },
+  };
 }

@@ -16,7 +16,13 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import { answeredByServer, commitOutcome, pendingCommit } from '../db/commit-outcome';
-import { type ConnectOptions, connect, type DatabaseTarget } from '../db/connect';
+import {
+  type ConnectOptions,
+  connect,
+  connectAhead,
+  type DatabaseTarget,
+  type PendingSession,
+} from '../db/connect';
 import { findRejectedRow } from '../db/find-rejected-row';
 import { RemoteSnapshot } from '../db/remote-database';
 import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-database';
@@ -168,8 +174,15 @@ class SyncRun {
   async run(): Promise<SyncResult> {
     let site: Client | undefined;
     let remote: Client | undefined;
+    let remoteSession: PendingSession | undefined;
     try {
       this.deadline.check();
+      // The remote's session is opened while the site is locked and its catalog read.
+      remoteSession = connectAhead(
+        this.options.remote,
+        'remote',
+        this.deadline.limit(this.options.connectOptions),
+      );
       site = await connect(this.options.site, 'site', this.deadline.limit(this.options.connectOptions));
       this.deadline.watch(site);
       const db = new SiteDatabase(site);
@@ -185,7 +198,7 @@ class SyncRun {
       if (mismatch) throw mismatch;
       await this.resolveEntities(db);
       this.deadline.check();
-      remote = await connect(this.options.remote, 'remote', this.deadline.limit(this.options.connectOptions));
+      remote = await remoteSession.take();
       this.deadline.watch(remote);
       await this.stageFromRemote(db, remote);
       await remote.end();
@@ -210,6 +223,7 @@ class SyncRun {
       );
     } finally {
       this.deadline.stop();
+      remoteSession?.release();
       await remote?.end().catch(() => {});
       await site?.end().catch(() => {});
     }
