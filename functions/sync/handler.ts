@@ -88,6 +88,8 @@ export function createSyncHandler(options: SyncHandlerOptions) {
     const common: OperationOptions = {
       ...(deadline !== undefined ? { deadline } : {}),
       connectOptions,
+      maxDeleteRatio: settings.maxDeleteRatio,
+      massDeleteMinRows: settings.massDeleteMinRows,
       ...(options.migrations ? { migrations: options.migrations } : {}),
       onCredentialsRefreshed: (error) =>
         logger.warn('authentication failed; the secrets changed since they were read, trying again', {

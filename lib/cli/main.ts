@@ -1,5 +1,6 @@
 /** The `meter-sync` command: sync, migrate and demo. Errors are one line, never a stack trace or a password. */
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { version } from '../../package.json';
 import { type CredentialsSource, SecretsManagerCredentials, UrlCredentials } from '../credentials';
 import { MeterSyncError, UsageError } from '../errors';
 import {
@@ -14,7 +15,7 @@ import { runDemo } from './demo';
 import { formatCheck } from './format-check';
 import { formatPlan } from './format-plan';
 import { formatResult } from './format-result';
-import { type Command, parseCommand, type SiteConnection, USAGE } from './parse-command';
+import { type Command, commandUsage, parseCommand, type SiteConnection, USAGE } from './parse-command';
 import { terminalProgress } from './progress';
 
 export interface CliIo {
@@ -49,7 +50,13 @@ const siteIdOf = (connection: SiteConnection) =>
 async function execute(command: Command, io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
   switch (command.kind) {
     case 'help':
-      io.stdout.write(`${USAGE}\n`);
+      io.stdout.write(`${command.command ? commandUsage(command.command) : USAGE}\n`);
+      return 0;
+    case 'usage':
+      io.stderr.write(`${USAGE}\n`);
+      return 2;
+    case 'version':
+      io.stdout.write(`meter-sync ${version}\n`);
       return 0;
     case 'migrate': {
       const result = await migrateSite(
@@ -72,6 +79,8 @@ async function execute(command: Command, io: CliIo, env: NodeJS.ProcessEnv): Pro
           ...(command.entities ? { entities: command.entities } : {}),
           dryRun: command.dryRun,
           allowMassDelete: command.allowMassDelete,
+          allowTenantChange: command.allowTenantChange,
+          ...(command.maxDeleteRatio !== undefined ? { maxDeleteRatio: command.maxDeleteRatio } : {}),
         },
         {
           ...operationSettings(env),
@@ -92,9 +101,12 @@ async function execute(command: Command, io: CliIo, env: NodeJS.ProcessEnv): Pro
           ...siteIdOf(command.connection),
           ...(command.entities ? { entities: command.entities } : {}),
           allowMassDelete: command.allowMassDelete,
+          allowTenantChange: command.allowTenantChange,
+          ...(command.maxDeleteRatio !== undefined ? { maxDeleteRatio: command.maxDeleteRatio } : {}),
           maxChanges: command.maxChanges,
         },
         {
+          ...guardSettings(env),
           ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
           ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
         },
@@ -125,6 +137,7 @@ async function execute(command: Command, io: CliIo, env: NodeJS.ProcessEnv): Pro
  */
 const CONFIGURATION_CODES: ReadonlySet<string> = new Set([
   'AUTHENTICATION_FAILED',
+  'TENANT_MISMATCH',
   'SITE_NOT_MIGRATED',
   'SITE_SCHEMA_NEWER',
   'MIGRATION_FAILED',
@@ -132,6 +145,12 @@ const CONFIGURATION_CODES: ReadonlySet<string> = new Set([
   'SECRET_NOT_FOUND',
   'BAD_CONFIGURATION',
 ]);
+
+/** The deployment's mass-delete guard, from the environment as the function reads it. */
+function guardSettings(env: NodeJS.ProcessEnv) {
+  const { maxDeleteRatio, massDeleteMinRows } = operationSettings(env);
+  return { maxDeleteRatio, massDeleteMinRows };
+}
 
 function formatMigration(result: MigrateResult): string {
   if (result.error)

@@ -3,6 +3,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultRegistry, type EntityRegistry } from '../entities';
 import { UsageError } from '../errors';
 import { DEFAULT_MAX_CHANGES, MAX_MAX_CHANGES, SITE_ID_PATTERN } from '../event';
+import { parseDeleteRatio } from '../operations/operation-settings';
 
 /** How the CLI reaches a site: its URLs (flags or environment), or its id and the function's secrets. */
 export type SiteConnection =
@@ -22,6 +23,9 @@ export type Command =
       entities?: string[];
       dryRun: boolean;
       allowMassDelete: boolean;
+      allowTenantChange: boolean;
+      /** This run's mass-delete ratio (`--max-delete-ratio`), over MAX_DELETE_RATIO. */
+      maxDeleteRatio?: number;
       json: boolean;
       /** The run must be over this long after it starts (`--timeout`), as a Lambda's is. */
       timeoutMs?: number;
@@ -32,20 +36,75 @@ export type Command =
       connection: SiteConnection;
       entities?: string[];
       allowMassDelete: boolean;
+      allowTenantChange: boolean;
+      maxDeleteRatio?: number;
       maxChanges: number;
       json: boolean;
       timeoutMs?: number;
     }
   | { kind: 'check'; connection: SiteConnection; json: boolean }
   | { kind: 'demo' }
-  | { kind: 'help' };
+  /** `help`, `--help`; `command` for `meter-sync <command> --help`. */
+  | { kind: 'help'; command?: CommandName }
+  | { kind: 'version' }
+  /** No command at all: the usage, as an error. */
+  | { kind: 'usage' };
+
+export const COMMANDS = ['sync', 'migrate', 'plan', 'check', 'demo'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+const RUN_OPTIONS = `[--entities a,b] [--allow-mass-delete] [--max-delete-ratio R] [--allow-tenant-change] [--timeout SECONDS] [--json]`;
+
+/** Each command's line of the usage. */
+const COMMAND_LINES: Readonly<Record<CommandName, string>> = {
+  sync: `meter-sync sync    SITE [--dry-run] ${RUN_OPTIONS}`,
+  migrate: 'meter-sync migrate SITE [--json]',
+  plan: `meter-sync plan    SITE [--max-changes N] ${RUN_OPTIONS}`,
+  check: 'meter-sync check   SITE [--json]',
+  demo: 'meter-sync demo',
+};
+
+/** What each command does and what its own options mean, for `meter-sync <command> --help`. */
+const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
+  sync: `makes the site equal to its tenant's slice of the remote, in one transaction.
+  --entities a,b          only these entities (a parent a row outside the run still uses is kept)
+  --dry-run               the exact counts of the run; writes nothing
+  --allow-mass-delete     let a step delete more than MAX_DELETE_RATIO of an entity's rows, or all of them
+  --max-delete-ratio R    this run's share (0 to 1) for the mass-delete guard (default MAX_DELETE_RATIO or 0.5)
+  --allow-tenant-change   re-bind a site bound to another tenant (its rows are replaced: with --allow-mass-delete)
+  --timeout SECONDS       end the run, rolled back, after this long
+  --json                  the result as JSON`,
+  migrate: `brings the site schema up to date (a sync does it too, with SITE_MIGRATIONS=auto).
+  --json                  the result as JSON`,
+  plan: `lists the rows the next sync would insert, update, delete or skip; writes nothing.
+  --max-changes N         rows listed per entity, 1 to ${MAX_MAX_CHANGES} (default ${DEFAULT_MAX_CHANGES})
+  --entities, --allow-mass-delete, --max-delete-ratio, --allow-tenant-change, --timeout, --json: as for sync`,
+  check: `a preflight report of what would make a run fail or surprise; changes nothing.
+  --json                  the report as JSON`,
+  demo: 'runs the function against an embedded PostgreSQL with seeded sites, and prints what it does.',
+};
+
+const SITE_HELP = `SITE is one of:
+  --site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]
+      the function's own secrets (defaults REMOTE_SECRET_ID, SITE_SECRET_PREFIX), read with the
+      AWS SDK's default credentials and region; the tenant comes from the site's secret
+  --remote URL --site URL --tenant ID      (migrate: --site URL alone)
+      or METER_SYNC_REMOTE_URL, METER_SYNC_SITE_URL; a URL without a password takes it from
+      PGPASSWORD or ~/.pgpass (PGPASSFILE), as psql does`;
+
+const EXIT_CODES = `exit codes: 0 all ok, 1 an entity or the run failed or the site was locked (check: a check failed),
+            2 bad usage or configuration (a refused login, a site not migrated, a missing secret,
+            a site bound to another tenant)`;
+
+/** The usage of one command: its line, what it does, its options. */
+export function commandUsage(command: CommandName): string {
+  const site = command === 'demo' ? '' : `\n${SITE_HELP}`;
+  return `usage: ${COMMAND_LINES[command]}\n${COMMAND_HELP[command]}${site}\n${EXIT_CODES}`;
+}
 
 export const USAGE = `usage:
-  meter-sync sync    SITE [--entities a,b] [--dry-run] [--allow-mass-delete] [--timeout SECONDS] [--json]
-  meter-sync migrate SITE [--json]
-  meter-sync plan    SITE [--entities a,b] [--max-changes N] [--allow-mass-delete] [--timeout SECONDS] [--json]
-  meter-sync check   SITE [--json]
-  meter-sync demo
+${COMMANDS.map((command) => `  ${COMMAND_LINES[command]}`).join('\n')}
+  meter-sync <command> --help, meter-sync --version
 SITE is one of:
   --site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]
       the function's own secrets (defaults REMOTE_SECRET_ID, SITE_SECRET_PREFIX), read with the
@@ -54,7 +113,8 @@ SITE is one of:
       or METER_SYNC_REMOTE_URL, METER_SYNC_SITE_URL; a URL without a password takes it from
       PGPASSWORD or ~/.pgpass (PGPASSFILE), as psql does
 exit codes: 0 all ok, 1 an entity or the run failed or the site was locked (check: a check failed),
-            2 bad usage or configuration (a refused login, a site not migrated, a missing secret)`;
+            2 bad usage or configuration (a refused login, a site not migrated, a missing secret,
+            a site bound to another tenant)`;
 
 /** The environment variable that stands in for each URL flag. */
 const URL_VARIABLES = { remote: 'METER_SYNC_REMOTE_URL', site: 'METER_SYNC_SITE_URL' } as const;
@@ -187,15 +247,63 @@ function siteConnection(
   };
 }
 
-function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>) {
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * A value that starts with a dash but is no option (`--tenant -1`) is the option's value: its own
+ * check then says what the value must be, instead of the parser's "argument is ambiguous".
+ */
+function joinDashedValues(args: readonly string[], options: Options): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    const option = arg.startsWith('--') ? options[arg.slice(2)] : undefined;
+    if (option?.type === 'string' && next !== undefined && /^-[^-]/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else joined.push(arg);
+  }
+  return joined;
+}
+
+function parse(args: string[], options: Options) {
+  const config = {
+    args: joinDashedValues(args, options),
+    options,
+    strict: true,
+    allowPositionals: false,
+    tokens: true,
+  } as const;
+  let parsed: ReturnType<typeof parseArgs<typeof config>>;
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false });
+    parsed = parseArgs(config);
   } catch (error) {
+    const message = (error as Error).message;
+    const ambiguous = /^Option '(--[\w-]+)'.* argument is ambiguous/.exec(message);
+    if (ambiguous) throw new UsageError(`${ambiguous[1]} needs a value`);
     // Node's messages run on with advice (about `--`, or on lines of their own); the first
     // sentence says what is wrong.
-    const message = (error as Error).message.split('\n')[0]!.split('. ')[0]!.replace(/\.$/, '');
-    throw new UsageError(message);
+    throw new UsageError(message.split('\n')[0]!.split('. ')[0]!.replace(/\.$/, ''));
   }
+  // Given twice, an option would silently take its last value: `--tenant 2 --tenant 3`.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name)) throw new UsageError(`--${token.name} is given more than once`);
+    seen.add(token.name);
+  }
+  return parsed;
+}
+
+function deleteRatio(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ratio = parseDeleteRatio(value);
+  if (ratio === undefined)
+    throw new UsageError(
+      `--max-delete-ratio must be a share from 0 to 1, such as 0.5, not ${JSON.stringify(value)}`,
+    );
+  return ratio;
 }
 
 /** The options `sync` and `plan` share (a site, entities, the guard, a deadline, JSON), plus `more`. */
@@ -209,6 +317,8 @@ function runCommand(
     ...CONNECTION_OPTIONS,
     entities: { type: 'string' },
     'allow-mass-delete': { type: 'boolean' },
+    'max-delete-ratio': { type: 'string' },
+    'allow-tenant-change': { type: 'boolean' },
     timeout: { type: 'string' },
     json: { type: 'boolean' },
     ...more,
@@ -216,12 +326,15 @@ function runCommand(
   const connection = siteConnection(values as ConnectionValues, true, env);
   const entities = entityList(values.entities as string | undefined, registry);
   const timeoutMs = timeout(values.timeout as string | undefined);
+  const maxDeleteRatio = deleteRatio(values['max-delete-ratio'] as string | undefined);
   return {
     values,
     run: {
       connection,
       ...(entities ? { entities } : {}),
       allowMassDelete: values['allow-mass-delete'] === true,
+      allowTenantChange: values['allow-tenant-change'] === true,
+      ...(maxDeleteRatio !== undefined ? { maxDeleteRatio } : {}),
       json: values.json === true,
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     },
@@ -234,6 +347,11 @@ export function parseCommand(
   env: NodeJS.ProcessEnv = process.env,
 ): Command {
   const [name, ...rest] = argv;
+  if (
+    (COMMANDS as readonly string[]).includes(name ?? '') &&
+    rest.some((arg) => arg === '--help' || arg === '-h')
+  )
+    return { kind: 'help', command: name as CommandName };
   switch (name) {
     case 'sync': {
       const { values, run } = runCommand(rest, { 'dry-run': { type: 'boolean' } }, registry, env);
@@ -264,10 +382,16 @@ export function parseCommand(
       parse(rest, {});
       return { kind: 'demo' };
     case undefined:
+      return { kind: 'usage' };
     case 'help':
     case '--help':
     case '-h':
+      parse(rest, {});
       return { kind: 'help' };
+    case '--version':
+    case '-V':
+      parse(rest, {});
+      return { kind: 'version' };
     default:
       throw new UsageError(
         `unknown command ${JSON.stringify(name)} (commands: sync, migrate, plan, check, demo)`,

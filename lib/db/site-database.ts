@@ -149,6 +149,17 @@ export class SiteDatabase {
     return rows[0]?.locked === true;
   }
 
+  /** The tenant the site is bound to, or undefined before the first run that committed (DESIGN §3.11). */
+  async boundTenant(): Promise<number | undefined> {
+    const { rows } = await this.client.query<{ tenant_id: number }>(siteSql.boundTenant);
+    return rows[0]?.tenant_id;
+  }
+
+  /** Binds the site to a tenant, in the run's transaction: it commits with the rows of that tenant. */
+  async bindTenant(tenantId: number): Promise<void> {
+    await this.client.query(siteSql.bindTenant, [tenantId]);
+  }
+
   /** Fills the entity's stage table from a COPY text stream; returns the number of rows. */
   async stage(e: ResolvedEntity, source: Readable): Promise<number> {
     await this.client.query(siteSql.createStage(e));

@@ -94,6 +94,20 @@ export const SITE_MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (entity, row)
       );`,
   },
+  {
+    version: 5,
+    name: 'meter_sync_site: the tenant the site is bound to',
+    // One row at most. A run for another tenant fails TENANT_MISMATCH before it writes (DESIGN
+    // §3.11): a typo or a copied secret must not replace the site's rows with another tenant's. A
+    // site synced by an older build is bound to the tenant of its newest successful run.
+    sql: `CREATE TABLE meter_sync_site (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        tenant_id integer NOT NULL,
+        bound_at timestamptz NOT NULL DEFAULT now()
+      );
+      INSERT INTO meter_sync_site (tenant_id, bound_at)
+        SELECT tenant_id, started_at FROM sync_run WHERE status = 'ok' ORDER BY started_at DESC LIMIT 1;`,
+  },
 ];
 
 export const LATEST_SITE_SCHEMA_VERSION = SITE_MIGRATIONS[SITE_MIGRATIONS.length - 1]!.version;

@@ -204,6 +204,10 @@ export const siteSql = {
   /** Each definition as `foreignKeys` read it: the server's own SQL, not a value. */
   addConstraints: (e: ResolvedEntity, constraints: readonly { name: string; definition: string }[]) =>
     `ALTER TABLE ${e.table} ${constraints.map((c) => `ADD CONSTRAINT ${q(c.name)} ${c.definition}`).join(', ')}`,
+  /** The tenant the site is bound to (migration 5), none before its first run. */
+  boundTenant: 'SELECT tenant_id FROM meter_sync_site',
+  bindTenant: `INSERT INTO meter_sync_site (tenant_id) VALUES ($1)
+    ON CONFLICT (singleton) DO UPDATE SET tenant_id = excluded.tenant_id, bound_at = excluded.bound_at`,
   lockTimeout: `SELECT current_setting('lock_timeout') AS value`,
   setLockTimeout: `SELECT set_config('lock_timeout', $1, true)`,
 };

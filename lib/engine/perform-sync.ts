@@ -29,7 +29,13 @@ import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-data
 import { schemaMismatch, siteSchemaVersion } from '../db/site-migrations';
 import { applicableRows, type ParentLookup, type ResolvedEntity } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
-import { CommitUnconfirmedError, MassDeleteGuardError, MeterSyncError, toMeterSyncError } from '../errors';
+import {
+  CommitUnconfirmedError,
+  MassDeleteGuardError,
+  MeterSyncError,
+  TenantMismatchError,
+  toMeterSyncError,
+} from '../errors';
 import { compareEntity, type RememberedSkips } from './compare-entity';
 import { type EntityPlan, EntityPlanError, type PlanRole, planRun } from './plan-run';
 import { planSteps, relativesOf, type Step } from './plan-steps';
@@ -45,7 +51,10 @@ import {
 } from './sync-result';
 
 export const DEFAULT_MAX_DELETE_RATIO = 0.5;
-/** Below this many site rows an entity is too small for a ratio to mean anything. */
+/**
+ * Below this many site rows an entity is too small for a ratio to mean anything; a step that would
+ * delete all of them is still guarded.
+ */
 export const MASS_DELETE_MIN_ROWS = 20;
 const SKIPPED_KEY_SAMPLE = 5;
 
@@ -64,6 +73,13 @@ export interface SyncOptions {
   dryRun?: boolean;
   allowMassDelete?: boolean;
   maxDeleteRatio?: number;
+  /** Default MASS_DELETE_MIN_ROWS. */
+  massDeleteMinRows?: number;
+  /**
+   * Re-binds a site bound to another tenant (DESIGN §3.11): without it such a run fails
+   * TENANT_MISMATCH before it writes anything. The result says so in `tenantChange`.
+   */
+  allowTenantChange?: boolean;
   registry?: EntityRegistry;
   connectOptions?: ConnectOptions;
   onProgress?: (event: ProgressEvent) => void;
@@ -130,6 +146,10 @@ function checkOptions(options: SyncOptions): void {
   if (maxDeleteRatio !== undefined && !(maxDeleteRatio >= 0 && maxDeleteRatio <= 1)) {
     throw new MeterSyncError('BAD_OPTIONS', 'maxDeleteRatio must be between 0 and 1');
   }
+  const minRows = options.massDeleteMinRows;
+  if (minRows !== undefined && !(Number.isSafeInteger(minRows) && minRows >= 0)) {
+    throw new MeterSyncError('BAD_OPTIONS', 'massDeleteMinRows must be a whole number of rows, 0 or more');
+  }
   const max = options.changes?.max;
   if (max !== undefined && !(Number.isInteger(max) && max >= 1)) {
     throw new MeterSyncError('BAD_OPTIONS', 'changes.max must be a whole number of at least 1');
@@ -152,6 +172,10 @@ class SyncRun {
 
   /** A plan is a dry run. */
   private readonly dryRun: boolean;
+  /** Set once the entities are being worked on: a failure before that is the run's alone (no entity ran). */
+  private entitiesStarted = false;
+  /** The tenant the site was bound to, when this run re-binds it (allowTenantChange). */
+  private rebindFrom: number | undefined;
 
   constructor(private readonly options: SyncOptions) {
     checkOptions(options);
@@ -196,6 +220,8 @@ class SyncRun {
       }
       const mismatch = schemaMismatch(await siteSchemaVersion(site));
       if (mismatch) throw mismatch;
+      const boundTenant = await this.checkTenant(db);
+      this.entitiesStarted = true;
       await this.resolveEntities(db);
       this.deadline.check();
       remote = await remoteSession.take();
@@ -210,6 +236,9 @@ class SyncRun {
       if (this.dryRun) {
         await site.query('ROLLBACK');
       } else {
+        // The first run that commits rows binds the site; a re-bind commits with the new tenant's rows.
+        if (boundTenant !== this.options.tenantId && result.status !== 'failed')
+          await db.bindTenant(this.options.tenantId);
         await recordRun(site, result, this.options.syncRunRetentionDays);
         await this.commit(site);
       }
@@ -227,6 +256,18 @@ class SyncRun {
       await remote?.end().catch(() => {});
       await site?.end().catch(() => {});
     }
+  }
+
+  /**
+   * The tenant the site is bound to. A run for another fails TENANT_MISMATCH before it reads or
+   * writes anything, unless it re-binds the site on purpose (allowTenantChange).
+   */
+  private async checkTenant(db: SiteDatabase): Promise<number | undefined> {
+    const bound = await db.boundTenant();
+    if (bound === undefined || bound === this.options.tenantId) return bound;
+    if (!this.options.allowTenantChange) throw new TenantMismatchError(bound, this.options.tenantId);
+    this.rebindFrom = bound;
+    return bound;
   }
 
   /**
@@ -543,11 +584,13 @@ class SyncRun {
     const { counts } = plan;
     if (step.kind === 'delete') {
       // The guard weighs what the remote means to delete, pinned rows too: a remote that returns
-      // nothing trips it whether or not rows outside the run hold some of the site's rows.
+      // nothing trips it whether or not rows outside the run hold some of the site's rows. Emptying
+      // a table is guarded however small it is: a small site is still a site.
       if (!this.options.allowMassDelete && counts.intended > 0) {
         const siteRows = state.siteRows ?? (await db.countRows(e));
         const ratio = this.options.maxDeleteRatio ?? DEFAULT_MAX_DELETE_RATIO;
-        if (siteRows >= MASS_DELETE_MIN_ROWS && counts.intended > ratio * siteRows)
+        const minRows = this.options.massDeleteMinRows ?? MASS_DELETE_MIN_ROWS;
+        if (counts.intended >= siteRows || (siteRows >= minRows && counts.intended > ratio * siteRows))
           throw new MassDeleteGuardError(step.entity, counts.intended, siteRows, ratio);
       }
       const removed = counts.deletes > 0 ? await db.deleteGone(e, plan.tables) : 0;
@@ -658,8 +701,12 @@ class SyncRun {
     });
   }
 
-  /** The whole run failed: nothing was committed, so every entity reports the run's error. */
+  /**
+   * The whole run failed: nothing was committed. Once the entities were being worked on, every
+   * entity reports the run's error; before (a connection, the schema, the tenant), none ran.
+   */
   private failRun(error: MeterSyncError): SyncResult {
+    if (!this.entitiesStarted) return this.finish('failed', [], report(error));
     for (const state of this.states.values()) {
       if (!state.failed) this.markFailed(state, error);
     }
@@ -675,6 +722,9 @@ class SyncRun {
       dryRun: this.dryRun,
       startedAt: this.startedAt.toISOString(),
       durationMs: Math.round(performance.now() - this.t0),
+      ...(this.rebindFrom !== undefined && status !== 'failed'
+        ? { tenantChange: { fromTenantId: this.rebindFrom, toTenantId: this.options.tenantId } }
+        : {}),
       entities,
       ...(error ? { error } : {}),
     };

@@ -53,8 +53,11 @@ export interface SyncResult {
   durationMs: number;
   /** The site schema migration the run applied before it synced (SITE_MIGRATIONS=auto), when it applied one. */
   migration?: { fromVersion: number; toVersion: number };
+  /** The site was bound to another tenant and this run re-binds it (allowTenantChange). */
+  tenantChange?: { fromTenantId: number; toTenantId: number };
+  /** Empty when the run failed before any entity ran (a connection, the site schema, the tenant). */
   entities: EntityResult[];
-  /** Why the run as a whole failed (a connection, the lock, the site schema), when it did. */
+  /** Why the run as a whole failed (a connection, the lock, the site schema, the tenant), when it did. */
   error?: ErrorReport;
 }
 

@@ -7,4 +7,5 @@ export { MassDeleteGuardError } from './mass-delete-guard-error';
 export { MeterSyncError } from './meter-sync-error';
 export { MigrationFailedError } from './migration-failed-error';
 export { SiteSchemaError } from './site-schema-error';
+export { TenantMismatchError } from './tenant-mismatch-error';
 export { UsageError } from './usage-error';

@@ -1,6 +1,6 @@
 /**
  * The site operation a Lambda event asks for (DESIGN §4): `{ siteId, action?, entities?, dryRun?,
- * allowMassDelete?, maxChanges? }`, `action` being `sync` (the default), `migrate`, `plan` or
+ * allowMassDelete?, allowTenantChange?, maxChanges? }`, `action` being `sync` (the default), `migrate`, `plan` or
  * `check`, as an EventBridge
  * Scheduler input or an `aws lambda invoke` payload, or in the `detail` of an EventBridge rule
  * event. Validated strictly: an unknown field is a typo that would otherwise be ignored silently
@@ -17,6 +17,8 @@ export interface SyncRequest {
   entities?: string[];
   dryRun: boolean;
   allowMassDelete: boolean;
+  /** Re-binds a site bound to another tenant, on purpose (DESIGN §3.11). */
+  allowTenantChange: boolean;
 }
 
 export interface MigrateRequest {
@@ -30,6 +32,7 @@ export interface PlanRequest {
   siteId: string;
   entities?: string[];
   allowMassDelete: boolean;
+  allowTenantChange: boolean;
   maxChanges: number;
 }
 
@@ -49,15 +52,15 @@ export type Action = (typeof ACTIONS)[number];
 
 /** The fields each action takes besides `siteId` and `action`. */
 const ACTION_FIELDS: Readonly<Record<Action, readonly string[]>> = {
-  sync: ['entities', 'dryRun', 'allowMassDelete'],
+  sync: ['entities', 'dryRun', 'allowMassDelete', 'allowTenantChange'],
   migrate: [],
-  plan: ['entities', 'allowMassDelete', 'maxChanges'],
+  plan: ['entities', 'allowMassDelete', 'allowTenantChange', 'maxChanges'],
   check: [],
 };
 
 /** A site id is used in a secret name, a metric dimension and log keys: keep it a plain identifier. */
 export const SITE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
-const OPTIONAL_FIELDS = ['entities', 'dryRun', 'allowMassDelete', 'maxChanges'] as const;
+const OPTIONAL_FIELDS = ['entities', 'dryRun', 'allowMassDelete', 'allowTenantChange', 'maxChanges'] as const;
 const REQUEST_FIELDS = new Set(['siteId', 'action', ...OPTIONAL_FIELDS]);
 /** The fields EventBridge puts around a rule event's `detail`. */
 const ENVELOPE_FIELDS = new Set([
@@ -173,6 +176,7 @@ export function parseSiteRequest(event: unknown, registry: EntityRegistry = defa
       siteId,
       ...(entities ? { entities } : {}),
       allowMassDelete: optionalBoolean(request, 'allowMassDelete'),
+      allowTenantChange: optionalBoolean(request, 'allowTenantChange'),
       maxChanges: parseMaxChanges(request.maxChanges),
     };
   return {
@@ -181,5 +185,6 @@ export function parseSiteRequest(event: unknown, registry: EntityRegistry = defa
     ...(entities ? { entities } : {}),
     dryRun: optionalBoolean(request, 'dryRun'),
     allowMassDelete: optionalBoolean(request, 'allowMassDelete'),
+    allowTenantChange: optionalBoolean(request, 'allowTenantChange'),
   };
 }

@@ -32,7 +32,8 @@ export function emitSyncMetrics(metrics: Metrics, siteId: string, result: SyncRe
     metrics.addMetric(EntityMetric.EntityDurationMs, MetricUnit.Milliseconds, entity.durationMs);
     metrics.publishStoredMetrics();
   }
-  emitRunMetrics(metrics, siteId, result.ok, result.durationMs);
+  const runFailed = result.status === 'failed' && result.entities.length === 0;
+  emitRunMetrics(metrics, siteId, result.ok, result.durationMs, runFailed);
 }
 
 /**
@@ -40,13 +41,20 @@ export function emitSyncMetrics(metrics: Metrics, siteId: string, result: SyncRe
  * failed sync of the site, so the "no successful sync" alarm and the dashboard see it.
  */
 export function emitSyncNotStarted(metrics: Metrics, siteId: string, durationMs: number): void {
-  emitRunMetrics(metrics, siteId, false, durationMs);
+  emitRunMetrics(metrics, siteId, false, durationMs, true);
 }
 
-function emitRunMetrics(metrics: Metrics, siteId: string, succeeded: boolean, durationMs: number): void {
+function emitRunMetrics(
+  metrics: Metrics,
+  siteId: string,
+  succeeded: boolean,
+  durationMs: number,
+  runFailed: boolean,
+): void {
   metrics.addDimensions({ [MetricDimension.SiteId]: siteId });
   metrics.addMetric(RunMetric.SyncSucceeded, MetricUnit.Count, succeeded ? 1 : 0);
   metrics.addMetric(RunMetric.SyncDurationMs, MetricUnit.Milliseconds, durationMs);
+  metrics.addMetric(RunMetric.RunFailed, MetricUnit.Count, runFailed ? 1 : 0);
 }
 
 /** A site schema migration was applied (by a sync run, or the migrate action). */

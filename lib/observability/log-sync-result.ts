@@ -25,8 +25,14 @@ export function logSyncResult(logger: Logger, siteId: string, result: SyncResult
     durationMs: result.durationMs,
     ...totals(result.entities),
     failedEntities,
+    ...(result.tenantChange ? { tenantChange: result.tenantChange } : {}),
     ...(result.error ? { error: result.error } : {}),
   };
+  if (result.tenantChange)
+    logger.warn(
+      `site re-bound from tenant ${result.tenantChange.fromTenantId} to ${result.tenantChange.toTenantId}${dryRun ? ' (dry run)' : ''}`,
+      { siteId, tenantId, tenantChange: result.tenantChange },
+    );
   if (result.migration)
     logger.info(
       `site schema migrated from version ${result.migration.fromVersion} to ${result.migration.toVersion}`,

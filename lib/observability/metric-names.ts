@@ -20,6 +20,11 @@ export const RunMetric = {
   SyncDurationMs: 'SyncDurationMs',
   /** 1 whenever a sync run or the migrate action applied a site schema migration. */
   SiteMigrated: 'SiteMigrated',
+  /**
+   * 1 when the run failed before any entity ran (a connection, the site schema, the tenant the site
+   * is bound to, its credentials), else 0: such a failure has no entity to count it.
+   */
+  RunFailed: 'RunFailed',
 } as const;
 
 export const MetricDimension = {

@@ -8,8 +8,8 @@
  * 3. On the remote, in one REPEATABLE READ READ ONLY transaction: the session is read-only, the
  *    role cannot write the entity tables, each entity's table or query gives its columns, and the
  *    tenant's slice is not empty.
- * 4. On the site, in one READ ONLY transaction: the schema version, each entity's table, the
- *    role's privileges, and last the run lock.
+ * 4. On the site, in one READ ONLY transaction: the schema version, the tenant it is bound to,
+ *    each entity's table, the role's privileges, and last the run lock.
  * 5. Compare each entity's remote columns with its site columns: every type converts.
  * 6. Report: ok unless a check failed. A database that cannot be reached fails its connection
  *    check, and every check that needs it fails as not checked.
@@ -35,6 +35,7 @@ import { underSavepoint } from './checks/savepoint';
 import { siteLockCheck } from './checks/site-lock';
 import { sitePrivilegesCheck } from './checks/site-privileges';
 import { siteSchemaCheck } from './checks/site-schema';
+import { siteTenantCheck } from './checks/site-tenant';
 import { tenantSliceCheck } from './checks/tenant-slice';
 import type { OperationOptions } from './operation-options';
 import { withCredentials } from './with-credentials';
@@ -64,6 +65,7 @@ interface RemoteFindings {
 
 interface SiteFindings {
   schema: Check;
+  tenant: Check;
   columns: ReadonlyMap<string, SiteColumns>;
   behind: boolean;
   privileges: Check;
@@ -133,6 +135,7 @@ async function siteFindings(
   client: Client,
   entities: readonly EntityMetadata[],
   latest: number,
+  tenantId: number,
 ): Promise<SiteFindings> {
   try {
     await client.query('BEGIN READ ONLY');
@@ -140,6 +143,7 @@ async function siteFindings(
     const why = `the site read failed: ${describeError(error)}`;
     return {
       schema: notChecked('site schema', why),
+      tenant: notChecked('site tenant', why),
       columns: new Map(entities.map((e) => [e.name, { problem: `not checked: ${why}` }])),
       behind: false,
       privileges: notChecked('site privileges', why),
@@ -148,6 +152,7 @@ async function siteFindings(
   }
   try {
     const schema = await siteSchemaCheck(client, latest);
+    const tenant = await guarded(client, 'site tenant', () => siteTenantCheck(client, tenantId));
     const columns = new Map<string, SiteColumns>();
     for (const meta of entities) columns.set(meta.name, await readSiteColumns(client, meta));
     const privileges = await guarded(client, 'site privileges', () =>
@@ -155,7 +160,7 @@ async function siteFindings(
     );
     // Last: the lock it takes is held until the rollback below.
     const lock = await guarded(client, 'site lock', () => siteLockCheck(client));
-    return { schema: schema.check, columns, behind: schema.behind, privileges, lock };
+    return { schema: schema.check, tenant, columns, behind: schema.behind, privileges, lock };
   } finally {
     await client.query('ROLLBACK').catch(() => {});
   }
@@ -195,7 +200,7 @@ async function checkOnce(
     // 3. and 4., each on its own session at once.
     const [remoteFound, siteFound] = await Promise.all([
       remoteClient ? remoteFindings(remoteClient, entities, credentials.tenantId) : undefined,
-      siteClient ? siteFindings(siteClient, entities, latest) : undefined,
+      siteClient ? siteFindings(siteClient, entities, latest, credentials.tenantId) : undefined,
     ]);
     // 5.
     const entityChecks = entities.map((meta) => entityCheck(meta, remoteFound, siteFound));
@@ -206,6 +211,7 @@ async function checkOnce(
       remoteFound?.readOnly ?? notChecked('remote read-only', unreachable('remote')),
       remoteFound?.privileges ?? notChecked('remote privileges', unreachable('remote')),
       siteFound?.schema ?? notChecked('site schema', unreachable('site')),
+      siteFound?.tenant ?? notChecked('site tenant', unreachable('site')),
       ...entityChecks,
       siteFound?.privileges ?? notChecked('site privileges', unreachable('site')),
       remoteFound?.slice ?? notChecked('tenant slice', unreachable('remote')),

@@ -17,4 +17,19 @@ export interface OperationOptions {
   /** Told when a login was refused and the operation runs again with re-read credentials. */
   onCredentialsRefreshed?: (error: ErrorReport) => void;
   onProgress?: (event: ProgressEvent) => void;
+  /** The deployment's mass-delete guard (MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS); the engine's defaults when absent. */
+  maxDeleteRatio?: number;
+  massDeleteMinRows?: number;
+}
+
+/** The mass-delete guard of a run: the request's own ratio over the deployment's, the deployment's minimum. */
+export function guardOptions(
+  request: { maxDeleteRatio?: number },
+  options: OperationOptions,
+): { maxDeleteRatio?: number; massDeleteMinRows?: number } {
+  const maxDeleteRatio = request.maxDeleteRatio ?? options.maxDeleteRatio;
+  return {
+    ...(maxDeleteRatio !== undefined ? { maxDeleteRatio } : {}),
+    ...(options.massDeleteMinRows !== undefined ? { massDeleteMinRows: options.massDeleteMinRows } : {}),
+  };
 }

@@ -12,7 +12,7 @@
 import type { CredentialsSource } from '../credentials';
 import { performSync, type SyncResult } from '../engine';
 import { DEFAULT_MAX_CHANGES } from '../event';
-import type { OperationOptions } from './operation-options';
+import { guardOptions, type OperationOptions } from './operation-options';
 import { withCredentials } from './with-credentials';
 
 export interface PlanSiteRequest {
@@ -22,6 +22,10 @@ export interface PlanSiteRequest {
   allowMassDelete?: boolean;
   /** Per entity; DEFAULT_MAX_CHANGES when absent. */
   maxChanges?: number;
+  /** Plans the run that re-binds a site bound to another tenant (DESIGN §3.11). */
+  allowTenantChange?: boolean;
+  /** This plan's share for the mass-delete guard, over the deployment's. */
+  maxDeleteRatio?: number;
 }
 
 export type PlanResult = SyncResult & { action: 'plan' };
@@ -44,6 +48,8 @@ export function planSite(
         ...(request.entities ? { entities: request.entities } : {}),
         dryRun: true,
         allowMassDelete: request.allowMassDelete === true,
+        allowTenantChange: request.allowTenantChange === true,
+        ...guardOptions(request, options),
         changes: { max: request.maxChanges ?? DEFAULT_MAX_CHANGES },
         ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
         ...(options.connectOptions ? { connectOptions: options.connectOptions } : {}),

@@ -13,7 +13,7 @@ import type { CredentialsSource, SyncCredentials } from '../credentials';
 import { performSync, type SyncOptions, type SyncResult } from '../engine';
 import type { MeterSyncError } from '../errors';
 import { migrateUnderLock } from './migrate-under-lock';
-import type { OperationOptions, SiteMigrationsMode } from './operation-options';
+import { guardOptions, type OperationOptions, type SiteMigrationsMode } from './operation-options';
 import { withCredentials } from './with-credentials';
 
 export interface SyncSiteRequest {
@@ -22,6 +22,10 @@ export interface SyncSiteRequest {
   entities?: readonly string[];
   dryRun?: boolean;
   allowMassDelete?: boolean;
+  /** Re-bind a site bound to another tenant (DESIGN §3.11). */
+  allowTenantChange?: boolean;
+  /** This run's share for the mass-delete guard, over the deployment's (the CLI's --max-delete-ratio). */
+  maxDeleteRatio?: number;
 }
 
 export interface SyncSiteOptions extends OperationOptions {
@@ -44,6 +48,8 @@ function engineOptions(
     ...(request.entities ? { entities: request.entities } : {}),
     dryRun: request.dryRun === true,
     allowMassDelete: request.allowMassDelete === true,
+    allowTenantChange: request.allowTenantChange === true,
+    ...guardOptions(request, options),
     ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
     ...(options.connectOptions ? { connectOptions: options.connectOptions } : {}),
     ...(options.registry ? { registry: options.registry } : {}),

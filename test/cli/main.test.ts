@@ -37,9 +37,41 @@ describe('meter-sync usage errors', () => {
     ['unknown entity', [...SYNC, '--entities', 'meter,nope'], /unknown entity "nope"/],
     ['unknown option', ['sync', '--remote', 'postgres://h/db', '--fast'], /Unknown option '--fast'/],
     [
-      'an option whose value looks like another option',
+      'an option followed by another option instead of its value',
+      ['sync', '--remote', 'postgres://h/db', '--site', '--tenant', '1'],
+      /^meter-sync: --site needs a value \(see `meter-sync help`\)$/m,
+    ],
+    [
+      'a value starting with a dash is the value, checked as one',
       ['sync', '--remote', 'postgres://h/db', '--site', '-x'],
-      /^meter-sync: Option '--site' argument is ambiguous \(see `meter-sync help`\)$/m,
+      /^meter-sync: --site is not a valid URL/m,
+    ],
+    [
+      'a negative tenant',
+      [...SYNC.slice(0, -1), '-1'],
+      /--tenant must be an integer between 0 and 2147483647, not "-1"/,
+    ],
+    ...(['--tenant', '--site', '--remote', '--timeout'] as const).map((flag): [string, string[], RegExp] => [
+      `${flag} given twice`,
+      [
+        ...SYNC,
+        '--timeout',
+        '5',
+        flag,
+        flag === '--tenant' ? '3' : flag === '--timeout' ? '6' : 'postgres://h/x',
+      ],
+      new RegExp(`^meter-sync: ${flag} is given more than once`, 'm'),
+    ]),
+    ['a boolean given twice', [...SYNC, '--dry-run', '--dry-run'], /--dry-run is given more than once/],
+    ...['2', '-0.5', 'half', '0.5.1'].map((value): [string, string[], RegExp] => [
+      `--max-delete-ratio ${value}`,
+      [...SYNC, '--max-delete-ratio', value],
+      new RegExp(`--max-delete-ratio must be a share from 0 to 1, such as 0.5, not "${value}"`),
+    ]),
+    [
+      'a flag a command does not take',
+      ['migrate', '--site', 'postgres://h/s', '--allow-tenant-change'],
+      /Unknown option '--allow-tenant-change'/,
     ],
     [
       'not a postgres URL',
@@ -68,7 +100,38 @@ describe('meter-sync usage errors', () => {
     expect(await main(['help'], io)).toBe(0);
     expect(io.out()).toContain('--remote URL --site URL --tenant ID');
     expect(io.out()).toContain('--site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]');
+    expect(io.err()).toBe('');
   });
+
+  it('bare meter-sync prints the usage to stderr and exits 2', async () => {
+    const io = captureIo();
+    expect(await main([], io)).toBe(2);
+    expect(io.err()).toContain('meter-sync <command> --help');
+    expect(io.out()).toBe('');
+  });
+
+  it.each(['--version', '-V'])('%s prints the version and exits 0', async (flag) => {
+    const io = captureIo();
+    expect(await main([flag], io)).toBe(0);
+    expect(io.out()).toMatch(/^meter-sync \d+\.\d+\.\d+\n$/);
+  });
+
+  it.each([
+    ['sync', /--dry-run\s+the exact counts of the run/],
+    ['migrate', /^usage: meter-sync migrate SITE \[--json\]$/m],
+    ['plan', /--max-changes N\s+rows listed per entity/],
+    ['check', /a preflight report/],
+    ['demo', /^usage: meter-sync demo$/m],
+  ])(
+    "meter-sync %s --help prints that command's usage and exits 0, whatever else is given",
+    async (command, pattern) => {
+      const io = captureIo();
+      expect(await main([command, '--tenant', 'x', '--help'], io)).toBe(0);
+      expect(io.out()).toMatch(pattern);
+      expect(io.out()).toMatch(/^usage: meter-sync /);
+      expect(io.err()).toBe('');
+    },
+  );
 
   it('the installed bin exits 2 on bad usage, without a stack trace', async () => {
     const failure = await run(process.execPath, [BIN, 'sync', '--tenant', 'x']).catch((e) => e);

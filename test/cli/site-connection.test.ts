@@ -159,27 +159,39 @@ describe('meter-sync by site id, through the function secrets', () => {
   });
 
   it('--remote-secret and --site-secret-prefix override the environment', async () => {
-    // Act: the other secrets bind the site to tenant 1; a dry run shows the switch without making it.
-    const out = await meterSync(
-      [
-        'sync',
-        '--site-id',
-        'plant-7',
-        '--remote-secret',
-        'other/remote',
-        '--site-secret-prefix',
-        'other/',
-        '--dry-run',
-        '--json',
-        '--allow-mass-delete',
-      ],
-      awsEnv,
-    );
+    // Act: the other secrets name tenant 1 for a site bound to tenant 2: refused, then shown on
+    // purpose by a dry run that re-binds it (without making the switch).
+    const argv = [
+      'sync',
+      '--site-id',
+      'plant-7',
+      '--remote-secret',
+      'other/remote',
+      '--site-secret-prefix',
+      'other/',
+      '--dry-run',
+      '--json',
+      '--allow-mass-delete',
+    ];
+    const refused = await meterSync(argv, awsEnv);
+    const out = await meterSync([...argv, '--allow-tenant-change'], awsEnv);
 
     // Assert
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'TENANT_MISMATCH' } });
     expect(out.code).toBe(0);
-    expect(JSON.parse(out.stdout)).toMatchObject({ ok: true, tenantId: 1, dryRun: true });
-    expect(requests.map((r) => r.secretId).sort()).toEqual(['other/plant-7', 'other/remote']);
+    expect(JSON.parse(out.stdout)).toMatchObject({
+      ok: true,
+      tenantId: 1,
+      dryRun: true,
+      tenantChange: { fromTenantId: 2, toTenantId: 1 },
+    });
+    expect(requests.map((r) => r.secretId).sort()).toEqual([
+      'other/plant-7',
+      'other/plant-7',
+      'other/remote',
+      'other/remote',
+    ]);
   });
 
   it('a site without a secret is one line, exit 2: configuration, not a passing fault', async () => {

@@ -46,6 +46,7 @@ describe('site migrations', () => {
       'device_register',
       'meter',
       'meter_sync_schema_migrations',
+      'meter_sync_site',
       'meter_sync_skipped_row',
       'register',
       'sync_run',

@@ -147,10 +147,10 @@ describe('mass-delete guard', () => {
     ]);
   });
 
-  it('does not guard an entity with fewer than 20 site rows', async () => {
-    // Arrange: 19 meters and 19 associations, all of them gone from the remote.
+  it('below 20 site rows, deletes any share but all of them', async () => {
+    // Arrange: 19 meters and 19 associations; 18 of them gone from the remote.
     await arrange({ metersPerTenant: 19, registersPerMeter: 1 });
-    await dropMeters(19);
+    await dropMeters(18);
 
     // Act
     const result = await fx.sync();
@@ -158,10 +158,54 @@ describe('mass-delete guard', () => {
     // Assert
     expect(result.status).toBe('ok');
     expect(countRows(result)).toEqual([
-      ['meter', 0, 0, 19, 0, 0],
+      ['meter', 0, 0, 18, 0, 1],
       ['register', 0, 0, 0, 0, 40],
-      ['device_register', 0, 0, 19, 0, 0],
+      ['device_register', 0, 0, 18, 0, 1],
     ]);
+  });
+
+  it('refuses to empty a table however few rows it holds: a small site is still a site', async () => {
+    // Arrange: 5 meters with an association each, all gone from the remote (a tenant renumbered).
+    await arrange({ metersPerTenant: 5, registersPerMeter: 1 });
+    await dropMeters(5);
+    const before = await siteContents(fx.siteClient);
+
+    // Act
+    const result = await fx.sync();
+
+    // Assert: nothing is deleted; the registers, which stay, commit.
+    expect(result.status).toBe('partial');
+    expect(entity(result, 'meter')).toMatchObject({ status: 'failed', error: { code: 'MASS_DELETE_GUARD' } });
+    expect(entity(result, 'meter').error!.message).toContain(
+      'refusing to delete every one of its 5 site rows',
+    );
+    expect(entity(result, 'device_register').error!.message).toContain(
+      'refusing to delete every one of its 5 site rows',
+    );
+    expect(entity(result, 'register').status).toBe('ok');
+    const after = await siteContents(fx.siteClient);
+    expect([after.meter, after.device_register]).toEqual([before.meter, before.device_register]);
+
+    // And allowed, it empties them.
+    const allowed = await fx.sync({ allowMassDelete: true });
+    expect(countRows(allowed)).toEqual([
+      ['meter', 0, 0, 5, 0, 0],
+      ['register', 0, 0, 0, 0, 40],
+      ['device_register', 0, 0, 5, 0, 0],
+    ]);
+  });
+
+  it('honours a custom minimum: a table below it may lose any share but all of its rows', async () => {
+    // Arrange: 16 of 30 meters gone, more than half: guarded at the default minimum of 20.
+    await arrange();
+    await dropMeters(16);
+
+    // Act: a minimum above the tables' 30 meters and 60 associations lets the ratio go unchecked.
+    const result = await fx.sync({ massDeleteMinRows: 61 });
+
+    // Assert
+    expect(result.status).toBe('ok');
+    expect(entity(result, 'meter')).toMatchObject({ deleted: 16 });
   });
 
   it('a guarded parent does not fail its children: they run against the parent rows the site keeps', async () => {

@@ -19,6 +19,7 @@ describe('parseSiteRequest', () => {
       siteId: 'plant-7',
       dryRun: false,
       allowMassDelete: false,
+      allowTenantChange: false,
     });
     expect(
       parseSiteRequest({
@@ -26,6 +27,7 @@ describe('parseSiteRequest', () => {
         entities: ['device_register', 'meter'],
         dryRun: true,
         allowMassDelete: true,
+        allowTenantChange: true,
       }),
     ).toEqual({
       action: 'sync',
@@ -33,6 +35,7 @@ describe('parseSiteRequest', () => {
       entities: ['device_register', 'meter'],
       dryRun: true,
       allowMassDelete: true,
+      allowTenantChange: true,
     });
     expect(parseSiteRequest({ siteId: 'plant-7', action: 'sync', dryRun: true })).toMatchObject({
       action: 'sync',
@@ -89,12 +92,12 @@ describe('parseSiteRequest', () => {
 
   it('refuses an unknown field in a migrate request, as in a sync one', () => {
     expect(rejection({ siteId: 'x', action: 'migrate', force: true })).toBe(
-      'bad event: unknown field "force" (allowed: siteId, action, entities, dryRun, allowMassDelete, maxChanges)',
+      'bad event: unknown field "force" (allowed: siteId, action, entities, dryRun, allowMassDelete, allowTenantChange, maxChanges)',
     );
     expect(
       rejection({ 'detail-type': 'x', detail: { siteId: 'x', action: 'migrate', Action: 'sync' } }),
     ).toBe(
-      'bad event: unknown field "Action" in detail (allowed: siteId, action, entities, dryRun, allowMassDelete, maxChanges)',
+      'bad event: unknown field "Action" in detail (allowed: siteId, action, entities, dryRun, allowMassDelete, allowTenantChange, maxChanges)',
     );
   });
 
@@ -127,12 +130,13 @@ describe('parseSiteRequest', () => {
       siteId: 'plant-7',
       dryRun: true,
       allowMassDelete: false,
+      allowTenantChange: false,
     });
   });
 
   it('names the first problem in one line', () => {
     expect(rejection({ siteId: 'x', dryrun: true })).toBe(
-      'bad event: unknown field "dryrun" (allowed: siteId, action, entities, dryRun, allowMassDelete, maxChanges)',
+      'bad event: unknown field "dryrun" (allowed: siteId, action, entities, dryRun, allowMassDelete, allowTenantChange, maxChanges)',
     );
     expect(rejection({ siteId: 'x', entities: ['meters'] })).toBe(
       'bad event: unknown entity "meters" (known: meter, register, device_register)',
@@ -169,6 +173,7 @@ describe('parseSiteRequest', () => {
         action: 'plan',
         siteId: 'plant-7',
         allowMassDelete: false,
+        allowTenantChange: false,
         maxChanges: 100,
       });
       expect(
@@ -177,6 +182,7 @@ describe('parseSiteRequest', () => {
           action: 'plan',
           entities: ['register'],
           allowMassDelete: true,
+          allowTenantChange: true,
           maxChanges: 100_000,
         }),
       ).toEqual({
@@ -184,6 +190,7 @@ describe('parseSiteRequest', () => {
         siteId: 'plant-7',
         entities: ['register'],
         allowMassDelete: true,
+        allowTenantChange: true,
         maxChanges: 100_000,
       });
     });

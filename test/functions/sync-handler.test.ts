@@ -197,7 +197,7 @@ describe('sync handler: events', () => {
     expect(run).toHaveLength(1);
     expect(run[0]!.dimensions).toEqual([['service', 'SiteId']]);
     expect(run[0]!.dimensionValues).toEqual({ service: 'meter-sync', SiteId: SITE });
-    expect(run[0]!.values).toEqual({ SyncSucceeded: 1, SyncDurationMs: result!.durationMs });
+    expect(run[0]!.values).toEqual({ SyncSucceeded: 1, SyncDurationMs: result!.durationMs, RunFailed: 0 });
 
     // The summary log lines: one per entity and one for the run, with the Lambda context.
     const logs = logLines(lines);
@@ -614,8 +614,9 @@ describe('sync handler: deadline', () => {
     givenSecrets();
     const { result, lines } = await invoke(freshHandler(), { siteId: SITE }, 4_000);
     expect(result).toMatchObject({ status: 'failed', error: { code: 'DEADLINE_EXCEEDED' } });
-    expect(result!.entities.map((e) => e.error?.code)).toEqual(ENTITIES.map(() => 'DEADLINE_EXCEEDED'));
-    expect(runDocuments(metricDocuments(lines))[0]!.values.SyncSucceeded).toBe(0);
+    // Before any entity ran: the run's failure alone, counted as one.
+    expect(result!.entities).toEqual([]);
+    expect(runDocuments(metricDocuments(lines))[0]!.values).toMatchObject({ SyncSucceeded: 0, RunFailed: 1 });
   });
 
   it('cancels a run still waiting near the Lambda timeout, rolls it back and reports every entity failed', async () => {
@@ -792,6 +793,7 @@ describe('sync handler: site migrations', () => {
       'device_register',
       'meter',
       'meter_sync_schema_migrations',
+      'meter_sync_site',
       'meter_sync_skipped_row',
       'register',
       'sync_run',
@@ -914,7 +916,7 @@ describe('sync handler: site migrations', () => {
       expect(error).toBeUndefined();
       expect(result).toMatchObject({ ok: false, status: 'failed', error: { code: 'SITE_NOT_MIGRATED' } });
       expect(result!.migration).toBeUndefined();
-      expect(result!.entities.map((e) => e.error?.code)).toEqual(ENTITIES.map(() => 'SITE_NOT_MIGRATED'));
+      expect(result!.entities).toEqual([]);
       expect(await tables()).toEqual([]);
       expect(documentsOf(lines, 'SiteMigrated')).toEqual([]);
       expect(runDocuments(metricDocuments(lines)).map((d) => d.values.SyncSucceeded)).toEqual([0]);

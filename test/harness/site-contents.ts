@@ -153,7 +153,9 @@ export async function resetFixture(fx: SyncFixture, extraTables: readonly string
     ...extraTables.map((t) => escapeIdentifier(t)),
   ].join(', ');
   await fx.remoteClient.query(`TRUNCATE ${tables}`);
-  await fx.siteClient.query(`TRUNCATE ${tables}, sync_run, meter_sync_skipped_row RESTART IDENTITY`);
+  await fx.siteClient.query(
+    `TRUNCATE ${tables}, sync_run, meter_sync_skipped_row, meter_sync_site RESTART IDENTITY`,
+  );
 }
 
 /** Inserts rows given as server text, one statement per row (arranging tests only; the server parses each value). */

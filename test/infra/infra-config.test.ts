@@ -213,11 +213,13 @@ describe('parseInfraConfig', () => {
         SYNC_RUN_RETENTION_DAYS: String(config.syncRunRetentionDays),
       };
     };
-    expect(operationSettings(asEnvironment({}))).toEqual({
+    expect(operationSettings(asEnvironment({}))).toMatchObject({
       siteMigrations: 'auto',
       syncRunRetentionDays: 30,
     });
-    expect(operationSettings(asEnvironment({ siteMigrations: 'manual', syncRunRetentionDays: 7 }))).toEqual({
+    expect(
+      operationSettings(asEnvironment({ siteMigrations: 'manual', syncRunRetentionDays: 7 })),
+    ).toMatchObject({
       siteMigrations: 'manual',
       syncRunRetentionDays: 7,
     });

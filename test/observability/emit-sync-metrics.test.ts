@@ -88,17 +88,37 @@ describe('emitSyncMetrics', () => {
       ],
       [
         { service: 'meter-sync', SiteId: 's1' },
-        { SyncSucceeded: 0, SyncDurationMs: 321 },
+        { SyncSucceeded: 0, SyncDurationMs: 321, RunFailed: 0 },
       ],
     ]);
-    expect(documents[2]!.units).toEqual({ SyncSucceeded: 'Count', SyncDurationMs: 'Milliseconds' });
+    expect(documents[2]!.units).toEqual({
+      SyncSucceeded: 'Count',
+      SyncDurationMs: 'Milliseconds',
+      RunFailed: 'Count',
+    });
   });
 
   it('counts an ok run as succeeded', () => {
     const documents = emitted((metrics) =>
       emitSyncMetrics(metrics, 's1', result({ ok: true, status: 'ok', entities: [] })),
     );
-    expect(documents.map((d) => d.values)).toEqual([{ SyncSucceeded: 1, SyncDurationMs: 321 }]);
+    expect(documents.map((d) => d.values)).toEqual([{ SyncSucceeded: 1, SyncDurationMs: 321, RunFailed: 0 }]);
+  });
+
+  it('counts a run that failed before any entity ran (the tenant, a connection) as a failed run, with no entity', () => {
+    const failed = result({
+      ok: false,
+      status: 'failed',
+      entities: [],
+      error: { code: 'TENANT_MISMATCH', message: 'bound to tenant 1, not 2' },
+    });
+    const documents = emitted((metrics) => emitSyncMetrics(metrics, 's1', failed));
+    expect(documents.map((d) => [d.dimensionValues, d.values])).toEqual([
+      [
+        { service: 'meter-sync', SiteId: 's1' },
+        { SyncSucceeded: 0, SyncDurationMs: 321, RunFailed: 1 },
+      ],
+    ]);
   });
 
   it('emits nothing for a dry run or a locked run', () => {
@@ -111,7 +131,7 @@ describe('emitSyncMetrics', () => {
   it('counts a run that could not start as a failed sync of the site', () => {
     const documents = emitted((metrics) => emitSyncNotStarted(metrics, 's2', 12));
     expect(documents.map((d) => [d.dimensionValues.SiteId, d.values])).toEqual([
-      ['s2', { SyncSucceeded: 0, SyncDurationMs: 12 }],
+      ['s2', { SyncSucceeded: 0, SyncDurationMs: 12, RunFailed: 1 }],
     ]);
   });
 });

@@ -31,6 +31,7 @@ const CHECK_NAMES = [
   'remote read-only',
   'remote privileges',
   'site schema',
+  'site tenant',
   'entity meter',
   'entity register',
   'entity device_register',
@@ -415,13 +416,20 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
     expect(named(report, 'site schema').hint).toContain('deploy the newer meter-sync build');
   });
 
-  it('warns of an empty tenant slice (a wrong tenant id)', async () => {
+  it('warns of an empty tenant slice, and fails a tenant other than the one the site is bound to (a wrong tenant id)', async () => {
     // Act
     const report = await run({ tenantId: 9 });
 
     // Assert
-    expect(statuses(report)).toEqual(allOkBut({ 'tenant slice': 'warn' }));
+    expect(statuses(report)).toEqual(allOkBut({ 'tenant slice': 'warn', 'site tenant': 'fail' }));
+    expect(report.ok).toBe(false);
     expect(report.tenantId).toBe(9);
+    expect(named(report, 'site tenant')).toEqual({
+      name: 'site tenant',
+      status: 'fail',
+      message: 'bound to tenant 1, not 9 [TENANT_MISMATCH]: a run would refuse to replace its rows',
+      hint: 'check the tenant id (the site secret, --tenant); to re-bind the site on purpose, sync with --allow-tenant-change (and --allow-mass-delete)',
+    });
     expect(named(report, 'tenant slice')).toEqual({
       name: 'tenant slice',
       status: 'warn',
@@ -468,6 +476,7 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
       allOkBut({
         'site connection': 'fail',
         'site schema': 'fail',
+        'site tenant': 'fail',
         'entity meter': 'fail',
         'entity register': 'fail',
         'entity device_register': 'fail',

@@ -76,7 +76,7 @@ export const COLUMNS: Readonly<Record<Table, readonly string[]>> = {
   device_register: Object.keys(COLUMN_TYPES.device_register),
 };
 
-const SITE_TABLES = 'device_register, meter, register, sync_run';
+const SITE_TABLES = 'device_register, meter, register, sync_run, meter_sync_site';
 
 /** Inserts rows in one statement per table: one text[] parameter per column, cast by the server. */
 export async function insertRows(client: Client, table: Table, rows: readonly Row[]): Promise<void> {

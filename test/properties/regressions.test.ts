@@ -127,6 +127,7 @@ describe('regressions found by the properties', () => {
    */
   it('the rows a failed child kept pin the parent rows they reference; the parents commit the rest', async () => {
     const association: Row = { device_id: '1', register_id: '1', poll_interval_s: '0', enabled: 't' };
+    const staying: Row = { device_id: '6', register_id: '3', poll_interval_s: '0', enabled: 't' };
     const poisoned: Row = {
       device_id: '5',
       register_id: '2',
@@ -135,12 +136,18 @@ describe('regressions found by the properties', () => {
     };
     const c: SyncCase = {
       tenantId: 2,
+      // Meter 6, register 3 and their association stay: a run that would empty a table meets the
+      // mass-delete guard.
       remote: {
-        meter: [meter('5', '2')],
-        register: [register('2', '2')],
-        device_register: [association, poisoned],
+        meter: [meter('5', '2'), meter('6', '2')],
+        register: [register('2', '2'), register('3', '2')],
+        device_register: [association, poisoned, staying],
       },
-      site: { meter: [meter('1', '1')], register: [register('1', '0')], device_register: [association] },
+      site: {
+        meter: [meter('1', '1'), meter('6', '2')],
+        register: [register('1', '0'), register('3', '2')],
+        device_register: [association, staying],
+      },
     };
     const before = await load(c);
     for (const client of [dbs.site, reference.client])
@@ -157,8 +164,8 @@ describe('regressions found by the properties', () => {
         updated: 0,
         deleted: 0,
         skipped: 1,
-        unchanged: 1,
-        remoteRows: 1,
+        unchanged: 2,
+        remoteRows: 2,
       };
       expect(resultCounts(result)).toEqual({
         meter: pinnedOne,
@@ -170,7 +177,7 @@ describe('regressions found by the properties', () => {
           deleted: 0,
           skipped: 0,
           unchanged: 0,
-          remoteRows: 1,
+          remoteRows: 2,
           error: 'SITE_REJECTED_ROW',
         },
       });
@@ -183,8 +190,8 @@ describe('regressions found by the properties', () => {
       expect(others).toEqual(resultCounts(withoutAssociations));
       const after = await snapshot(dbs.site);
       expect(after.device_register).toEqual(before.device_register);
-      expect(after.meter.map((m) => m.id)).toEqual(['1', '5']);
-      expect(after.register.map((r) => r.id)).toEqual(['1', '2']);
+      expect(after.meter.map((m) => m.id)).toEqual(['1', '5', '6']);
+      expect(after.register.map((r) => r.id)).toEqual(['1', '2', '3']);
     } finally {
       for (const client of [dbs.site, reference.client])
         await client.query('ALTER TABLE device_register DROP CONSTRAINT poison_check');

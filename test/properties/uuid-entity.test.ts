@@ -109,6 +109,8 @@ describe('an entity keyed by uuid, as properties', () => {
         fc.asyncProperty(readingCase, async (c) => {
           await load(fx.remoteClient, c.remote);
           await load(fx.siteClient, c.site);
+          // Each case is a site of its own, bound to no tenant yet.
+          await fx.siteClient.query('DELETE FROM meter_sync_site');
           const run = (options = {}) =>
             performSync({
               remote: fx.remote.url,
