@@ -12,7 +12,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type CredentialsSource, SecretsManagerCredentials } from '../../lib/credentials';
 import type { ConnectOptions } from '../../lib/db/connect';
-import type { SyncResult } from '../../lib/engine';
+import type { PhaseTiming, SyncResult } from '../../lib/engine';
 import { parseSiteRequest } from '../../lib/event';
 import {
   emitSiteMigrated,
@@ -25,6 +25,7 @@ import {
   logSyncResult,
   metrics,
 } from '../../lib/observability';
+import { noTracing, phaseName, type RunTracing } from '../../lib/observability/run-tracing';
 import {
   type CheckReport,
   checkSite,
@@ -57,6 +58,40 @@ export interface SyncHandlerOptions {
   settings?: Partial<OperationSettings>;
   /** The site schema migrations this build knows; tests give their own. */
   migrations?: OperationOptions['migrations'];
+  /** X-Ray tracing; as the environment says when absent (tracingFromEnvironment). */
+  tracing?: RunTracing;
+}
+
+/**
+ * The X-Ray tracing when the function traces (POWERTOOLS_TRACE_ENABLED not "false", on Lambda),
+ * otherwise none. The X-Ray SDK is a file of its own in the bundle, required only here: a function
+ * that does not trace never loads it.
+ */
+export function tracingFromEnvironment(env: NodeJS.ProcessEnv = process.env): RunTracing {
+  if (env.POWERTOOLS_TRACE_ENABLED?.toLowerCase() === 'false' || !env.AWS_EXECUTION_ENV) return noTracing;
+  const { xrayTracing } = require('./xray-tracing') as typeof import('./xray-tracing');
+  return xrayTracing();
+}
+
+/** Reading the secrets, in a subsegment of its own (cached reads too: they show how rarely it waits). */
+function tracedCredentials(source: CredentialsSource, tracing: RunTracing): CredentialsSource {
+  return {
+    load: (siteId, options) => tracing.capture('secrets', () => source.load(siteId, options)),
+    loadSite: (siteId, options) => tracing.capture('secrets', () => source.loadSite(siteId, options)),
+  };
+}
+
+/** At DEBUG, one line per phase of each entity: its duration and rows. */
+function logPhase(timing: PhaseTiming): void {
+  const { phase, entity, database, durationMs, rows, error } = timing;
+  logger.debug(`${phaseName(timing)}: ${Math.round(durationMs)} ms`, {
+    phase,
+    ...(entity ? { entity } : {}),
+    ...(database ? { database } : {}),
+    durationMs: Math.round(durationMs),
+    rows,
+    ...(error ? { error: { code: error } } : {}),
+  });
 }
 
 function credentialsOnce(credentials: SyncHandlerOptions['credentials']): () => CredentialsSource {
@@ -71,7 +106,9 @@ function credentialsOnce(credentials: SyncHandlerOptions['credentials']): () => 
 
 /** The middy handler around a credentials source: `handler` below for AWS, the same with URLs for the demo. */
 export function createSyncHandler(options: SyncHandlerOptions) {
-  const credentials = credentialsOnce(options.credentials);
+  const tracing = options.tracing ?? tracingFromEnvironment();
+  const source = credentialsOnce(options.credentials);
+  const credentials = () => tracedCredentials(source(), tracing);
   const margin = options.deadlineMarginMs ?? DEFAULT_DEADLINE_MARGIN_MS;
   const connectOptions = options.connectOptions ?? DEFAULT_CONNECT_OPTIONS;
 
@@ -82,6 +119,7 @@ export function createSyncHandler(options: SyncHandlerOptions) {
     const started = Date.now();
     const request = parseSiteRequest(event);
     logger.appendKeys({ siteId: request.siteId });
+    tracing.annotate({ siteId: request.siteId, action: request.action });
     const settings = { ...operationSettings(), ...options.settings };
     const remaining = context?.getRemainingTimeInMillis?.();
     const deadline = remaining === undefined ? undefined : started + remaining - margin;
@@ -93,10 +131,15 @@ export function createSyncHandler(options: SyncHandlerOptions) {
         logger.warn('authentication failed; the secrets changed since they were read, trying again', {
           error,
         }),
+      onPhase: (timing) => {
+        tracing.phase(timing);
+        logPhase(timing);
+      },
     };
     if (request.action === 'check') {
       // Changes nothing: no metrics, one log line with every check.
       const report = await checkSite(credentials(), { siteId: request.siteId }, common);
+      tracing.annotate({ tenantId: report.tenantId });
       logCheckReport(logger, request.siteId, report);
       return report;
     }
@@ -104,6 +147,7 @@ export function createSyncHandler(options: SyncHandlerOptions) {
       // Read-only: no metrics, one log line (the rows it lists are in the result alone).
       const { action: _action, ...plan } = request;
       const result = await planSite(credentials(), plan, common);
+      tracing.annotate({ tenantId: result.tenantId });
       logPlanResult(logger, request.siteId, result);
       return result;
     }
@@ -121,12 +165,16 @@ export function createSyncHandler(options: SyncHandlerOptions) {
       throw error;
     }
     logger.appendKeys({ tenantId: result.tenantId });
+    tracing.annotate({ tenantId: result.tenantId });
     logSyncResult(logger, request.siteId, result);
     emitSyncMetrics(metrics, request.siteId, result);
     return result;
   }
 
-  return middy(runSiteOperation)
+  const handler = middy(runSiteOperation);
+  // The segment first: the logger's and the metrics' work belongs to the invocation it traces.
+  if (tracing.middleware) handler.use(tracing.middleware);
+  return handler
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .onError(async (request) => {

@@ -48,6 +48,22 @@ export interface ProgressEvent {
   phase: 'read' | 'delete' | 'upsert';
 }
 
+/** A phase once it is over, for tracing and debug logs: when it started, how long it took, its rows. */
+export interface PhaseTiming {
+  phase: 'connect' | ProgressEvent['phase'];
+  /** The entity of a read, delete or upsert phase. */
+  entity?: string;
+  /** The database a connect phase opened. */
+  database?: 'site' | 'remote';
+  /** Epoch ms. */
+  startedAt: number;
+  durationMs: number;
+  /** The phase's counts: a read's remote rows, a delete's deletes, an upsert's inserts, updates and skips. */
+  rows: Readonly<Record<string, number>>;
+  /** The error code of a phase that failed. */
+  error?: string;
+}
+
 export interface SyncOptions {
   remote: DatabaseTarget;
   site: DatabaseTarget;
@@ -61,6 +77,8 @@ export interface SyncOptions {
   registry?: EntityRegistry;
   connectOptions?: ConnectOptions;
   onProgress?: (event: ProgressEvent) => void;
+  /** Told of each phase once it is over (connect, then each entity's read, delete and upsert). */
+  onPhase?: (timing: PhaseTiming) => void;
   /**
    * Epoch ms the run must be over by (the Lambda passes its remaining time less a margin). Checked
    * between steps; at the deadline the statement in flight is cancelled, the run rolled back and
@@ -170,7 +188,7 @@ class SyncRun {
     let remote: Client | undefined;
     try {
       this.deadline.check();
-      site = await connect(this.options.site, 'site', this.deadline.limit(this.options.connectOptions));
+      site = await this.connect('site');
       this.deadline.watch(site);
       const db = new SiteDatabase(site);
       await site.query('BEGIN');
@@ -185,7 +203,7 @@ class SyncRun {
       if (mismatch) throw mismatch;
       await this.resolveEntities(db);
       this.deadline.check();
-      remote = await connect(this.options.remote, 'remote', this.deadline.limit(this.options.connectOptions));
+      remote = await this.connect('remote');
       this.deadline.watch(remote);
       await this.stageFromRemote(db, remote);
       await remote.end();
@@ -213,6 +231,33 @@ class SyncRun {
       await remote?.end().catch(() => {});
       await site?.end().catch(() => {});
     }
+  }
+
+  private async connect(database: 'site' | 'remote'): Promise<Client> {
+    const started = this.phaseStart();
+    try {
+      const client = await connect(
+        this.options[database],
+        database,
+        this.deadline.limit(this.options.connectOptions),
+      );
+      this.phaseDone(started, { phase: 'connect', database, rows: {} });
+      return client;
+    } catch (error) {
+      this.phaseDone(started, { phase: 'connect', database, rows: {}, error: toMeterSyncError(error).code });
+      throw error;
+    }
+  }
+
+  private phaseStart(): { at: number; t0: number } {
+    return { at: Date.now(), t0: performance.now() };
+  }
+
+  private phaseDone(
+    started: { at: number; t0: number },
+    phase: Omit<PhaseTiming, 'startedAt' | 'durationMs'>,
+  ): void {
+    this.options.onPhase?.({ ...phase, startedAt: started.at, durationMs: performance.now() - started.t0 });
   }
 
   /**
@@ -278,6 +323,7 @@ class SyncRun {
       this.deadline.check();
       if (state.failed || !state.resolved) continue;
       this.options.onProgress?.({ entity: name, phase: 'read' });
+      const phase = this.phaseStart();
       const started = performance.now();
       let failure = await this.stage(db, snapshot, state, state.resolved);
       // A first load straight into the table that the site refused: stage the slice instead, so
@@ -287,6 +333,8 @@ class SyncRun {
       }
       if (failure) this.markFailed(state, failure);
       state.result.durationMs += performance.now() - started;
+      const read = { phase: 'read', entity: name, rows: { remote: state.result.remoteRows } } as const;
+      this.phaseDone(phase, failure ? { ...read, error: failure.code } : read);
     }
     await snapshot.close();
   }
@@ -472,12 +520,16 @@ class SyncRun {
         continue;
       }
       this.options.onProgress?.({ entity: step.entity, phase: step.kind });
+      const phase = this.phaseStart();
       const started = performance.now();
       try {
         outcomes[i] = await this.runStep(db, step, state, parents);
+        const { skippedRows: _rows, ...counts } = outcomes[i]!;
+        this.phaseDone(phase, { phase: step.kind, entity: step.entity, rows: counts });
         i += 1;
       } catch (caught) {
         const error = toMeterSyncError(caught, step.entity);
+        this.phaseDone(phase, { phase: step.kind, entity: step.entity, rows: {}, error: error.code });
         if (error.code === 'CONNECTION_LOST') throw error;
         this.markFailed(state, error);
         failedHere.add(step.entity);

@@ -81,6 +81,7 @@ describe('shardSites', () => {
     const sites = siteList(5).map(({ id }) => ({
       id,
       schedule: { expression: 'rate(5 minutes)', minutes: 5 },
+      enabled: true,
     }));
     expect(shardSites(sites, 2).map((shard) => shard.map((s) => s.id))).toEqual([
       ['site-0001', 'site-0002'],
