@@ -21,8 +21,9 @@ const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ];
 /**
- * Each site costs its stack two resources (schedule, staleness alarm) and a schedules stack has
- * four of its own; CloudFormation's limit is 500 per stack.
+ * Each site costs its stack two resources (schedule, staleness alarm); a schedules stack has four
+ * of its own (group, role, policy, dashboard) and one composite alarm per group of sites (at most
+ * four at 240 sites, with the longest names). CloudFormation's limit is 500 per stack.
  */
 export const MAX_SITES_PER_STACK = 240;
 /** Far more than a fleet needs (240 sites a stack), far fewer than an account's stacks. */
