@@ -46,6 +46,17 @@ async function invoke(event: unknown, traceParent: string): Promise<{ result: Sy
   }
 }
 
+const LAMBDA_KEYS = [
+  'AWS_EXECUTION_ENV',
+  'LAMBDA_TASK_ROOT',
+  '_HANDLER',
+  'POWERTOOLS_TRACE_ENABLED',
+  'POWERTOOLS_LOG_LEVEL',
+  'AWS_XRAY_DAEMON_ADDRESS',
+  'AWS_XRAY_CONTEXT_MISSING',
+  '_X_AMZN_TRACE_ID',
+];
+
 beforeAll(async () => {
   daemon = await startXrayDaemon();
   // What Lambda sets for a function with active tracing; the module reads it when it loads.
@@ -72,6 +83,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const key of LAMBDA_KEYS) delete process.env[key];
   await fx?.close();
   await daemon?.close();
 });
