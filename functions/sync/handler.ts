@@ -1,7 +1,7 @@
 /**
  * The site Lambda: validates the event, runs one site operation (sync, migrate, plan, check) with credentials
- * from Secrets Manager, logs and emits its metrics, and returns its result (DESIGN §4). Everything
- * it calls lives in lib/operations.
+ * from Secrets Manager, logs, traces and emits its metrics, and returns its result (DESIGN §4).
+ * Everything it calls lives in lib/operations.
  *
  * A bad event, a missing setting or an unreadable secret throws (the invocation fails, the Errors
  * alarm sees it); whatever happens in the databases is in the returned result instead.
@@ -12,7 +12,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type CredentialsSource, SecretsManagerCredentials } from '../../lib/credentials';
 import type { ConnectOptions } from '../../lib/db/connect';
-import type { PhaseTiming, SyncResult } from '../../lib/engine';
+import type { SyncResult } from '../../lib/engine';
 import { parseSiteRequest } from '../../lib/event';
 import {
   emitSiteMigrated,
@@ -21,11 +21,12 @@ import {
   logCheckReport,
   logger,
   logMigrateResult,
+  logPhase,
   logPlanResult,
   logSyncResult,
   metrics,
 } from '../../lib/observability';
-import { noTracing, phaseName, type RunTracing } from '../../lib/observability/run-tracing';
+import { noTracing, type RunTracing, tracedCredentials } from '../../lib/observability/run-tracing';
 import {
   type CheckReport,
   checkSite,
@@ -73,27 +74,6 @@ export function tracingFromEnvironment(env: NodeJS.ProcessEnv = process.env): Ru
   return xrayTracing();
 }
 
-/** Reading the secrets, in a subsegment of its own (cached reads too: they show how rarely it waits). */
-function tracedCredentials(source: CredentialsSource, tracing: RunTracing): CredentialsSource {
-  return {
-    load: (siteId, options) => tracing.capture('secrets', () => source.load(siteId, options)),
-    loadSite: (siteId, options) => tracing.capture('secrets', () => source.loadSite(siteId, options)),
-  };
-}
-
-/** At DEBUG, one line per phase of each entity: its duration and rows. */
-function logPhase(timing: PhaseTiming): void {
-  const { phase, entity, database, durationMs, rows, error } = timing;
-  logger.debug(`${phaseName(timing)}: ${Math.round(durationMs)} ms`, {
-    phase,
-    ...(entity ? { entity } : {}),
-    ...(database ? { database } : {}),
-    durationMs: Math.round(durationMs),
-    rows,
-    ...(error ? { error: { code: error } } : {}),
-  });
-}
-
 function credentialsOnce(credentials: SyncHandlerOptions['credentials']): () => CredentialsSource {
   if (typeof credentials !== 'function') return () => credentials;
   let source: CredentialsSource | undefined;
@@ -133,7 +113,7 @@ export function createSyncHandler(options: SyncHandlerOptions) {
         }),
       onPhase: (timing) => {
         tracing.phase(timing);
-        logPhase(timing);
+        logPhase(logger, timing);
       },
     };
     if (request.action === 'check') {

@@ -223,7 +223,7 @@ export class SyncAlarms extends Construct {
     return alarm;
   }
 
-  namesOf(alarms: readonly Alarm[]): string[] {
+  private namesOf(alarms: readonly Alarm[]): string[] {
     return alarms.map((alarm) => this.names.get(alarm)!);
   }
 }

@@ -3,6 +3,7 @@
  * unless it traces, when functions/sync/xray-tracing.ts (Powertools Tracer) is loaded.
  */
 import type { MiddlewareObj } from '@middy/core';
+import type { CredentialsSource } from '../credentials';
 import type { PhaseTiming } from '../engine';
 
 /** Indexed in X-Ray: find the traces of one site, tenant or action. */
@@ -34,4 +35,12 @@ export function phaseName(timing: PhaseTiming): string {
   if (timing.phase === 'connect') return `connect ${timing.database ?? ''}`.trim();
   if (timing.phase === 'read') return `compare ${timing.entity}`;
   return `apply ${timing.entity} ${timing.phase}`;
+}
+
+/** Reading the secrets, in a subsegment of its own (cached reads too: they show how rarely it waits). */
+export function tracedCredentials(source: CredentialsSource, tracing: RunTracing): CredentialsSource {
+  return {
+    load: (siteId, options) => tracing.capture('secrets', () => source.load(siteId, options)),
+    loadSite: (siteId, options) => tracing.capture('secrets', () => source.loadSite(siteId, options)),
+  };
 }
