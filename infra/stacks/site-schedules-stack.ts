@@ -142,7 +142,7 @@ export class SiteSchedulesStack extends Stack {
     });
   }
 
-  /** Where a staleness page sends the on-call: this stack's stale sites, the longest stale first. */
+  /** Where a staleness page sends the on-call: this stack's stale sites, the most recently stale first. */
   private staleSitesDashboard(props: SiteSchedulesStackProps): Dashboard {
     const dashboard = new Dashboard(this, 'Dashboard', { dashboardName: props.shardName });
     dashboard.addWidgets(
