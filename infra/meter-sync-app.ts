@@ -1,5 +1,5 @@
-/** Builds the whole deployment from a validated configuration: the sync stack, the site schedules shards, and cdk-nag. */
-import { type App, Validations } from 'aws-cdk-lib';
+/** Builds the whole deployment from a validated configuration: the sync stack, the site schedules shards, tags and cdk-nag. */
+import { Annotations, type App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { InfraConfig, SiteConfig } from './config/infra-config';
 import { SiteSchedulesStack } from './stacks/site-schedules-stack';
@@ -33,7 +33,8 @@ export function buildMeterSyncApp(
   config: InfraConfig,
   options: BuildOptions = {},
 ): MeterSyncStacks {
-  const sync = new SyncStack(app, 'Sync', {
+  // Each stack's id is its name, so that `cdk deploy <name>-sites-2` and `cdk destroy` find it.
+  const sync = new SyncStack(app, config.name, {
     stackName: config.name,
     description: 'meter-sync: the sync function, its queues, alarms and dashboard',
     config,
@@ -44,7 +45,7 @@ export function buildMeterSyncApp(
   while (shards.length < config.siteStacks) shards.push([]);
   const siteSchedules = shards.map((sites, i) => {
     const shardName = `${config.name}-sites-${i + 1}`;
-    const stack = new SiteSchedulesStack(app, `Sites${i + 1}`, {
+    const stack = new SiteSchedulesStack(app, shardName, {
       stackName: shardName,
       description:
         sites.length > 0
@@ -55,11 +56,20 @@ export function buildMeterSyncApp(
       sync: sync.names,
       flexibleWindowMinutes: config.flexibleWindowMinutes,
       staleAfterPeriods: config.staleAfterPeriods,
+      paused: config.paused,
     });
+    const disabled = sites.filter((site) => !site.enabled).map((site) => site.id);
+    // Shown by `cdk synth`: what the configuration stops, before anyone deploys it.
+    if (config.paused)
+      Annotations.of(stack).addInfo(`paused: the ${sites.length} schedules of ${shardName} are disabled`);
+    if (disabled.length > 0)
+      Annotations.of(stack).addInfo(`disabled ("enabled": false), schedule kept: ${disabled.join(', ')}`);
     // Imported by name, not by export: the order of deployment is stated instead.
     stack.addStackDependency(sync);
     return stack;
   });
+  // Every resource that takes tags, in every stack (cost allocation, ownership).
+  for (const [key, value] of Object.entries(config.tags)) Tags.of(app).add(key, value);
   if (options.nag ?? true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { sync, siteSchedules };
 }

@@ -1,17 +1,24 @@
 /**
- * `npm run build`: bundles the sync function into one file with esbuild, the deployable artifact
- * (dist/sync/index.js and its source map), and prints its size. Everything is bundled, the AWS SDK
- * included, so the artifact runs with no node_modules and pins the SDK version it was tested with;
- * only four links of the SDK's credential chain that Lambda never uses are left out
- * (functions/sync/bundling.ts, shared with the CDK construct that deploys the function).
+ * `npm run build`: bundles the sync function with esbuild into the deployable artifact
+ * (dist/sync/index.js, and xray-tracing.js beside it, with their source maps), and prints their
+ * sizes. Everything is bundled, the AWS SDK included, so the artifact runs with no node_modules and
+ * pins the SDK version it was tested with; only four links of the SDK's credential chain that Lambda
+ * never uses are left out (functions/sync/bundling.ts, shared with the CDK construct that deploys
+ * the function). The X-Ray tracing is a second file that the handler requires only when it traces.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { type BuildOptions, build, type Metafile } from 'esbuild';
-import { SYNC_ALIASES, SYNC_MAIN_FIELDS } from '../functions/sync/bundling';
+import {
+  SYNC_ALIASES,
+  SYNC_MAIN_FIELDS,
+  XRAY_TRACING_ENTRY,
+  XRAY_TRACING_FILE,
+  XRAY_TRACING_IMPORT,
+} from '../functions/sync/bundling';
 
 const ROOT = resolve(__dirname, '..');
 export const SYNC_ENTRY = join(ROOT, 'functions/sync/handler.ts');
@@ -31,8 +38,9 @@ export const SYNC_BUNDLE_OPTIONS: Readonly<BuildOptions> = {
   sourcemap: true,
   // Stack traces need the mappings, not a second copy of every source file.
   sourcesContent: false,
-  // node-postgres loads these only when asked for its native binding or on Cloudflare Workers.
-  external: ['pg-native', 'pg-cloudflare'],
+  // node-postgres loads these only when asked for its native binding or on Cloudflare Workers; the
+  // tracing is the bundle's second file.
+  external: ['pg-native', 'pg-cloudflare', XRAY_TRACING_IMPORT],
   // Keep class and function names: errors report `BadEventError`, not a minified letter.
   keepNames: true,
   legalComments: 'linked',
@@ -43,6 +51,8 @@ export interface BundleReport {
   outfile: string;
   bytes: number;
   gzipBytes: number;
+  /** The tracing file beside it, loaded only by a function that traces. */
+  tracing: { outfile: string; bytes: number; gzipBytes: number };
   /** The largest packages in the bundle, by the bytes they contribute. */
   largest: [string, number][];
   /** What the bundle still imports at run time: only Node's built-in modules (and the two never loaded on Lambda). */
@@ -72,24 +82,51 @@ function largestPackages(metafile: Metafile, outfile: string): [string, number][
 export async function buildSyncFunction(outfile: string = SYNC_OUTFILE): Promise<BundleReport> {
   const result = await build({ ...SYNC_BUNDLE_OPTIONS, outfile, metafile: true, absWorkingDir: ROOT });
   const output = outputOf(result.metafile, outfile);
+  const tracingFile = join(dirname(outfile), XRAY_TRACING_FILE);
+  await build({
+    ...SYNC_BUNDLE_OPTIONS,
+    entryPoints: [XRAY_TRACING_ENTRY],
+    external: ['pg-native', 'pg-cloudflare'],
+    outfile: tracingFile,
+    absWorkingDir: ROOT,
+  });
   return {
     outfile,
     bytes: statSync(outfile).size,
     gzipBytes: gzipSync(readFileSync(outfile)).length,
+    tracing: {
+      outfile: tracingFile,
+      bytes: statSync(tracingFile).size,
+      gzipBytes: gzipSync(readFileSync(tracingFile)).length,
+    },
     largest: largestPackages(result.metafile, outfile),
     externals: [...new Set((output?.imports ?? []).filter((i) => i.external).map((i) => i.path))].sort(),
   };
 }
 
+/** The environment of a function that traces, as Lambda gives it (the X-Ray SDK reads LAMBDA_TASK_ROOT). */
+export const TRACING_ENVIRONMENT: Readonly<Record<string, string>> = {
+  AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
+  LAMBDA_TASK_ROOT: '/var/task',
+  POWERTOOLS_TRACE_ENABLED: 'true',
+};
+
 /**
  * The time plain Node takes to `require` the bundle (what a Lambda cold start pays before the
  * first event), in fresh processes from a folder with no node_modules: the median wall time, and
- * the median CPU time, which a busy machine disturbs less.
+ * the median CPU time, which a busy machine disturbs less. With `env` TRACING_ENVIRONMENT, the
+ * handler loads the tracing file too.
  */
-export function measureColdRequire(outfile: string, runs = 5): { wallMs: number; cpuMs: number } {
+export function measureColdRequire(
+  outfile: string,
+  runs = 5,
+  env: Readonly<Record<string, string>> = {},
+): { wallMs: number; cpuMs: number } {
   const folder = mkdtempSync(join(tmpdir(), 'meter-sync-init-'));
   try {
     copyFileSync(outfile, join(folder, 'index.js'));
+    const tracingFile = join(dirname(outfile), XRAY_TRACING_FILE);
+    copyFileSync(tracingFile, join(folder, basename(tracingFile)));
     const script =
       'const t=process.hrtime.bigint(),c=process.cpuUsage();require("./index.js");const u=process.cpuUsage(c);' +
       'process.stdout.write(JSON.stringify([Number(process.hrtime.bigint()-t)/1e6,(u.user+u.system)/1e3]))';
@@ -99,7 +136,7 @@ export function measureColdRequire(outfile: string, runs = 5): { wallMs: number;
         JSON.parse(
           execFileSync(process.execPath, ['-e', script], {
             cwd: folder,
-            env: { PATH: process.env.PATH },
+            env: { PATH: process.env.PATH, ...env },
           }).toString(),
         ) as [number, number],
     );
@@ -122,10 +159,19 @@ async function main(): Promise<void> {
   console.log(`source map: ${where}.map (${kib(statSync(`${report.outfile}.map`).size)})`);
   console.log(`largest: ${report.largest.map(([name, bytes]) => `${name} ${kib(bytes)}`).join(', ')}`);
   console.log(`run-time imports: ${report.externals.join(', ')}`);
-  const init = measureColdRequire(report.outfile);
+  const tracing = relative(process.cwd(), report.tracing.outfile) || report.tracing.outfile;
   console.log(
-    `cold require in plain Node ${process.version} (median of 5): ${init.wallMs.toFixed(0)} ms wall, ${init.cpuMs.toFixed(0)} ms CPU`,
+    `${tracing}: ${report.tracing.bytes} bytes (${kib(report.tracing.bytes)}; ${kib(report.tracing.gzipBytes)} gzipped), loaded only when the function traces`,
   );
+  for (const [label, env] of [
+    ['tracing off', {}],
+    ['tracing on', TRACING_ENVIRONMENT],
+  ] as const) {
+    const init = measureColdRequire(report.outfile, 5, env);
+    console.log(
+      `cold require in plain Node ${process.version}, ${label} (median of 5): ${init.wallMs.toFixed(0)} ms wall, ${init.cpuMs.toFixed(0)} ms CPU`,
+    );
+  }
 }
 
 if (require.main === module) {

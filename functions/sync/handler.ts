@@ -1,7 +1,7 @@
 /**
  * The site Lambda: validates the event, runs one site operation (sync, migrate, plan, check) with credentials
- * from Secrets Manager, logs and emits its metrics, and returns its result (DESIGN §4). Everything
- * it calls lives in lib/operations.
+ * from Secrets Manager, logs, traces and emits its metrics, and returns its result (DESIGN §4).
+ * Everything it calls lives in lib/operations.
  *
  * A bad event, a missing setting or an unreadable secret throws (the invocation fails, the Errors
  * alarm sees it); whatever happens in the databases is in the returned result instead.
@@ -21,10 +21,12 @@ import {
   logCheckReport,
   logger,
   logMigrateResult,
+  logPhase,
   logPlanResult,
   logSyncResult,
   metrics,
 } from '../../lib/observability';
+import { noTracing, type RunTracing, tracedCredentials } from '../../lib/observability/run-tracing';
 import {
   type CheckReport,
   checkSite,
@@ -57,6 +59,19 @@ export interface SyncHandlerOptions {
   settings?: Partial<OperationSettings>;
   /** The site schema migrations this build knows; tests give their own. */
   migrations?: OperationOptions['migrations'];
+  /** X-Ray tracing; as the environment says when absent (tracingFromEnvironment). */
+  tracing?: RunTracing;
+}
+
+/**
+ * The X-Ray tracing when the function traces (POWERTOOLS_TRACE_ENABLED not "false", on Lambda),
+ * otherwise none. The X-Ray SDK is a file of its own in the bundle, required only here: a function
+ * that does not trace never loads it.
+ */
+export function tracingFromEnvironment(env: NodeJS.ProcessEnv = process.env): RunTracing {
+  if (env.POWERTOOLS_TRACE_ENABLED?.toLowerCase() === 'false' || !env.AWS_EXECUTION_ENV) return noTracing;
+  const { xrayTracing } = require('./xray-tracing') as typeof import('./xray-tracing');
+  return xrayTracing();
 }
 
 function credentialsOnce(credentials: SyncHandlerOptions['credentials']): () => CredentialsSource {
@@ -71,7 +86,9 @@ function credentialsOnce(credentials: SyncHandlerOptions['credentials']): () => 
 
 /** The middy handler around a credentials source: `handler` below for AWS, the same with URLs for the demo. */
 export function createSyncHandler(options: SyncHandlerOptions) {
-  const credentials = credentialsOnce(options.credentials);
+  const tracing = options.tracing ?? tracingFromEnvironment();
+  const source = credentialsOnce(options.credentials);
+  const credentials = () => tracedCredentials(source(), tracing);
   const margin = options.deadlineMarginMs ?? DEFAULT_DEADLINE_MARGIN_MS;
   const connectOptions = options.connectOptions ?? DEFAULT_CONNECT_OPTIONS;
 
@@ -82,6 +99,7 @@ export function createSyncHandler(options: SyncHandlerOptions) {
     const started = Date.now();
     const request = parseSiteRequest(event);
     logger.appendKeys({ siteId: request.siteId });
+    tracing.annotate({ siteId: request.siteId, action: request.action });
     const settings = { ...operationSettings(), ...options.settings };
     const remaining = context?.getRemainingTimeInMillis?.();
     const deadline = remaining === undefined ? undefined : started + remaining - margin;
@@ -95,10 +113,15 @@ export function createSyncHandler(options: SyncHandlerOptions) {
         logger.warn('authentication failed; the secrets changed since they were read, trying again', {
           error,
         }),
+      onPhase: (timing) => {
+        tracing.phase(timing);
+        logPhase(logger, timing);
+      },
     };
     if (request.action === 'check') {
       // Changes nothing: no metrics, one log line with every check.
       const report = await checkSite(credentials(), { siteId: request.siteId }, common);
+      tracing.annotate({ tenantId: report.tenantId });
       logCheckReport(logger, request.siteId, report);
       return report;
     }
@@ -106,6 +129,7 @@ export function createSyncHandler(options: SyncHandlerOptions) {
       // Read-only: no metrics, one log line (the rows it lists are in the result alone).
       const { action: _action, ...plan } = request;
       const result = await planSite(credentials(), plan, common);
+      tracing.annotate({ tenantId: result.tenantId });
       logPlanResult(logger, request.siteId, result);
       return result;
     }
@@ -123,12 +147,16 @@ export function createSyncHandler(options: SyncHandlerOptions) {
       throw error;
     }
     logger.appendKeys({ tenantId: result.tenantId });
+    tracing.annotate({ tenantId: result.tenantId });
     logSyncResult(logger, request.siteId, result);
     emitSyncMetrics(metrics, request.siteId, result);
     return result;
   }
 
-  return middy(runSiteOperation)
+  const handler = middy(runSiteOperation);
+  // The segment first: the logger's and the metrics' work belongs to the invocation it traces.
+  if (tracing.middleware) handler.use(tracing.middleware);
+  return handler
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .onError(async (request) => {

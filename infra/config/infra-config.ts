@@ -21,8 +21,9 @@ const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ];
 /**
- * Each site costs its stack two resources (schedule, staleness alarm) and a schedules stack has
- * four of its own; CloudFormation's limit is 500 per stack.
+ * Each site costs its stack two resources (schedule, staleness alarm); a schedules stack has four
+ * of its own (group, role, policy, dashboard) and one composite alarm per group of sites (at most
+ * four at 240 sites, with the longest names). CloudFormation's limit is 500 per stack.
  */
 export const MAX_SITES_PER_STACK = 240;
 /** Far more than a fleet needs (240 sites a stack), far fewer than an account's stacks. */
@@ -32,11 +33,27 @@ const SITE_MIGRATIONS_MODES: readonly SiteMigrationsMode[] = ['auto', 'manual'];
 /** The function's own limit (SYNC_RUN_RETENTION_DAYS, lib/operations/operation-settings.ts): ten years. */
 const MAX_SYNC_RUN_RETENTION_DAYS = 3_650;
 const ONE_DAY_MINUTES = 24 * 60;
+/** The levels Powertools Logger knows (POWERTOOLS_LOG_LEVEL). */
+export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** AWS tag rules: letters, digits, spaces and _ . : / = + - @; keys 1-128, values 0-256 characters. */
+const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+/** A resource takes 50 tags; CloudFormation's own aws: tags do not count. */
+const MAX_TAGS = 50;
+/** The tag every resource carries unless the configuration says otherwise (cost allocation, ownership). */
+export const DEFAULT_TAGS: Readonly<Record<string, string>> = { project: 'meter-sync' };
+/** CodeDeploy shifts between 1% and 99% first; the rest follows after the interval (at most a day here). */
+const MAX_CANARY_MINUTES = 1_440;
 
 export interface SiteConfig {
   readonly id: string;
   /** The site's own schedule, or the default one. */
   readonly schedule: ScheduleRate;
+  /**
+   * `false` keeps the site's schedule, disabled, and keeps its staleness from paging: a plant under
+   * maintenance, a site database being restored.
+   */
+  readonly enabled: boolean;
 }
 
 export interface VpcConfig {
@@ -50,6 +67,12 @@ export interface AlarmNotificationConfig {
   readonly email?: string;
   /** An existing topic to notify instead of creating one. */
   readonly topicArn?: string;
+}
+
+/** Gradual deployment: CodeDeploy sends `canaryPercent` of the runs to a new version for `canaryMinutes`, then all. */
+export interface DeploymentConfig {
+  readonly canaryPercent: number;
+  readonly canaryMinutes: number;
 }
 
 export interface InfraConfig {
@@ -88,6 +111,16 @@ export interface InfraConfig {
   readonly siteStacks: number;
   readonly vpc?: VpcConfig;
   readonly alarms: AlarmNotificationConfig;
+  /** Every schedule disabled (kept): an incident on the remote, a maintenance of the whole fleet. */
+  readonly paused: boolean;
+  /** On every resource that takes tags; `project: meter-sync` unless given another value. */
+  readonly tags: Readonly<Record<string, string>>;
+  /** POWERTOOLS_LOG_LEVEL of the function; DEBUG logs each phase of each entity. */
+  readonly logLevel: LogLevel;
+  /** X-Ray tracing of the function through Powertools Tracer. */
+  readonly tracing: boolean;
+  /** Absent: a deploy moves every run to the new version at once. */
+  readonly deployment?: DeploymentConfig;
 }
 
 const DEFAULTS = {
@@ -102,6 +135,9 @@ const DEFAULTS = {
   syncRunRetentionDays: 30,
   logRetentionDays: 30,
   sitesPerStack: 200,
+  paused: false,
+  logLevel: 'INFO',
+  tracing: true,
 } as const;
 
 const TOP_LEVEL_KEYS = new Set([
@@ -124,6 +160,11 @@ const TOP_LEVEL_KEYS = new Set([
   'siteStacks',
   'vpc',
   'alarms',
+  'paused',
+  'tags',
+  'logLevel',
+  'tracing',
+  'deployment',
 ]);
 
 type Raw = Record<string, unknown>;
@@ -156,11 +197,18 @@ function text(p: Problems, raw: Raw, key: string, pattern: RegExp, hint: string)
   return value;
 }
 
-function integer(p: Problems, raw: Raw, key: string, min: number, max: number): number | undefined {
+function integer(
+  p: Problems,
+  raw: Raw,
+  key: string,
+  min: number,
+  max: number,
+  path = key,
+): number | undefined {
   const value = raw[key];
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    p.add(key, `${JSON.stringify(value)} must be a whole number from ${min} to ${max}`);
+    p.add(path, `${JSON.stringify(value)} must be a whole number from ${min} to ${max}`);
     return undefined;
   }
   return value;
@@ -174,6 +222,65 @@ function oneOf<T extends string>(p: Problems, raw: Raw, key: string, allowed: re
     return undefined;
   }
   return value as T;
+}
+
+function flag(p: Problems, raw: Raw, key: string, path = key): boolean | undefined {
+  const value = raw[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') {
+    p.add(path, `${JSON.stringify(value)} must be true or false`);
+    return undefined;
+  }
+  return value;
+}
+
+function parseTags(p: Problems, value: unknown): Record<string, string> {
+  if (value === undefined) return { ...DEFAULT_TAGS };
+  if (!isObject(value)) {
+    p.add(
+      'tags',
+      'must be an object of tag names and values, such as { "owner": "ops", "cost-center": "4711" }',
+    );
+    return { ...DEFAULT_TAGS };
+  }
+  const tags: Record<string, string> = { ...DEFAULT_TAGS };
+  for (const [key, tagValue] of Object.entries(value)) {
+    const path = `tags.${key}`;
+    if (key.length > 128 || !TAG_TEXT.test(key) || key.toLowerCase().startsWith('aws:'))
+      p.add(
+        path,
+        'is not a tag name: 1 to 128 letters, digits, spaces and _ . : / = + - @, not starting with "aws:"',
+      );
+    else if (typeof tagValue !== 'string' || tagValue.length > 256 || !TAG_TEXT.test(tagValue))
+      p.add(
+        path,
+        `${JSON.stringify(tagValue)} is not a tag value: up to 256 letters, digits, spaces and _ . : / = + - @`,
+      );
+    else tags[key] = tagValue;
+  }
+  if (Object.keys(tags).length > MAX_TAGS)
+    p.add(
+      'tags',
+      `${Object.keys(tags).length} tags with the default "project": a resource takes ${MAX_TAGS}`,
+    );
+  return tags;
+}
+
+function parseDeployment(p: Problems, value: unknown): DeploymentConfig | undefined {
+  if (value === undefined) return undefined;
+  const example = '{ "canaryPercent": 10, "canaryMinutes": 10 }';
+  if (!isObject(value)) {
+    p.add('deployment', `must be an object such as ${example}`);
+    return undefined;
+  }
+  p.unknownKeys('deployment', value, new Set(['canaryPercent', 'canaryMinutes']));
+  const canaryPercent = integer(p, value, 'canaryPercent', 1, 99, 'deployment.canaryPercent');
+  const canaryMinutes = integer(p, value, 'canaryMinutes', 1, MAX_CANARY_MINUTES, 'deployment.canaryMinutes');
+  if (value.canaryPercent === undefined) p.add('deployment.canaryPercent', `is required, as in ${example}`);
+  if (value.canaryMinutes === undefined) p.add('deployment.canaryMinutes', `is required, as in ${example}`);
+  return canaryPercent !== undefined && canaryMinutes !== undefined
+    ? { canaryPercent, canaryMinutes }
+    : undefined;
 }
 
 function idList(p: Problems, path: string, value: unknown, pattern: RegExp, example: string): string[] {
@@ -243,7 +350,7 @@ function parseSites(p: Problems, value: unknown, defaultSchedule: ScheduleRate |
       p.add(path, 'must be an object such as { "id": "plant-01" }');
       return;
     }
-    p.unknownKeys(path, site, new Set(['id', 'schedule']));
+    p.unknownKeys(path, site, new Set(['id', 'schedule', 'enabled']));
     const { id } = site;
     // The function's own pattern: a configured site is always a site the function accepts.
     if (typeof id !== 'string' || !SITE_ID_PATTERN.test(id)) {
@@ -264,7 +371,8 @@ function parseSites(p: Problems, value: unknown, defaultSchedule: ScheduleRate |
       if (typeof own === 'string') p.add(`${path}.schedule`, own);
       else schedule = own;
     }
-    if (schedule) sites.push({ id, schedule });
+    const enabled = flag(p, site, 'enabled', `${path}.enabled`) ?? true;
+    if (schedule) sites.push({ id, schedule, enabled });
   });
   return sites;
 }
@@ -369,6 +477,7 @@ export function parseInfraConfig(raw: unknown, source = 'configuration'): InfraC
 
   const siteStacks = integer(p, raw, 'siteStacks', 1, MAX_SITE_STACKS);
   const sitesPerStack = integer(p, raw, 'sitesPerStack', 1, MAX_SITES_PER_STACK) ?? DEFAULTS.sitesPerStack;
+  const deployment = parseDeployment(p, raw.deployment);
   const config: InfraConfig = {
     name,
     remoteSecret: remoteSecret ?? '',
@@ -393,6 +502,11 @@ export function parseInfraConfig(raw: unknown, source = 'configuration'): InfraC
     siteStacks: siteStacks ?? stacksNeeded(sites.length, sitesPerStack),
     ...(vpc ? { vpc } : {}),
     alarms: parseAlarms(p, raw.alarms),
+    paused: flag(p, raw, 'paused') ?? DEFAULTS.paused,
+    tags: parseTags(p, raw.tags),
+    logLevel: oneOf(p, raw, 'logLevel', LOG_LEVELS) ?? DEFAULTS.logLevel,
+    tracing: flag(p, raw, 'tracing') ?? DEFAULTS.tracing,
+    ...(deployment ? { deployment } : {}),
   };
   if (p.list.length === 0) checkTimings(p, config);
   if (p.list.length === 0) checkSiteStacks(p, config, siteStacks);

@@ -9,8 +9,9 @@ export const CONFIG_CONTEXT_KEY = 'config';
 
 export function loadInfraConfig(path: unknown): InfraConfig {
   if (typeof path !== 'string' || path.length === 0) {
+    // No default: a deploy without its own configuration would deploy the sample's placeholders.
     throw new InfraConfigError('the CDK context', [
-      `"${CONFIG_CONTEXT_KEY}" must name a configuration file, e.g. -c ${CONFIG_CONTEXT_KEY}=infra/config/sample.json`,
+      `"${CONFIG_CONTEXT_KEY}" must name the configuration file to deploy, e.g. -c ${CONFIG_CONTEXT_KEY}=infra/config/prod.json (npm run synth synthesizes infra/config/sample.json)`,
     ]);
   }
   let text: string;

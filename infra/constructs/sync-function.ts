@@ -1,21 +1,36 @@
-/** The sync Lambda with the project's defaults: Node.js 24 on ARM64, local esbuild, its own log group and role, secrets-only access. */
+/**
+ * The sync Lambda with the project's defaults: Node.js 24 on ARM64, local esbuild, its own log group
+ * and role, secrets-only access, X-Ray, and a version per deploy behind the alias `live`.
+ */
 import { join } from 'node:path';
 import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { ISecurityGroup, ISubnet, IVpc } from 'aws-cdk-lib/aws-ec2';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Alias, Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { SYNC_ALIASES, SYNC_MAIN_FIELDS } from '../../functions/sync/bundling';
+import {
+  SYNC_ALIASES,
+  SYNC_MAIN_FIELDS,
+  XRAY_TRACING_ENTRY,
+  XRAY_TRACING_FILE,
+  XRAY_TRACING_IMPORT,
+} from '../../functions/sync/bundling';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lib/observability/metric-names';
 import type { SiteMigrationsMode } from '../../lib/operations/operation-options';
+import type { LogLevel } from '../config/infra-config';
 
 const REPOSITORY_ROOT = join(__dirname, '..', '..');
 /** The handler the other half of the project ships (issue 4); exported as `handler`. */
 export const SYNC_HANDLER_ENTRY = join(REPOSITORY_ROOT, 'functions', 'sync', 'handler.ts');
+/** What schedules and people invoke: the version the last deploy published (or is shifting to). */
+export const LIVE_ALIAS = 'live';
+/** A failed run is retried once (a blip), then parked; the next scheduled run is the real retry. */
+const RETRY_ATTEMPTS = 1;
+const MAX_EVENT_AGE = Duration.hours(1);
 
 export interface SyncFunctionNetwork {
   readonly vpc: IVpc;
@@ -42,8 +57,41 @@ export interface SyncFunctionProps {
   /** Where an asynchronous invocation goes once Lambda gives up on it. */
   readonly failedInvocations: IQueue;
   readonly network?: SyncFunctionNetwork;
+  /** POWERTOOLS_LOG_LEVEL. */
+  readonly logLevel: LogLevel;
+  /** X-Ray active tracing, through Powertools Tracer. */
+  readonly tracing: boolean;
   /** Only tests point this elsewhere. */
   readonly entry?: string;
+}
+
+function shellQuoted(arg: string): string {
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The command that builds the bundle's tracing file beside index.js, with the options the construct
+ * bundles index.js with (scripts/build.ts does the same for `npm run build`). Runs in the repository root.
+ */
+function buildXrayTracing(outputDir: string): string {
+  // esbuild's own launcher: the native binary once installed, a Node.js script where it could not be.
+  return [
+    require.resolve('esbuild/bin/esbuild'),
+    XRAY_TRACING_ENTRY,
+    '--bundle',
+    '--platform=node',
+    '--target=node24',
+    '--format=cjs',
+    '--minify',
+    '--sourcemap',
+    '--sources-content=false',
+    `--main-fields=${SYNC_MAIN_FIELDS.join(',')}`,
+    ...Object.entries(SYNC_ALIASES).map(([from, to]) => `--alias:${from}=${to}`),
+    `--outfile=${join(outputDir, XRAY_TRACING_FILE)}`,
+    '--log-level=warning',
+  ]
+    .map(shellQuoted)
+    .join(' ');
 }
 
 function secretArn(scope: Construct, resourceName: string): string {
@@ -70,6 +118,8 @@ export class SyncFunction extends NodejsFunction {
   /** The function's own log group (the base class's `logGroup` is typed as the interface). */
   readonly functionLogGroup: LogGroup;
   readonly executionRole: Role;
+  /** `live`: the version schedules and people invoke. */
+  readonly live: Alias;
 
   constructor(scope: Construct, id: string, props: SyncFunctionProps) {
     // Created beside the function (it does not exist yet) so that the function can be handed both.
@@ -104,11 +154,13 @@ export class SyncFunction extends NodejsFunction {
         SYNC_RUN_RETENTION_DAYS: String(props.syncRunRetentionDays),
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        POWERTOOLS_LOG_LEVEL: props.logLevel,
+        POWERTOOLS_TRACE_ENABLED: String(props.tracing),
         NODE_OPTIONS: '--enable-source-maps',
       },
-      // A failed run is retried once (a blip), then parked; the next scheduled run is the real retry.
-      retryAttempts: 1,
-      maxEventAge: Duration.hours(1),
+      tracing: props.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
+      retryAttempts: RETRY_ATTEMPTS,
+      maxEventAge: MAX_EVENT_AGE,
       onFailure: new SqsDestination(props.failedInvocations),
       ...(props.network
         ? {
@@ -127,10 +179,16 @@ export class SyncFunction extends NodejsFunction {
         sourceMap: true,
         sourcesContent: false,
         // pg requires pg-native only when asked to; the pinned AWS SDK is bundled rather than the runtime's.
-        externalModules: ['pg-native'],
+        // The tracing is the bundle's second file, built after index.js.
+        externalModules: ['pg-native', XRAY_TRACING_IMPORT],
         // As `npm run build` bundles it: the SDK's ES module builds, four credential sources left out.
         mainFields: [...SYNC_MAIN_FIELDS],
         esbuildArgs: { '--alias': Object.entries(SYNC_ALIASES).map(([from, to]) => `${from}=${to}`) },
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (_inputDir, outputDir) => [buildXrayTracing(outputDir)],
+        },
       },
     });
     this.functionLogGroup = logGroup;
@@ -138,6 +196,39 @@ export class SyncFunction extends NodejsFunction {
     this.grantOwnLogs();
     this.grantSecrets(props);
     if (props.network) this.grantNetworkInterfaces();
+    this.acknowledgeUnscopedActions(props);
+    // Every deploy that changes the code or the configuration publishes a version; `live` points at it
+    // (or CodeDeploy moves it there, with a gradual deployment). Asynchronous invocations of the alias
+    // are retried and parked as those of the function are.
+    this.live = new Alias(this, 'Live', {
+      aliasName: LIVE_ALIAS,
+      version: this.currentVersion,
+      description: 'What the schedules and people invoke: the version the last deploy published',
+      retryAttempts: RETRY_ATTEMPTS,
+      maxEventAge: MAX_EVENT_AGE,
+      onFailure: new SqsDestination(props.failedInvocations),
+    });
+  }
+
+  /** X-Ray's and the network interfaces' actions take no resource: one finding, with every reason. */
+  private acknowledgeUnscopedActions(props: SyncFunctionProps): void {
+    const reasons = [
+      ...(props.network
+        ? [
+            'Lambda creates and deletes the function network interfaces with EC2 actions that do not support resource-level scoping when Lambda validates the role (the same statement as AWSLambdaVPCAccessExecutionRole, without its logs-on-every-group grant).',
+          ]
+        : []),
+      ...(props.tracing
+        ? [
+            'xray:PutTraceSegments and xray:PutTelemetryRecords, which Lambda adds for active tracing, do not support resource-level permissions.',
+          ]
+        : []),
+    ];
+    if (reasons.length === 0) return;
+    Validations.of(this.executionRole).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: reasons.join(' '),
+    });
   }
 
   private grantOwnLogs(): void {
@@ -195,10 +286,5 @@ export class SyncFunction extends NodejsFunction {
         resources: ['*'],
       }),
     );
-    Validations.of(this.executionRole).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'Lambda creates and deletes the function network interfaces with these EC2 actions, which do not support resource-level scoping when Lambda validates the role (the same statement as AWSLambdaVPCAccessExecutionRole, without its logs-on-every-group grant).',
-    });
   }
 }

@@ -1,10 +1,18 @@
 /** The CloudWatch dashboard: rows inserted, updated, deleted and skipped per entity, failures, run durations, site migrations, the function and its queues. */
 import { Duration } from 'aws-cdk-lib';
-import { Dashboard, GraphWidget, type IMetric, Stats, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
+import {
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  LogQueryWidget,
+  Stats,
+  TextWidget,
+} from 'aws-cdk-lib/aws-cloudwatch';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { EntityMetric, RunMetric } from '../../lib/observability/metric-names';
+import { STALE_SITES_QUERY } from './stale-sites-query';
 import { fleetEntityMetric, fleetRunMetric } from './sync-metrics';
 
 const PERIOD = Duration.minutes(5);
@@ -15,6 +23,8 @@ export interface SyncDashboardProps {
   readonly dashboardName: string;
   readonly syncFunction: IFunction;
   readonly entities: readonly string[];
+  /** The function's log group, which the stale-sites query reads. */
+  readonly logGroupName: string;
   readonly queues: readonly { readonly title: string; readonly queue: IQueue }[];
 }
 
@@ -31,9 +41,16 @@ export class SyncDashboard extends Construct {
     this.dashboard.addWidgets(
       new TextWidget({
         markdown:
-          '# meter-sync\nRows changed per entity, summed over all sites (Metrics Insights), failures, run durations, site schema migrations, and the function. Per-site staleness alarms live in the schedules stacks.',
+          '# meter-sync\nRows changed per entity, summed over all sites (Metrics Insights), failures, run durations, site schema migrations, and the function. The sites whose last run failed are listed below; each schedules stack has a dashboard of its own with its stale sites.',
         width: 24,
         height: 2,
+      }),
+      new LogQueryWidget({
+        title: 'Sites whose last run failed: last status and error code (saved query <name>/stale-sites)',
+        logGroupNames: [props.logGroupName],
+        queryString: STALE_SITES_QUERY,
+        width: 24,
+        height: 6,
       }),
     );
     for (const entity of props.entities) {

@@ -1,16 +1,18 @@
-/** The stack every deployment has once: the function, its queues, the alarm topic, the fleet-wide alarms and the dashboard. */
+/** The stack every deployment has once: the function and its alias, its queues, the alarm topic, the fleet-wide alarms, the dashboard and the stale-sites query. */
 import { CfnOutput, Duration, Fn, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { SecurityGroup, Subnet, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { CfnQueryDefinition, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { defaultRegistry } from '../../lib/entities';
 import type { InfraConfig, VpcConfig } from '../config/infra-config';
-import { SyncFunction, type SyncFunctionNetwork } from '../constructs/sync-function';
+import { GradualDeployment } from '../constructs/gradual-deployment';
+import { LIVE_ALIAS, SyncFunction, type SyncFunctionNetwork } from '../constructs/sync-function';
+import { STALE_SITES_QUERY } from '../monitoring/stale-sites-query';
 import { SyncAlarms } from '../monitoring/sync-alarms';
 import { SyncDashboard } from '../monitoring/sync-dashboard';
 
@@ -20,6 +22,12 @@ import { SyncDashboard } from '../monitoring/sync-dashboard';
  */
 export interface SyncStackNames {
   readonly functionName: string;
+  /** The alias schedules invoke. */
+  readonly aliasName: string;
+  /** While this alarm is in ALARM, the sites' staleness pages no one: the outage already paged. */
+  readonly fleetOutageAlarmName: string;
+  /** The saved Logs Insights query a staleness page points at. */
+  readonly staleSitesQueryName: string;
   readonly scheduleDeadLetterQueueName: string;
   /** The configured topic's ARN, or the name of the topic this stack creates. */
   readonly alarmTopic: { readonly arn: string } | { readonly name: string };
@@ -68,6 +76,8 @@ export class SyncStack extends Stack {
   readonly alarmTopic: ITopic;
   readonly alarms: SyncAlarms;
   readonly names: SyncStackNames;
+  /** With a `deployment` configured: the CodeDeploy canary of every deploy. */
+  readonly gradualDeployment?: GradualDeployment;
 
   constructor(scope: Construct, id: string, props: SyncStackProps) {
     super(scope, id, props);
@@ -75,6 +85,9 @@ export class SyncStack extends Stack {
     const entities = defaultRegistry.names;
     this.names = {
       functionName: config.name,
+      aliasName: LIVE_ALIAS,
+      fleetOutageAlarmName: `${config.name}-fleet-outage`,
+      staleSitesQueryName: `${config.name}/stale-sites`,
       scheduleDeadLetterQueueName: `${config.name}-schedule-dlq`,
       alarmTopic: config.alarms.topicArn
         ? { arn: config.alarms.topicArn }
@@ -107,7 +120,15 @@ export class SyncStack extends Stack {
       logRetention: config.logRetentionDays as RetentionDays,
       failedInvocations: this.failedInvocationsQueue,
       ...(config.vpc ? { network: importNetwork(this, config.vpc) } : {}),
+      logLevel: config.logLevel,
+      tracing: config.tracing,
       ...(props.handlerEntry ? { entry: props.handlerEntry } : {}),
+    });
+    // Raw text: the construct's query builder cannot filter after `stats`.
+    new CfnQueryDefinition(this, 'StaleSitesQuery', {
+      name: this.names.staleSitesQueryName,
+      queryString: STALE_SITES_QUERY,
+      logGroupNames: [this.syncFunction.functionLogGroup.logGroupName],
     });
 
     this.alarms = new SyncAlarms(this, 'Alarms', {
@@ -115,26 +136,35 @@ export class SyncStack extends Stack {
       syncFunction: this.syncFunction,
       timeout: Duration.seconds(config.timeoutSeconds),
       entities,
-      deadLetterQueues: [
-        {
-          key: 'schedule-dlq',
-          queue: this.scheduleDeadLetterQueue,
-          meaning:
-            'EventBridge Scheduler could not invoke the sync function after its retries (function missing, permission, Lambda throttling). Each message names the schedule, i.e. the site.',
-        },
-        {
-          key: 'failed-invocations',
-          queue: this.failedInvocationsQueue,
-          meaning:
-            'A scheduled sync failed every attempt or expired in the Lambda queue. Each message holds the event ({"siteId"}) and the error.',
-        },
-      ],
+      scheduleDeadLetterQueue: {
+        key: 'schedule-dlq',
+        queue: this.scheduleDeadLetterQueue,
+        meaning:
+          'EventBridge Scheduler could not invoke the sync function after its retries (function missing, permission, Lambda throttling). Each message names the schedule, i.e. the site.',
+      },
+      failedInvocationsQueue: {
+        key: 'failed-invocations',
+        queue: this.failedInvocationsQueue,
+        meaning:
+          'A scheduled sync failed every attempt or expired in the Lambda queue. Each message holds the event ({"siteId"}) and the error.',
+      },
       topic: this.alarmTopic,
+      dashboardName: config.name,
+      staleSitesQueryName: this.names.staleSitesQueryName,
     });
+    if (config.deployment) {
+      this.gradualDeployment = new GradualDeployment(this, 'Deployment', {
+        name: config.name,
+        alias: this.syncFunction.live,
+        canary: config.deployment,
+        rollbackAlarms: [this.alarms.functionErrors, ...this.alarms.entityFailed],
+      });
+    }
     new SyncDashboard(this, 'Dashboard', {
       dashboardName: config.name,
       syncFunction: this.syncFunction,
       entities,
+      logGroupName: this.syncFunction.functionLogGroup.logGroupName,
       queues: [
         { title: 'schedule DLQ', queue: this.scheduleDeadLetterQueue },
         { title: 'failed invocations', queue: this.failedInvocationsQueue },
@@ -142,6 +172,7 @@ export class SyncStack extends Stack {
     });
 
     new CfnOutput(this, 'FunctionName', { value: this.syncFunction.functionName });
+    new CfnOutput(this, 'LiveAliasArn', { value: this.syncFunction.live.functionArn });
     new CfnOutput(this, 'ScheduleDeadLetterQueueUrl', { value: this.scheduleDeadLetterQueue.queueUrl });
     new CfnOutput(this, 'FailedInvocationsQueueUrl', { value: this.failedInvocationsQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });

@@ -87,13 +87,18 @@ export function connectAhead(
   target: DatabaseTarget,
   role: DatabaseRole,
   options: ConnectOptions = {},
+  { onSettled }: { onSettled?: (error?: unknown) => void } = {},
 ): PendingSession {
   const client = new Client(clientConfig(target, role, options));
   // A dropped connection must fail the query in flight, not crash the process.
   client.on('error', () => {});
   const ready = client.connect().then(
-    () => client,
+    () => {
+      onSettled?.();
+      return client;
+    },
     async (error: unknown) => {
+      onSettled?.(error);
       await client.end().catch(() => {});
       throw toMeterSyncError(error, `cannot connect to the ${role} database`);
     },

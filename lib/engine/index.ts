@@ -2,6 +2,7 @@
 export {
   DEFAULT_MAX_DELETE_RATIO,
   MASS_DELETE_MIN_ROWS,
+  type PhaseTiming,
   type ProgressEvent,
   performSync,
   type SyncOptions,

@@ -16,13 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import { answeredByServer, commitOutcome, pendingCommit } from '../db/commit-outcome';
-import {
-  type ConnectOptions,
-  connect,
-  connectAhead,
-  type DatabaseTarget,
-  type PendingSession,
-} from '../db/connect';
+import { type ConnectOptions, connectAhead, type DatabaseTarget, type PendingSession } from '../db/connect';
 import { findRejectedRow } from '../db/find-rejected-row';
 import { RemoteSnapshot } from '../db/remote-database';
 import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-database';
@@ -63,6 +57,22 @@ export interface ProgressEvent {
   phase: 'read' | 'delete' | 'upsert';
 }
 
+/** A phase once it is over, for tracing and debug logs: when it started, how long it took, its rows. */
+export interface PhaseTiming {
+  phase: 'connect' | ProgressEvent['phase'];
+  /** The entity of a read, delete or upsert phase. */
+  entity?: string;
+  /** The database a connect phase opened. */
+  database?: 'site' | 'remote';
+  /** Epoch ms. */
+  startedAt: number;
+  durationMs: number;
+  /** The phase's counts: a read's remote rows, a delete's deletes, an upsert's inserts, updates and skips. */
+  rows: Readonly<Record<string, number>>;
+  /** The error code of a phase that failed. */
+  error?: string;
+}
+
 export interface SyncOptions {
   remote: DatabaseTarget;
   site: DatabaseTarget;
@@ -83,6 +93,8 @@ export interface SyncOptions {
   registry?: EntityRegistry;
   connectOptions?: ConnectOptions;
   onProgress?: (event: ProgressEvent) => void;
+  /** Told of each phase once it is over (connect, then each entity's read, delete and upsert). */
+  onPhase?: (timing: PhaseTiming) => void;
   /**
    * Epoch ms the run must be over by (the Lambda passes its remaining time less a margin). Checked
    * between steps; at the deadline the statement in flight is cancelled, the run rolled back and
@@ -202,12 +214,8 @@ class SyncRun {
     try {
       this.deadline.check();
       // The remote's session is opened while the site is locked and its catalog read.
-      remoteSession = connectAhead(
-        this.options.remote,
-        'remote',
-        this.deadline.limit(this.options.connectOptions),
-      );
-      site = await connect(this.options.site, 'site', this.deadline.limit(this.options.connectOptions));
+      remoteSession = this.connectAhead('remote');
+      site = await this.connectAhead('site').take();
       this.deadline.watch(site);
       const db = new SiteDatabase(site);
       await site.query('BEGIN');
@@ -256,6 +264,31 @@ class SyncRun {
       await remote?.end().catch(() => {});
       await site?.end().catch(() => {});
     }
+  }
+
+  /** Starts connecting to one side, and reports the phase once the login is over, taken or not. */
+  private connectAhead(database: 'site' | 'remote'): PendingSession {
+    const started = this.phaseStart();
+    return connectAhead(this.options[database], database, this.deadline.limit(this.options.connectOptions), {
+      onSettled: (error) =>
+        this.phaseDone(started, {
+          phase: 'connect',
+          database,
+          rows: {},
+          ...(error !== undefined ? { error: toMeterSyncError(error).code } : {}),
+        }),
+    });
+  }
+
+  private phaseStart(): { at: number; t0: number } {
+    return { at: Date.now(), t0: performance.now() };
+  }
+
+  private phaseDone(
+    started: { at: number; t0: number },
+    phase: Omit<PhaseTiming, 'startedAt' | 'durationMs'>,
+  ): void {
+    this.options.onPhase?.({ ...phase, startedAt: started.at, durationMs: performance.now() - started.t0 });
   }
 
   /**
@@ -333,6 +366,7 @@ class SyncRun {
       this.deadline.check();
       if (state.failed || !state.resolved) continue;
       this.options.onProgress?.({ entity: name, phase: 'read' });
+      const phase = this.phaseStart();
       const started = performance.now();
       let failure = await this.stage(db, snapshot, state, state.resolved);
       // A first load straight into the table that the site refused: stage the slice instead, so
@@ -342,6 +376,8 @@ class SyncRun {
       }
       if (failure) this.markFailed(state, failure);
       state.result.durationMs += performance.now() - started;
+      const read = { phase: 'read', entity: name, rows: { remote: state.result.remoteRows } } as const;
+      this.phaseDone(phase, failure ? { ...read, error: failure.code } : read);
     }
     await snapshot.close();
   }
@@ -527,12 +563,16 @@ class SyncRun {
         continue;
       }
       this.options.onProgress?.({ entity: step.entity, phase: step.kind });
+      const phase = this.phaseStart();
       const started = performance.now();
       try {
         outcomes[i] = await this.runStep(db, step, state, parents);
+        const { skippedRows: _rows, ...counts } = outcomes[i]!;
+        this.phaseDone(phase, { phase: step.kind, entity: step.entity, rows: counts });
         i += 1;
       } catch (caught) {
         const error = toMeterSyncError(caught, step.entity);
+        this.phaseDone(phase, { phase: step.kind, entity: step.entity, rows: {}, error: error.code });
         if (error.code === 'CONNECTION_LOST') throw error;
         this.markFailed(state, error);
         failedHere.add(step.entity);

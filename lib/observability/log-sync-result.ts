@@ -4,8 +4,9 @@
  * error level with its code; the result never holds a credential, so neither do these lines.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { type SyncResult, totals } from '../engine';
+import { type PhaseTiming, type SyncResult, totals } from '../engine';
 import type { CheckReport, MigrateResult, PlanResult } from '../operations';
+import { phaseName } from './run-tracing';
 
 export function logSyncResult(logger: Logger, siteId: string, result: SyncResult): void {
   const { tenantId, dryRun } = result;
@@ -90,4 +91,17 @@ export function logCheckReport(logger: Logger, siteId: string, report: CheckRepo
   if (!report.ok) logger.error(`check failed: ${failed.join(', ')}`, line);
   else if (warned.length > 0) logger.warn(`check ok with warnings: ${warned.join(', ')}`, line);
   else logger.info('check ok', line);
+}
+
+/** At DEBUG, one line per phase of the run (connect, and each entity's compare and apply steps): its duration and rows. */
+export function logPhase(logger: Logger, timing: PhaseTiming): void {
+  const { phase, entity, database, durationMs, rows, error } = timing;
+  logger.debug(`${phaseName(timing)}: ${Math.round(durationMs)} ms`, {
+    phase,
+    ...(entity ? { entity } : {}),
+    ...(database ? { database } : {}),
+    durationMs: Math.round(durationMs),
+    rows,
+    ...(error ? { error: { code: error } } : {}),
+  });
 }

@@ -1,7 +1,7 @@
 /** What every site operation is given besides its request: the deadline, connections, entities, migrations. */
 import type { ConnectOptions } from '../db/connect';
 import type { Migration } from '../db/site-migrations';
-import type { ErrorReport, ProgressEvent } from '../engine';
+import type { ErrorReport, PhaseTiming, ProgressEvent } from '../engine';
 import type { EntityRegistry } from '../entities';
 
 /** Whether a sync brings an out-of-date site schema up to date first (SITE_MIGRATIONS). */
@@ -17,6 +17,8 @@ export interface OperationOptions {
   /** Told when a login was refused and the operation runs again with re-read credentials. */
   onCredentialsRefreshed?: (error: ErrorReport) => void;
   onProgress?: (event: ProgressEvent) => void;
+  /** Each phase of the run once it is over: the Lambda traces and debug-logs them. */
+  onPhase?: (timing: PhaseTiming) => void;
   /** The deployment's mass-delete guard (MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS); the engine's defaults when absent. */
   maxDeleteRatio?: number;
   massDeleteMinRows?: number;

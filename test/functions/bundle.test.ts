@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SyncResult } from '../../lib/engine';
-import { type BundleReport, buildSyncFunction } from '../../scripts/build';
+import { type BundleReport, buildSyncFunction, TRACING_ENVIRONMENT } from '../../scripts/build';
 import {
   fakeAwsEnvironment,
   type SecretRequest,
@@ -22,6 +22,7 @@ import {
 } from '../harness/secrets-manager-server';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import { serverUrl } from '../harness/test-database';
+import { startXrayDaemon } from '../harness/xray-daemon';
 import { logLines, metricDocuments } from '../observability/captured-output';
 import { createLoginRole, type LoginRole } from './login-role';
 
@@ -93,22 +94,25 @@ describe('the bundled sync function', () => {
     rmSync(folder, { recursive: true, force: true });
   });
 
-  it('imports nothing at run time but Node built-ins', () => {
+  it('imports nothing at run time but Node built-ins, and its own tracing file', () => {
     const builtins = new Set(builtinModules);
     // pg asks for these only for its native binding and on Cloudflare Workers, never on Lambda.
     const outside = report.externals.filter(
       (name) =>
         !name.startsWith('node:') && !builtins.has(name) && name !== 'pg-native' && name !== 'pg-cloudflare',
     );
-    expect(outside).toEqual([]);
+    expect(outside).toEqual(['./xray-tracing']);
+    expect(existsSync(join(folder, 'xray-tracing.js'))).toBe(true);
     // The folder it runs from has no node_modules above it.
     for (let dir = folder; dir !== dirname(dir); dir = dirname(dir)) {
       expect(existsSync(join(dir, 'node_modules'))).toBe(false);
     }
   });
 
-  it('stays within its budget of 650 KiB (issue 15)', () => {
+  it('stays within its budget of 650 KiB (issue 15); its tracing file, loaded only when it traces, within 128 KiB', () => {
+    console.info(`index.js ${report.bytes} bytes, xray-tracing.js ${report.tracing.bytes} bytes`);
     expect(report.bytes).toBeLessThanOrEqual(650 * 1024);
+    expect(report.tracing.bytes).toBeLessThanOrEqual(128 * 1024);
   });
 
   it('runs in plain node: a cold then a warm invocation against the databases, with Secrets Manager over HTTP', async () => {
@@ -252,6 +256,64 @@ describe('the bundled sync function', () => {
       ]);
     } finally {
       await new Promise((resolve) => endpoint.close(resolve));
+    }
+  });
+
+  it('traced as on Lambda, sends its segments to the X-Ray daemon from the bundle: secrets, connections, phases', async () => {
+    // Arrange: what Lambda sets for an actively traced function, and a stand-in for its X-Ray daemon.
+    const daemon = await startXrayDaemon();
+    try {
+      // Act
+      const { stdout } = await run(
+        process.execPath,
+        ['runner.js', JSON.stringify([{ siteId: SITE, entities: ['meter'], dryRun: true }])],
+        {
+          cwd: folder,
+          env: {
+            PATH: process.env.PATH ?? '',
+            ...fakeAwsEnvironment(server),
+            ...TRACING_ENVIRONMENT,
+            AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+            _HANDLER: 'index.handler',
+            AWS_LAMBDA_FUNCTION_NAME: 'meter-sync',
+            AWS_XRAY_DAEMON_ADDRESS: daemon.address,
+            _X_AMZN_TRACE_ID: 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1',
+            REMOTE_SECRET_ID: 'meter-sync/remote',
+            SITE_SECRET_PREFIX: 'meter-sync/site/',
+          },
+        },
+      );
+      const outcome = JSON.parse(
+        stdout
+          .split('\n')
+          .find((line) => line.startsWith('OUTCOME '))!
+          .slice(8),
+      );
+      expect(outcome.result).toMatchObject({ ok: true, dryRun: true, siteId: SITE });
+      // The process has ended: every datagram it sent has arrived (loopback), or a bounded wait says not.
+      for (
+        let turn = 0;
+        turn < 200 && !daemon.documents.some((d) => d.name === '## index.handler');
+        turn += 1
+      )
+        await new Promise((resolve) => setTimeout(resolve, 10));
+
+      // Assert
+      const handlerSegment = daemon.documents.find((d) => d.name === '## index.handler');
+      expect(handlerSegment?.annotations).toMatchObject({
+        siteId: SITE,
+        tenantId: 3,
+        action: 'sync',
+        ColdStart: true,
+      });
+      expect(daemon.documents.map((d) => d.name)).toEqual(
+        expect.arrayContaining(['secrets', 'connect site', 'connect remote', 'compare meter']),
+      );
+      for (const password of [remoteRole.password, siteRole.password]) {
+        for (const datagram of daemon.datagrams) expect(datagram).not.toContain(password);
+      }
+    } finally {
+      await daemon.close();
     }
   });
 });

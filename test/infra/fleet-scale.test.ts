@@ -64,6 +64,19 @@ describe('a fleet of 1,000 sites', () => {
     expect(alarmed).toEqual(siteList(SITES).map(({ id }) => id));
   });
 
+  it('pages through a handful of alarms per stack (the composite ones), however many sites', () => {
+    const counts = synthesized.assembly.stacks.map(
+      (s) =>
+        Object.values(
+          s.template.Resources as Record<string, { Type: string; Properties: { AlarmActions?: unknown[] } }>,
+        ).filter(
+          (r) => r.Type.startsWith('AWS::CloudWatch::') && (r.Properties.AlarmActions ?? []).length > 0,
+        ).length,
+    );
+    console.info(`notifying alarms at ${SITES} sites, per stack: ${counts.join(', ')}`);
+    expect(counts).toEqual([3, 2, 2, 2, 2, 2]);
+  });
+
   it('gives each schedules stack its own group, so schedule names never collide when a site changes stack', () => {
     const groups = synthesized.siteSchedules.map(
       (t) => Object.values(t.findResources('AWS::Scheduler::ScheduleGroup'))[0]!.Properties.Name,
@@ -81,6 +94,7 @@ describe('shardSites', () => {
     const sites = siteList(5).map(({ id }) => ({
       id,
       schedule: { expression: 'rate(5 minutes)', minutes: 5 },
+      enabled: true,
     }));
     expect(shardSites(sites, 2).map((shard) => shard.map((s) => s.id))).toEqual([
       ['site-0001', 'site-0002'],

@@ -37,13 +37,18 @@ describe('parseInfraConfig', () => {
       logRetentionDays: 30,
       sitesPerStack: 200,
       siteStacks: 1,
+      paused: false,
+      tags: { project: 'meter-sync' },
+      logLevel: 'INFO',
+      tracing: true,
     });
     expect(config.reservedConcurrency).toBeUndefined();
     expect(config.vpc).toBeUndefined();
+    expect(config.deployment).toBeUndefined();
     expect(config.sites).toEqual([
-      { id: 'plant-north', schedule: { expression: 'rate(5 minutes)', minutes: 5 } },
-      { id: 'plant-south', schedule: { expression: 'rate(5 minutes)', minutes: 5 } },
-      { id: 'office-hq', schedule: { expression: 'rate(15 minutes)', minutes: 15 } },
+      { id: 'plant-north', schedule: { expression: 'rate(5 minutes)', minutes: 5 }, enabled: true },
+      { id: 'plant-south', schedule: { expression: 'rate(5 minutes)', minutes: 5 }, enabled: true },
+      { id: 'office-hq', schedule: { expression: 'rate(15 minutes)', minutes: 15 }, enabled: true },
     ]);
   });
 
@@ -132,10 +137,10 @@ describe('parseInfraConfig', () => {
       sites: [{ id: 'a', extra: true }],
     });
     expect(problems).toEqual([
-      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, siteMigrations, syncRunRetentionDays, logRetentionDays, sitesPerStack, siteStacks, vpc, alarms)',
+      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, siteMigrations, syncRunRetentionDays, logRetentionDays, sitesPerStack, siteStacks, vpc, alarms, paused, tags, logLevel, tracing, deployment)',
       'remoteSecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:remote" is not valid: a complete secret ARN ends with the 6-character suffix Secrets Manager adds ("...:secret:name-AbCdEf"); or give the name',
       'siteSecretPrefix: "sites with spaces/" is not valid: a secret name prefix such as "meter-sync/site/" (letters, digits and /_+=.@-)',
-      'sites[0].extra: unknown key (known: id, schedule)',
+      'sites[0].extra: unknown key (known: id, schedule, enabled)',
       'reservedConcurrency: 0 must be a whole number from 1 to 10000',
       'logRetentionDays: 10 must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653',
       'vpc.vpcId: "vpc-1" is not a VPC id such as "vpc-0a1b2c3d4e5f60718"',
@@ -248,6 +253,89 @@ describe('parseInfraConfig', () => {
   });
 });
 
+describe('fleet controls in the configuration (issue 20)', () => {
+  it('reads a site\'s "enabled", the fleet\'s "paused", tags, the log level, tracing and a canary deployment', () => {
+    const config = parseInfraConfig(
+      rawConfig({
+        paused: true,
+        sites: [
+          { id: 'plant-north', enabled: false },
+          { id: 'plant-south', enabled: true },
+          { id: 'office-hq' },
+        ],
+        tags: { owner: 'ops team', 'cost-center': '4711', project: 'metering' },
+        logLevel: 'DEBUG',
+        tracing: false,
+        deployment: { canaryPercent: 10, canaryMinutes: 10 },
+      }),
+    );
+    expect(config.paused).toBe(true);
+    expect(config.sites.map((s) => [s.id, s.enabled])).toEqual([
+      ['plant-north', false],
+      ['plant-south', true],
+      ['office-hq', true],
+    ]);
+    // The default project tag can be given another value.
+    expect(config.tags).toEqual({ project: 'metering', owner: 'ops team', 'cost-center': '4711' });
+    expect(config).toMatchObject({
+      logLevel: 'DEBUG',
+      tracing: false,
+      deployment: { canaryPercent: 10, canaryMinutes: 10 },
+    });
+  });
+
+  it('keeps the project tag when other tags are given', () => {
+    expect(parseInfraConfig(rawConfig({ tags: { owner: 'ops' } })).tags).toEqual({
+      project: 'meter-sync',
+      owner: 'ops',
+    });
+  });
+
+  it('refuses every wrong fleet control at once, one line each, naming the key', () => {
+    expect(
+      problemsOf(
+        rawConfig({
+          paused: 'yes',
+          sites: [{ id: 'a', enabled: 0 }],
+          tags: { 'aws:owner': 'x', ok: 7, 'bad\u0000key': 'v', long: 'v'.repeat(257) },
+          logLevel: 'debug',
+          tracing: 'on',
+          deployment: { canaryPercent: 100, canaryMinutes: 0, linear: true },
+        }),
+      ),
+    ).toEqual([
+      'sites[0].enabled: 0 must be true or false',
+      'deployment.linear: unknown key (known: canaryPercent, canaryMinutes)',
+      'deployment.canaryPercent: 100 must be a whole number from 1 to 99',
+      'deployment.canaryMinutes: 0 must be a whole number from 1 to 1440',
+      'paused: "yes" must be true or false',
+      'tags.aws:owner: is not a tag name: 1 to 128 letters, digits, spaces and _ . : / = + - @, not starting with "aws:"',
+      'tags.ok: 7 is not a tag value: up to 256 letters, digits, spaces and _ . : / = + - @',
+      'tags.bad\u0000key: is not a tag name: 1 to 128 letters, digits, spaces and _ . : / = + - @, not starting with "aws:"',
+      `tags.long: "${'v'.repeat(257)}" is not a tag value: up to 256 letters, digits, spaces and _ . : / = + - @`,
+      'logLevel: "debug" must be "TRACE" or "DEBUG" or "INFO" or "WARN" or "ERROR" or "CRITICAL" or "SILENT"',
+      'tracing: "on" must be true or false',
+    ]);
+  });
+
+  it('refuses a deployment without both canary settings, and tags that are not an object', () => {
+    expect(problemsOf(rawConfig({ deployment: { canaryPercent: 10 } }))).toEqual([
+      'deployment.canaryMinutes: is required, as in { "canaryPercent": 10, "canaryMinutes": 10 }',
+    ]);
+    expect(problemsOf(rawConfig({ deployment: 'canary', tags: ['owner'] }))).toEqual([
+      'deployment: must be an object such as { "canaryPercent": 10, "canaryMinutes": 10 }',
+      'tags: must be an object of tag names and values, such as { "owner": "ops", "cost-center": "4711" }',
+    ]);
+  });
+
+  it('refuses more tags than a resource takes', () => {
+    const tags = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`t${i}`, 'v']));
+    expect(problemsOf(rawConfig({ tags }))).toEqual([
+      'tags: 51 tags with the default "project": a resource takes 50',
+    ]);
+  });
+});
+
 describe('parseScheduleRate', () => {
   it.each([
     ['rate(1 minute)', 1],
@@ -269,7 +357,13 @@ describe('loadInfraConfig', () => {
 
   it('loads the shipped sample', () => {
     const sample = loadInfraConfig('infra/config/sample.json');
-    expect(sample.sites.map((s) => s.id)).toEqual(['plant-north', 'plant-south', 'office-hq']);
+    expect(sample.sites.map((s) => [s.id, s.enabled])).toEqual([
+      ['plant-north', true],
+      ['plant-south', true],
+      ['office-hq', true],
+      // Shown disabled by `npm run synth`: a site under maintenance keeps its schedule, off.
+      ['plant-east', false],
+    ]);
     // The sample documents the defaults.
     expect(sample).toMatchObject({ siteMigrations: 'auto', syncRunRetentionDays: 30 });
   });
@@ -281,6 +375,9 @@ describe('loadInfraConfig', () => {
       /missing\.json is not a valid .*cannot be read \(ENOENT\)/s,
     );
     expect(() => loadInfraConfig(broken)).toThrow(/broken\.json is not a valid .*is not JSON/s);
-    expect(() => loadInfraConfig(undefined)).toThrow(/-c config=infra\/config\/sample\.json/);
+    // No default file: a deploy must name its configuration.
+    expect(() => loadInfraConfig(undefined)).toThrow(
+      /"config" must name the configuration file to deploy, e\.g\. -c config=infra\/config\/prod\.json/,
+    );
   });
 });

@@ -13,7 +13,7 @@ import {
   RunMetric,
   SERVICE_NAME,
 } from '../../lib/observability/metric-names';
-import { rawConfig, SYNTH_TIMEOUT_MS, type Synthesized, synthesize } from './synthesize';
+import { rawConfig, SYNTH_TIMEOUT_MS, type Synthesized, synthesize, untagged } from './synthesize';
 
 const VPC = {
   vpcId: 'vpc-0a1b2c3d4e5f60718',
@@ -100,33 +100,68 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
         SYNC_RUN_RETENTION_DAYS: '30',
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        // The defaults: INFO, and traced.
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        POWERTOOLS_TRACE_ENABLED: 'true',
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
 
+    it('is traced by X-Ray (active tracing), as Powertools Tracer needs', () => {
+      expect(onlyResource(sync, 'AWS::Lambda::Function').TracingConfig).toEqual({ Mode: 'Active' });
+    });
+
+    it('publishes a version per deploy behind the alias live, whose asynchronous invocations are retried once and parked', () => {
+      const version = Object.keys(sync.findResources('AWS::Lambda::Version'));
+      expect(version).toHaveLength(1);
+      expect(onlyResource(sync, 'AWS::Lambda::Alias')).toMatchObject({
+        Name: 'live',
+        FunctionName: { Ref: expect.stringMatching(/^SyncFunction/) },
+        FunctionVersion: { 'Fn::GetAtt': [version[0], 'Version'] },
+      });
+      // Without a `deployment`, CloudFormation moves the alias at once: no CodeDeploy.
+      sync.resourceCountIs('AWS::CodeDeploy::DeploymentGroup', 0);
+      const configs = Object.values(sync.findResources('AWS::Lambda::EventInvokeConfig')).map(
+        (c) => c.Properties,
+      );
+      // The alias's qualifier is read off its ARN by CloudFormation.
+      expect(configs.map((c) => c.Qualifier)).toEqual([
+        '$LATEST',
+        { 'Fn::Select': [7, { 'Fn::Split': [':', { Ref: expect.stringMatching(/^SyncFunctionLive/) }] }] },
+      ]);
+      for (const config of configs) {
+        expect(config).toMatchObject({
+          MaximumRetryAttempts: 1,
+          MaximumEventAgeInSeconds: 3600,
+          DestinationConfig: {
+            OnFailure: {
+              Destination: { 'Fn::GetAtt': [expect.stringMatching(/^FailedInvocationsQueue/), 'Arn'] },
+            },
+          },
+        });
+      }
+    });
+
     it('writes to its own log group, kept for the configured days', () => {
-      expect(onlyResource(sync, 'AWS::Logs::LogGroup')).toEqual({
+      expect(onlyResource(sync, 'AWS::Logs::LogGroup')).toMatchObject({
         LogGroupName: '/aws/lambda/meter-sync',
         RetentionInDays: 30,
       });
     });
 
-    it('parks failed asynchronous invocations in the failed-invocations queue after one retry', () => {
-      expect(onlyResource(sync, 'AWS::Lambda::EventInvokeConfig')).toMatchObject({
-        MaximumRetryAttempts: 1,
-        MaximumEventAgeInSeconds: 3600,
-        DestinationConfig: {
-          OnFailure: {
-            Destination: { 'Fn::GetAtt': [expect.stringMatching(/^FailedInvocationsQueue/), 'Arn'] },
-          },
-        },
-      });
-    });
-
-    it('is bundled by local esbuild (there is no Docker here) into one minified file with its source map', () => {
+    it('is bundled by local esbuild (there is no Docker here) into one minified file and its tracing file, with source maps', () => {
       const key: string = onlyResource(sync, 'AWS::Lambda::Function').Code.S3Key;
       const asset = join(synthesized.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`);
-      expect(readdirSync(asset).sort()).toEqual(['index.js', 'index.js.map']);
+      expect(readdirSync(asset).sort()).toEqual([
+        'index.js',
+        'index.js.map',
+        'xray-tracing.js',
+        'xray-tracing.js.map',
+      ]);
+      // The handler requires the tracing file beside it, which holds the X-Ray SDK; index.js does not.
+      expect(readFileSync(join(asset, 'index.js'), 'utf8')).toContain('require("./xray-tracing")');
+      expect(readFileSync(join(asset, 'index.js'), 'utf8')).not.toContain('AWSXRay');
+      expect(readFileSync(join(asset, 'xray-tracing.js'), 'utf8')).toContain('AWSXRay');
       // Bundled as `npm run build` does (functions/sync/bundling.ts): the SDK's ES module builds, without
       // the credential sources Lambda never has (their STS and SSO clients), within the size budget.
       const code = readFileSync(join(asset, 'index.js'), 'utf8');
@@ -137,9 +172,14 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
   });
 
   describe('least privilege', () => {
-    it('lets the function read the remote secret and the site secrets, write its log group, and manage its ENIs; nothing else', () => {
+    it('lets the function read the remote secret and the site secrets, write its log group and traces, and manage its ENIs; nothing else', () => {
       const statements = policyStatements(sync, 'SyncFunctionRole');
       expect(statements).toEqual([
+        {
+          Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+          Effect: 'Allow',
+          Resource: '*',
+        },
         {
           Action: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'],
           Effect: 'Allow',
@@ -184,12 +224,15 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
       expect(role.ManagedPolicyArns).toBeUndefined();
     });
 
-    it('lets the schedulers invoke only the sync function and send only to the schedule DLQ, assumed for their own group', () => {
+    it('lets the schedulers invoke only the alias live of the sync function and send only to the schedule DLQ, assumed for their own group', () => {
       expect(policyStatements(sites, 'SchedulerRole')).toEqual([
         {
           Action: 'lambda:InvokeFunction',
           Effect: 'Allow',
-          Resource: [stackArn('lambda', 'function:meter-sync'), stackArn('lambda', 'function:meter-sync:*')],
+          Resource: [
+            stackArn('lambda', 'function:meter-sync:live'),
+            stackArn('lambda', 'function:meter-sync:live:*'),
+          ],
         },
         { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: stackArn('sqs', 'meter-sync-schedule-dlq') },
       ]);
@@ -213,11 +256,17 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
     it('encrypts both queues and refuses requests without TLS', () => {
       const queues = sync.findResources('AWS::SQS::Queue');
       expect(Object.values(queues).map((q) => q.Properties)).toEqual([
-        { QueueName: 'meter-sync-schedule-dlq', SqsManagedSseEnabled: true, MessageRetentionPeriod: 1209600 },
+        {
+          QueueName: 'meter-sync-schedule-dlq',
+          SqsManagedSseEnabled: true,
+          MessageRetentionPeriod: 1209600,
+          Tags: [{ Key: 'project', Value: 'meter-sync' }],
+        },
         {
           QueueName: 'meter-sync-failed-invocations',
           SqsManagedSseEnabled: true,
           MessageRetentionPeriod: 1209600,
+          Tags: [{ Key: 'project', Value: 'meter-sync' }],
         },
       ]);
       for (const logicalId of Object.keys(queues)) {
@@ -265,7 +314,7 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
   });
 
   describe('schedules', () => {
-    it('has one schedule per site, named after it, invoking the function with {"siteId"}, retrying, with a DLQ', () => {
+    it('has one schedule per site, named after it, invoking the alias live with {"siteId"}, retrying, with a DLQ', () => {
       const schedules = Object.values(sites.findResources('AWS::Scheduler::Schedule')).map(
         (s) => s.Properties,
       );
@@ -280,7 +329,8 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
           State: 'ENABLED',
           FlexibleTimeWindow: { Mode: 'FLEXIBLE', MaximumWindowInMinutes: 2 },
           Target: {
-            Arn: stackArn('lambda', 'function:meter-sync'),
+            // The alias: every schedule runs the version the last deploy published.
+            Arn: stackArn('lambda', 'function:meter-sync:live'),
             RoleArn: { 'Fn::GetAtt': [expect.stringMatching(/^SchedulerRole/), 'Arn'] },
             DeadLetterConfig: { Arn: stackArn('sqs', 'meter-sync-schedule-dlq') },
             RetryPolicy: { MaximumRetryAttempts: 3 },
@@ -289,7 +339,9 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
       }
       // An event older than one interval is superseded by the next run.
       expect(schedules.map((s) => s.Target.RetryPolicy.MaximumEventAgeInSeconds)).toEqual([300, 300, 900]);
-      expect(onlyResource(sites, 'AWS::Scheduler::ScheduleGroup')).toEqual({ Name: 'meter-sync-sites-1' });
+      expect(onlyResource(sites, 'AWS::Scheduler::ScheduleGroup')).toMatchObject({
+        Name: 'meter-sync-sites-1',
+      });
     });
 
     it('depends on the sync stack by name, not by CloudFormation export', () => {
@@ -306,7 +358,16 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
       return onlyResource(template, 'AWS::CloudWatch::Alarm', { AlarmName: name });
     }
 
-    it('pages when a site has had no successful sync for N of its schedule periods, missing data breaching', () => {
+    function composite(template: Template, name: string): CfnProperties {
+      return onlyResource(template, 'AWS::CloudWatch::CompositeAlarm', { AlarmName: name });
+    }
+
+    /** The alarm names an alarm rule is made of, in order. */
+    function ruleNames(rule: string): string[] {
+      return [...rule.matchAll(/ALARM\("([^"]+)"\)/g)].map((m) => m[1]!);
+    }
+
+    it('watches each site for N of its schedule periods without a successful sync, missing data breaching, notifying no one itself', () => {
       const alarms = Object.values(sites.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
       expect(alarms.map((a) => [a.AlarmName, a.Period])).toEqual([
         ['meter-sync-sites-1-plant-north-not-syncing', 300],
@@ -327,13 +388,88 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
           EvaluationPeriods: 4,
           DatapointsToAlarm: 4,
           TreatMissingData: 'breaching',
-          AlarmActions: [stackArn('sns', 'meter-sync-alarms')],
-          OKActions: [stackArn('sns', 'meter-sync-alarms')],
+        });
+        expect(alarms[i]!.AlarmActions).toBeUndefined();
+      }
+    });
+
+    it("pages for the shard's stale sites through one composite alarm, held back while the fleet-outage alarm has paged", () => {
+      const page = composite(sites, 'meter-sync-sites-1-not-syncing-1');
+      expect(ruleNames(page.AlarmRule)).toEqual([
+        'meter-sync-sites-1-plant-north-not-syncing',
+        'meter-sync-sites-1-plant-south-not-syncing',
+        'meter-sync-sites-1-office-hq-not-syncing',
+      ]);
+      expect(page).toMatchObject({
+        ActionsEnabled: true,
+        ActionsSuppressor: stackArn('cloudwatch', 'alarm:meter-sync-fleet-outage'),
+        ActionsSuppressorWaitPeriod: 300,
+        // The slowest site (15 minutes) plus the flexible window and five minutes: its next run.
+        ActionsSuppressorExtensionPeriod: (15 + 2 + 5) * 60,
+        AlarmActions: [stackArn('sns', 'meter-sync-alarms')],
+        OKActions: [stackArn('sns', 'meter-sync-alarms')],
+      });
+      // The page says where to look.
+      expect(page.AlarmDescription).toContain('Dashboard meter-sync-sites-1 lists every stale site');
+      expect(page.AlarmDescription).toContain('meter-sync/stale-sites');
+    });
+
+    it('pages a fleet outage once: most runs failing, most invocations failing, or nothing reaching the function', () => {
+      const outage = composite(sync, 'meter-sync-fleet-outage');
+      expect(ruleNames(outage.AlarmRule)).toEqual([
+        'meter-sync-runs-failing',
+        'meter-sync-invocations-failing',
+        'meter-sync-schedule-dlq-not-empty',
+      ]);
+      expect(outage).toMatchObject({ AlarmActions: [topicRef], OKActions: [topicRef] });
+      expect(outage.ActionsSuppressor).toBeUndefined();
+      expect(alarm(sync, 'meter-sync-runs-failing')).toMatchObject({
+        Metrics: [
+          {
+            Expression: `SELECT AVG(${RunMetric.SyncSucceeded}) FROM SCHEMA("${METRICS_NAMESPACE}", SiteId, service) WHERE service = '${SERVICE_NAME}'`,
+            Period: 300,
+          },
+        ],
+        Threshold: 0.5,
+        ComparisonOperator: 'LessThanThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+      });
+      const invocations = alarm(sync, 'meter-sync-invocations-failing');
+      expect(invocations).toMatchObject({ Threshold: 0.5, ComparisonOperator: 'GreaterThanThreshold' });
+      expect(
+        invocations.Metrics.map(
+          (m: { Expression?: string; MetricStat?: { Metric: { MetricName: string } } }) =>
+            m.Expression ?? m.MetricStat?.Metric.MetricName,
+        ),
+      ).toEqual(['errors / invocations', 'Errors', 'Invocations']);
+    });
+
+    it('pages failing syncs (an entity, function errors, parked invocations) and slow or throttled runs, unless the outage paged', () => {
+      for (const [name, children] of [
+        [
+          'meter-sync-sync-failing',
+          [
+            ...defaultRegistry.names.map((entity) => `meter-sync-entity-failed-${entity}`),
+            'meter-sync-function-errors',
+            'meter-sync-failed-invocations-not-empty',
+          ],
+        ],
+        ['meter-sync-runs-slow', ['meter-sync-function-throttles', 'meter-sync-duration-near-timeout']],
+      ] as const) {
+        const page = composite(sync, name);
+        expect(ruleNames(page.AlarmRule)).toEqual(children);
+        expect(page).toMatchObject({
+          ActionsSuppressor: { 'Fn::GetAtt': [expect.stringMatching(/FleetOutage/), 'Arn'] },
+          ActionsSuppressorWaitPeriod: 600,
+          ActionsSuppressorExtensionPeriod: 900,
+          AlarmActions: [topicRef],
+          OKActions: [topicRef],
         });
       }
     });
 
-    it('pages on EntityFailed per entity type, summed over sites with the exact dimensions the function emits', () => {
+    it('watches EntityFailed per entity type, summed over sites with the exact dimensions the function emits', () => {
       for (const entity of defaultRegistry.names) {
         expect(alarm(sync, `meter-sync-entity-failed-${entity}`)).toMatchObject({
           Metrics: [
@@ -348,19 +484,16 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
           ComparisonOperator: 'GreaterThanOrEqualToThreshold',
           EvaluationPeriods: 1,
           TreatMissingData: 'notBreaching',
-          AlarmActions: [topicRef],
         });
       }
     });
 
-    it('pages on function errors, sustained throttles, and p99 duration above 80% of the timeout', () => {
+    it('watches function errors, sustained throttles, and p99 duration above 80% of the timeout', () => {
       const lambdaMetric = (metric: string) => ({
         Namespace: 'AWS/Lambda',
         MetricName: metric,
         Dimensions: [{ Name: 'FunctionName', Value: { Ref: expect.stringMatching(/^SyncFunction/) } }],
         TreatMissingData: 'notBreaching',
-        AlarmActions: [topicRef],
-        OKActions: [topicRef],
       });
       expect(alarm(sync, 'meter-sync-function-errors')).toMatchObject({
         ...lambdaMetric('Errors'),
@@ -386,7 +519,7 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
       });
     });
 
-    it('pages when either dead-letter queue holds a message', () => {
+    it('watches either dead-letter queue for a message', () => {
       for (const [name, queue] of [
         ['meter-sync-schedule-dlq-not-empty', '^ScheduleDeadLetterQueue'],
         ['meter-sync-failed-invocations-not-empty', '^FailedInvocationsQueue'],
@@ -404,16 +537,52 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
           Threshold: 0,
           ComparisonOperator: 'GreaterThanThreshold',
           TreatMissingData: 'notBreaching',
-          AlarmActions: [topicRef],
         });
       }
     });
 
-    it('has exactly these alarms', () => {
+    it('has exactly these alarms, and only the composite ones notify', () => {
       expect(Object.keys(sync.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(
-        defaultRegistry.names.length + 5,
+        defaultRegistry.names.length + 7,
       );
       expect(Object.keys(sites.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(3);
+      for (const template of [sync, sites]) {
+        for (const a of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+          expect(a.Properties.AlarmActions).toBeUndefined();
+          expect(a.Properties.OKActions).toBeUndefined();
+        }
+      }
+      const notifying = (template: Template) =>
+        Object.values(template.findResources('AWS::CloudWatch::CompositeAlarm')).map(
+          (a) => a.Properties.AlarmName,
+        );
+      expect(notifying(sync)).toEqual([
+        'meter-sync-fleet-outage',
+        'meter-sync-sync-failing',
+        'meter-sync-runs-slow',
+      ]);
+      expect(notifying(sites)).toEqual(['meter-sync-sites-1-not-syncing-1']);
+    });
+
+    it('keeps a saved Logs Insights query of the sites whose last run failed, with their last error code', () => {
+      const query = onlyResource(sync, 'AWS::Logs::QueryDefinition');
+      expect(query.Name).toBe('meter-sync/stale-sites');
+      expect(query.LogGroupNames).toEqual([{ Ref: expect.stringMatching(/^SyncFunctionLogs/) }]);
+      expect(query.QueryString).toContain(
+        'stats latest(status) as lastStatus, latest(error.code) as lastErrorCode',
+      );
+      expect(query.QueryString).toContain('filter lastStatus != "ok"');
+    });
+
+    it("gives each schedules stack a dashboard of its stale sites, the page's first place to look", () => {
+      const dashboard = onlyResource(sites, 'AWS::CloudWatch::Dashboard');
+      expect(dashboard.DashboardName).toBe('meter-sync-sites-1');
+      const body = JSON.stringify(dashboard.DashboardBody);
+      expect(body).toContain('Stale sites (1 to 3 of 3)');
+      expect(body).toContain('\\"states\\":[\\"ALARM\\"]');
+      for (const logicalId of Object.keys(sites.findResources('AWS::CloudWatch::Alarm'))) {
+        expect(body).toContain(`{"Fn::GetAtt":["${logicalId}","Arn"]}`);
+      }
     });
   });
 
@@ -455,6 +624,12 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
     expect(graphs.get('Site schema migrations applied (all sites)')).toEqual([
       `SELECT SUM(SiteMigrated) FROM SCHEMA("MeterSync", SiteId, service) WHERE service = 'meter-sync'`,
     ]);
+  });
+
+  it('tags every resource that takes tags with project: meter-sync', () => {
+    for (const stack of [synthesized.stacks.sync, ...synthesized.stacks.siteSchedules]) {
+      expect(untagged(stack, { project: 'meter-sync' })).toEqual([]);
+    }
   });
 
   it('shows site migrations on the dashboard only: no alarm watches SiteMigrated', () => {
@@ -535,9 +710,9 @@ describe('meter-sync CDK app (no VPC, existing topic, secret ARN and key, manual
     synthesized.sync.resourceCountIs('AWS::KMS::Key', 0);
     const [sites] = synthesized.siteSchedules as [Template];
     for (const template of [synthesized.sync, sites]) {
-      for (const a of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
-        expect(a.Properties.AlarmActions).toEqual([TOPIC_ARN]);
-      }
+      const notifying = Object.values(template.findResources('AWS::CloudWatch::CompositeAlarm'));
+      expect(notifying.length).toBeGreaterThan(0);
+      for (const a of notifying) expect(a.Properties.AlarmActions).toEqual([TOPIC_ARN]);
     }
   });
 

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
+import { App, CfnResource, type Stack, TagManager } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -60,4 +60,41 @@ export function synthesize(raw: Record<string, unknown>): Synthesized {
     durationMs: Date.now() - started,
     cleanup: () => rmSync(outdir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * The resources of a stack that take tags (CloudFormation's tag property, as TagManager.of knows it)
+ * and lack one of `expected` in the synthesized template: `Type logicalId` each.
+ */
+export function untagged(stack: Stack, expected: Readonly<Record<string, string>>): string[] {
+  const resources = Template.fromStack(stack).toJSON().Resources as Record<
+    string,
+    { Type: string; Properties?: { Tags?: unknown } }
+  >;
+  const missing: string[] = [];
+  for (const construct of stack.node.findAll()) {
+    if (!CfnResource.isCfnResource(construct) || !TagManager.of(construct)) continue;
+    const logicalId = stack.resolve(construct.logicalId) as string;
+    const resource = resources[logicalId];
+    if (!resource) continue;
+    const raw = resource.Properties?.Tags;
+    // A list of { Key, Value } for most types, a map for a few.
+    const tags: Record<string, unknown> = Array.isArray(raw)
+      ? Object.fromEntries(raw.map((t: { Key: string; Value: unknown }) => [t.Key, t.Value]))
+      : ((raw as Record<string, unknown>) ?? {});
+    if (Object.entries(expected).some(([key, value]) => tags[key] !== value))
+      missing.push(`${resource.Type} ${logicalId}`);
+  }
+  return missing;
+}
+
+/** Every resource type of a stack's template, and whether TagManager lets it carry tags. */
+export function resourceTypes(stack: Stack): { taggable: string[]; untaggable: string[] } {
+  const taggable = new Set<string>();
+  const untaggable = new Set<string>();
+  for (const construct of stack.node.findAll()) {
+    if (!CfnResource.isCfnResource(construct)) continue;
+    (TagManager.of(construct) ? taggable : untaggable).add(construct.cfnResourceType);
+  }
+  return { taggable: [...taggable].sort(), untaggable: [...untaggable].sort() };
 }

@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { SyncResult } from '../../lib/engine';
-import { logSyncResult } from '../../lib/observability/log-sync-result';
+import { logPhase, logSyncResult } from '../../lib/observability/log-sync-result';
 import { captureOutput, logLines } from './captured-output';
 
 const partial: SyncResult = {
@@ -95,5 +95,59 @@ describe('logSyncResult', () => {
     expect(dry).toEqual([
       expect.objectContaining({ level: 'INFO', message: 'sync ok (dry run)', dryRun: true }),
     ]);
+  });
+});
+
+describe('logPhase', () => {
+  const upsert = {
+    phase: 'upsert',
+    entity: 'meter',
+    startedAt: Date.parse('2025-01-01T00:00:00.000Z'),
+    durationMs: 12.4,
+    rows: { inserted: 3, updated: 2, unchanged: 10, skipped: 0 },
+  } as const;
+
+  it('logs a line per phase at DEBUG, with its duration and rows', () => {
+    const output = captureOutput();
+    try {
+      const logger = new Logger({ serviceName: 'meter-sync', logLevel: 'DEBUG' });
+      logPhase(logger, upsert);
+      logPhase(logger, {
+        phase: 'connect',
+        database: 'remote',
+        startedAt: 0,
+        durationMs: 3,
+        rows: {},
+        error: 'CONNECTION_REFUSED',
+      });
+    } finally {
+      output.restore();
+    }
+    expect(logLines(output.lines)).toEqual([
+      expect.objectContaining({
+        level: 'DEBUG',
+        message: 'apply meter upsert: 12 ms',
+        phase: 'upsert',
+        entity: 'meter',
+        durationMs: 12,
+        rows: { inserted: 3, updated: 2, unchanged: 10, skipped: 0 },
+      }),
+      expect.objectContaining({
+        level: 'DEBUG',
+        message: 'connect remote: 3 ms',
+        database: 'remote',
+        error: { code: 'CONNECTION_REFUSED' },
+      }),
+    ]);
+  });
+
+  it('logs nothing at INFO', () => {
+    const output = captureOutput();
+    try {
+      logPhase(new Logger({ serviceName: 'meter-sync', logLevel: 'INFO' }), upsert);
+    } finally {
+      output.restore();
+    }
+    expect(output.lines).toEqual([]);
   });
 });
