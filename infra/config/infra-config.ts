@@ -102,6 +102,12 @@ export interface InfraConfig {
   readonly siteMigrations: SiteMigrationsMode;
   /** `SYNC_RUN_RETENTION_DAYS`: the days of `sync_run` history a site keeps (the newest ok and non-ok runs always stay). */
   readonly syncRunRetentionDays: number;
+  /**
+   * `MAX_DELETE_RATIO` and `MASS_DELETE_MIN_ROWS`: a step may delete at most this share of an
+   * entity's site rows once it has this many; all of them never, however few (allowMassDelete aside).
+   */
+  readonly maxDeleteRatio: number;
+  readonly massDeleteMinRows: number;
   readonly logRetentionDays: number;
   readonly sitesPerStack: number;
   /**
@@ -133,6 +139,8 @@ const DEFAULTS = {
   secretsTtlSeconds: 300,
   siteMigrations: 'auto',
   syncRunRetentionDays: 30,
+  maxDeleteRatio: 0.5,
+  massDeleteMinRows: 20,
   logRetentionDays: 30,
   sitesPerStack: 200,
   paused: false,
@@ -155,6 +163,8 @@ const TOP_LEVEL_KEYS = new Set([
   'secretsTtlSeconds',
   'siteMigrations',
   'syncRunRetentionDays',
+  'maxDeleteRatio',
+  'massDeleteMinRows',
   'logRetentionDays',
   'sitesPerStack',
   'siteStacks',
@@ -209,6 +219,17 @@ function integer(
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     p.add(path, `${JSON.stringify(value)} must be a whole number from ${min} to ${max}`);
+    return undefined;
+  }
+  return value;
+}
+
+/** A share from 0 to 1. */
+function share(p: Problems, raw: Raw, key: string): number | undefined {
+  const value = raw[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
+    p.add(key, `${JSON.stringify(value)} must be a share from 0 to 1`);
     return undefined;
   }
   return value;
@@ -497,6 +518,8 @@ export function parseInfraConfig(raw: unknown, source = 'configuration'): InfraC
     syncRunRetentionDays:
       integer(p, raw, 'syncRunRetentionDays', 1, MAX_SYNC_RUN_RETENTION_DAYS) ??
       DEFAULTS.syncRunRetentionDays,
+    maxDeleteRatio: share(p, raw, 'maxDeleteRatio') ?? DEFAULTS.maxDeleteRatio,
+    massDeleteMinRows: integer(p, raw, 'massDeleteMinRows', 0, 999_999_999) ?? DEFAULTS.massDeleteMinRows,
     logRetentionDays: logRetentionDays as number,
     sitesPerStack,
     siteStacks: siteStacks ?? stacksNeeded(sites.length, sitesPerStack),

@@ -50,6 +50,9 @@ export interface SyncFunctionProps {
   readonly siteMigrations: SiteMigrationsMode;
   /** `SYNC_RUN_RETENTION_DAYS`: the days of `sync_run` history a site keeps. */
   readonly syncRunRetentionDays: number;
+  /** `MAX_DELETE_RATIO` and `MASS_DELETE_MIN_ROWS`: the mass-delete guard. */
+  readonly maxDeleteRatio: number;
+  readonly massDeleteMinRows: number;
   readonly timeout: Duration;
   readonly memorySizeMb: number;
   readonly reservedConcurrency?: number;
@@ -152,6 +155,8 @@ export class SyncFunction extends NodejsFunction {
         SECRETS_TTL_SECONDS: String(props.secretsTtlSeconds),
         SITE_MIGRATIONS: props.siteMigrations,
         SYNC_RUN_RETENTION_DAYS: String(props.syncRunRetentionDays),
+        MAX_DELETE_RATIO: String(props.maxDeleteRatio),
+        MASS_DELETE_MIN_ROWS: String(props.massDeleteMinRows),
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         POWERTOOLS_LOG_LEVEL: props.logLevel,

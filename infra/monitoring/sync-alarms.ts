@@ -65,6 +65,8 @@ export class SyncAlarms extends Construct {
   /** The conditions, none of which notifies by itself. */
   readonly conditions: Alarm[] = [];
   readonly entityFailed: Alarm[] = [];
+  /** Runs that failed before any entity ran: no EntityFailed counts them (RunFailed). */
+  readonly runFailed: Alarm;
   readonly functionErrors: Alarm;
   /** The alarms that page, each at most once per state change. */
   readonly fleetOutage: CompositeAlarm;
@@ -132,6 +134,16 @@ export class SyncAlarms extends Construct {
         }),
       );
     }
+    this.runFailed = this.condition('RunFailed', {
+      alarmName: `${name}-run-failed`,
+      alarmDescription:
+        "At least one site's run failed before any entity ran (RunFailed, summed over all sites): a connection, the site schema (SITE_NOT_MIGRATED, SITE_SCHEMA_NEWER), a site bound to another tenant (TENANT_MISMATCH), its credentials. The function log names the site and the error code.",
+      metric: fleetRunMetric(RunMetric.RunFailed, 'SUM', PERIOD),
+      threshold: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
     this.functionErrors = this.condition('FunctionErrors', {
       alarmName: `${name}-function-errors`,
       alarmDescription:
@@ -146,8 +158,8 @@ export class SyncAlarms extends Construct {
     this.syncFailing = this.pageUnlessOutage(
       'SyncFailing',
       `${name}-sync-failing`,
-      `Syncs fail while the fleet as a whole does not: the alarm named in this message says which (an entity, function errors, parked invocations). ${where}`,
-      [...this.entityFailed, this.functionErrors, failedInvocations],
+      `Syncs fail while the fleet as a whole does not: the alarm named in this message says which (an entity, a run that failed before its entities, function errors, parked invocations). ${where}`,
+      [...this.entityFailed, this.runFailed, this.functionErrors, failedInvocations],
     );
 
     // 3. Runs that are slow or cannot start: the capacity the schedules need.

@@ -112,6 +112,8 @@ export class SyncStack extends Stack {
       secretsTtlSeconds: config.secretsTtlSeconds,
       siteMigrations: config.siteMigrations,
       syncRunRetentionDays: config.syncRunRetentionDays,
+      maxDeleteRatio: config.maxDeleteRatio,
+      massDeleteMinRows: config.massDeleteMinRows,
       timeout: Duration.seconds(config.timeoutSeconds),
       memorySizeMb: config.memorySizeMb,
       ...(config.reservedConcurrency !== undefined
@@ -157,7 +159,7 @@ export class SyncStack extends Stack {
         name: config.name,
         alias: this.syncFunction.live,
         canary: config.deployment,
-        rollbackAlarms: [this.alarms.functionErrors, ...this.alarms.entityFailed],
+        rollbackAlarms: [this.alarms.functionErrors, this.alarms.runFailed, ...this.alarms.entityFailed],
       });
     }
     new SyncDashboard(this, 'Dashboard', {

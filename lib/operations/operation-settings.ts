@@ -21,9 +21,10 @@ export interface OperationSettings {
   massDeleteMinRows: number;
 }
 
-/** A share from 0 to 1, as a decimal number: `0.5`, `1`, `0.25`. */
+/** A share from 0 to 1, as a number: `0.5`, `1`, `.25`, `1e-3`. */
 export function parseDeleteRatio(value: string): number | undefined {
-  return /^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(value) ? Number(value) : undefined;
+  const share = /^[\d.eE+-]+$/.test(value) ? Number(value) : Number.NaN;
+  return share >= 0 && share <= 1 ? share : undefined;
 }
 
 /** Rows: a whole number below a billion. */

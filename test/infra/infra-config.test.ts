@@ -137,7 +137,7 @@ describe('parseInfraConfig', () => {
       sites: [{ id: 'a', extra: true }],
     });
     expect(problems).toEqual([
-      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, siteMigrations, syncRunRetentionDays, logRetentionDays, sitesPerStack, siteStacks, vpc, alarms, paused, tags, logLevel, tracing, deployment)',
+      'shedule: unknown key (known: name, remoteSecret, siteSecretPrefix, secretsKmsKeyArn, schedule, sites, flexibleWindowMinutes, staleAfterPeriods, timeoutSeconds, memorySizeMb, reservedConcurrency, secretsTtlSeconds, siteMigrations, syncRunRetentionDays, maxDeleteRatio, massDeleteMinRows, logRetentionDays, sitesPerStack, siteStacks, vpc, alarms, paused, tags, logLevel, tracing, deployment)',
       'remoteSecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:remote" is not valid: a complete secret ARN ends with the 6-character suffix Secrets Manager adds ("...:secret:name-AbCdEf"); or give the name',
       'siteSecretPrefix: "sites with spaces/" is not valid: a secret name prefix such as "meter-sync/site/" (letters, digits and /_+=.@-)',
       'sites[0].extra: unknown key (known: id, schedule, enabled)',
@@ -209,19 +209,41 @@ describe('parseInfraConfig', () => {
     },
   );
 
-  it('hands the function only migration and retention settings it accepts, with the same limits', () => {
+  it('hands the function only migration, retention and mass-delete settings it accepts, with the same limits', () => {
     // What SyncFunction puts in the environment, read back by the function's own parser.
     const asEnvironment = (raw: Record<string, unknown>) => {
       const config = parseInfraConfig(rawConfig(raw));
       return {
         SITE_MIGRATIONS: config.siteMigrations,
         SYNC_RUN_RETENTION_DAYS: String(config.syncRunRetentionDays),
+        MAX_DELETE_RATIO: String(config.maxDeleteRatio),
+        MASS_DELETE_MIN_ROWS: String(config.massDeleteMinRows),
       };
     };
-    expect(operationSettings(asEnvironment({}))).toMatchObject({
+    expect(operationSettings(asEnvironment({}))).toEqual({
       siteMigrations: 'auto',
       syncRunRetentionDays: 30,
+      maxDeleteRatio: 0.5,
+      massDeleteMinRows: 20,
     });
+    for (const maxDeleteRatio of [0, 1e-7, 0.25, 1])
+      expect(operationSettings(asEnvironment({ maxDeleteRatio })).maxDeleteRatio).toBe(maxDeleteRatio);
+    for (const massDeleteMinRows of [0, 5, 999_999_999])
+      expect(operationSettings(asEnvironment({ massDeleteMinRows })).massDeleteMinRows).toBe(
+        massDeleteMinRows,
+      );
+    expect(problemsOf(rawConfig({ maxDeleteRatio: 1.5, massDeleteMinRows: -1 }))).toEqual([
+      'maxDeleteRatio: 1.5 must be a share from 0 to 1',
+      'massDeleteMinRows: -1 must be a whole number from 0 to 999999999',
+    ]);
+    for (const bad of ['1.5', '-0.1', 'half', '0.5.1', ''])
+      expect(() => operationSettings({ MAX_DELETE_RATIO: bad })).toThrow(
+        /^MAX_DELETE_RATIO must be a share from 0 to 1/,
+      );
+    for (const bad of ['-1', '2.5', 'many', '1000000000'])
+      expect(() => operationSettings({ MASS_DELETE_MIN_ROWS: bad })).toThrow(
+        /^MASS_DELETE_MIN_ROWS must be a whole number/,
+      );
     expect(
       operationSettings(asEnvironment({ siteMigrations: 'manual', syncRunRetentionDays: 7 })),
     ).toMatchObject({

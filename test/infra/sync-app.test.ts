@@ -98,6 +98,9 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
         // The defaults: a sync migrates an out-of-date site first, and sync_run keeps 30 days.
         SITE_MIGRATIONS: 'auto',
         SYNC_RUN_RETENTION_DAYS: '30',
+        // The mass-delete guard's defaults: half of 20 rows or more, never all of them.
+        MAX_DELETE_RATIO: '0.5',
+        MASS_DELETE_MIN_ROWS: '20',
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         // The defaults: INFO, and traced.
@@ -435,6 +438,16 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
         EvaluationPeriods: 1,
         TreatMissingData: 'notBreaching',
       });
+      expect(alarm(sync, 'meter-sync-run-failed')).toMatchObject({
+        Metrics: [
+          {
+            Expression: `SELECT SUM(${RunMetric.RunFailed}) FROM SCHEMA("${METRICS_NAMESPACE}", SiteId, service) WHERE service = '${SERVICE_NAME}'`,
+            Period: 300,
+          },
+        ],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
       const invocations = alarm(sync, 'meter-sync-invocations-failing');
       expect(invocations).toMatchObject({ Threshold: 0.5, ComparisonOperator: 'GreaterThanThreshold' });
       expect(
@@ -445,12 +458,13 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
       ).toEqual(['errors / invocations', 'Errors', 'Invocations']);
     });
 
-    it('pages failing syncs (an entity, function errors, parked invocations) and slow or throttled runs, unless the outage paged', () => {
+    it('pages failing syncs (an entity, a run that failed before its entities, function errors, parked invocations) and slow or throttled runs, unless the outage paged', () => {
       for (const [name, children] of [
         [
           'meter-sync-sync-failing',
           [
             ...defaultRegistry.names.map((entity) => `meter-sync-entity-failed-${entity}`),
+            'meter-sync-run-failed',
             'meter-sync-function-errors',
             'meter-sync-failed-invocations-not-empty',
           ],
@@ -543,7 +557,7 @@ describe('meter-sync CDK app (VPC, e-mail alarms, reserved concurrency)', () => 
 
     it('has exactly these alarms, and only the composite ones notify', () => {
       expect(Object.keys(sync.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(
-        defaultRegistry.names.length + 7,
+        defaultRegistry.names.length + 8,
       );
       expect(Object.keys(sites.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(3);
       for (const template of [sync, sites]) {
