@@ -1,5 +1,6 @@
 /** Turns `meter-sync` arguments into a checked command; any mistake is a one-line UsageError. */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { unsupportedSslMode } from '../db/ssl-mode';
 import { defaultRegistry, type EntityRegistry } from '../entities';
 import { UsageError } from '../errors';
 import { DEFAULT_MAX_CHANGES, MAX_MAX_CHANGES, SITE_ID_PATTERN } from '../event';
@@ -134,6 +135,8 @@ function postgresUrl(flag: keyof typeof URL_VARIABLES, value: string | undefined
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new UsageError(`--${flag} must be a postgres:// or postgresql:// URL`);
   }
+  const sslmode = unsupportedSslMode(value);
+  if (sslmode) throw new UsageError(`--${flag}: ${sslmode}`);
   return value;
 }
 

@@ -34,7 +34,9 @@ export class UrlCredentials implements CredentialsSource {
     const target = urlTarget(url);
     if (hasPassword(url)) return target;
     // A connection string's empty password would win over a callback: give pg the parsed fields.
-    const parsed = parseIntoClientConfig(url) as ClientConfig;
+    const parsed = parseIntoClientConfig(
+      typeof target === 'string' ? url : target.connectionString!,
+    ) as ClientConfig;
     return {
       ...parsed,
       ...(typeof target === 'string' ? {} : { ssl: target.ssl }),

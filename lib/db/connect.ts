@@ -3,7 +3,7 @@
  * deterministic (DESIGN §3.3); the remote session is read-only by default as a second guard.
  */
 import { Client, type ClientConfig } from 'pg';
-import { toMeterSyncError } from '../errors';
+import { type ConnectionPlace, connectionError } from './connection-error';
 
 export type DatabaseRole = 'remote' | 'site';
 
@@ -72,6 +72,13 @@ export function connect(
   return connectAhead(target, role, options).take();
 }
 
+/** The database a client connects to, as its errors name it. */
+function placeOf(client: Client, role: DatabaseRole): ConnectionPlace {
+  const { host, port, database } = (client as unknown as { connectionParameters: Partial<ConnectionPlace> })
+    .connectionParameters;
+  return { role, host: host || 'localhost', port: port ?? 5432, database: database ?? '' };
+}
+
 /** A session being opened: `take` waits for it; `release` ends it, or the attempt, if it was never taken. */
 export interface PendingSession {
   take(): Promise<Client>;
@@ -98,9 +105,10 @@ export function connectAhead(
       return client;
     },
     async (error: unknown) => {
-      onSettled?.(error);
+      const failure = connectionError(error, placeOf(client, role));
+      onSettled?.(failure);
       await client.end().catch(() => {});
-      throw toMeterSyncError(error, `cannot connect to the ${role} database`);
+      throw failure;
     },
   );
   // Until it is taken, a failure has nobody to report to.

@@ -46,13 +46,18 @@ export class RemoteSnapshot {
     const relay = new PassThrough();
     // Set once the server ended the COPY, with its last row or with an error.
     let over = false;
+    // Set when the remote's COPY failed, as opposed to its consumer (the site, say).
+    let remoteFailed = false;
     const ended = new Promise<void>((resolve) => {
       rows.once('end', resolve);
       rows.once('error', resolve);
     }).then(() => {
       over = true;
     });
-    rows.on('error', (error) => relay.destroy(error));
+    rows.on('error', (error) => {
+      remoteFailed = true;
+      relay.destroy(error);
+    });
     // The consumer meets the error when it reads the relay; until it starts reading (it may first
     // wait on the site), an error with no listener would otherwise crash the process.
     relay.on('error', () => {});
@@ -70,7 +75,8 @@ export class RemoteSnapshot {
       await this.client.query('ROLLBACK TO SAVEPOINT read_slice').catch(() => {
         this.broken = true;
       });
-      throw toMeterSyncError(error, `${label}: reading the remote failed`);
+      // Blame the side that failed: a row the site refused is not the remote's doing.
+      throw toMeterSyncError(error, remoteFailed ? `${label}: reading the remote failed` : label);
     }
   }
 

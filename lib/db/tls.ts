@@ -9,14 +9,9 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import type { ClientConfig } from 'pg';
 import type { DatabaseTarget } from './connect';
 import { RDS_CA_CERTIFICATES } from './rds-ca-certificates';
+import { isSslMode, type SslMode } from './ssl-mode';
 
-/** The libpq `sslmode` values meter-sync supports; `allow` and `prefer` fall back to clear text, so they are refused. */
-export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
-export type SslMode = (typeof SSL_MODES)[number];
-
-export function isSslMode(value: unknown): value is SslMode {
-  return typeof value === 'string' && (SSL_MODES as readonly string[]).includes(value);
-}
+export { isSslMode, SSL_MODES, type SslMode, unsupportedSslMode } from './ssl-mode';
 
 /**
  * The CAs a verified connection trusts: the Amazon RDS root CA of every region (RSA2048, RSA4096
@@ -74,8 +69,10 @@ export function tlsOptions(host: string | undefined, sslmode?: SslMode): ClientC
 }
 
 /**
- * A connection URL as a database target with the TLS default applied. A URL that says anything about
- * TLS itself (`sslmode`, `ssl`, `sslrootcert`, ...) is passed through as written: the operator chose.
+ * A connection URL as a database target with TLS applied: the host's default, or the URL's own
+ * `sslmode` with libpq's meaning (`require` encrypts without verifying), which node-postgres's
+ * parser would instead read as verify-full, with a warning on the terminal. A URL that says more
+ * about TLS (`sslrootcert`, `sslcert`, `ssl=…`) is passed through as written: the operator chose.
  */
 export function urlTarget(url: string): DatabaseTarget {
   let parsed: URL;
@@ -84,11 +81,13 @@ export function urlTarget(url: string): DatabaseTarget {
   } catch {
     return url; // not a URL pg can parse either; let the connect report it
   }
-  const saysTls = [...parsed.searchParams.keys()].some((key) => key.startsWith('ssl'));
+  const tlsKeys = [...parsed.searchParams.keys()].filter((key) => key.startsWith('ssl'));
+  const sslmode = parsed.searchParams.get('sslmode') ?? undefined;
   const host = parsed.hostname || parsed.searchParams.get('host') || undefined;
-  if (saysTls) return url;
+  if (tlsKeys.some((key) => key !== 'sslmode') || (sslmode !== undefined && !isSslMode(sslmode))) return url;
+  parsed.searchParams.delete('sslmode');
   return {
-    connectionString: url,
-    ssl: tlsOptions(host === undefined ? undefined : decodeURIComponent(host)),
+    connectionString: parsed.toString(),
+    ssl: tlsOptions(host === undefined ? undefined : decodeURIComponent(host), sslmode),
   };
 }

@@ -17,11 +17,12 @@ import { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import { answeredByServer, commitOutcome, pendingCommit } from '../db/commit-outcome';
 import { type ConnectOptions, connectAhead, type DatabaseTarget, type PendingSession } from '../db/connect';
+import { findRejectedLine } from '../db/find-rejected-line';
 import { findRejectedRow } from '../db/find-rejected-row';
 import { RemoteSnapshot } from '../db/remote-database';
 import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-database';
 import { schemaMismatch, siteSchemaVersion } from '../db/site-migrations';
-import { applicableRows, type ParentLookup, type ResolvedEntity } from '../db/sync-sql';
+import { applicableRows, type ParentLookup, type ResolvedEntity, remoteSql } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
 import {
   CommitUnconfirmedError,
@@ -374,6 +375,9 @@ class SyncRun {
       if (failure?.code === 'SITE_REJECTED_ROW') {
         failure = await this.stage(db, snapshot, state, state.resolved, { stageAll: true });
       }
+      // Refused while it was staged, before any column type saw it: name the row.
+      if (failure?.code === 'SITE_REJECTED_ROW' && failure.key === undefined)
+        failure = await this.nameStagedRow(db, snapshot, state.resolved, failure);
       if (failure) this.markFailed(state, failure);
       state.result.durationMs += performance.now() - started;
       const read = { phase: 'read', entity: name, rows: { remote: state.result.remoteRows } } as const;
@@ -405,6 +409,35 @@ class SyncRun {
       await db.client.query('ROLLBACK TO SAVEPOINT stage');
       return failure;
     }
+  }
+
+  /**
+   * The stage refused a row (a character the site's encoding lacks): read the slice again from the
+   * snapshot and find the row, so the error names it and the site as the side that refused it.
+   */
+  private async nameStagedRow(
+    db: SiteDatabase,
+    snapshot: RemoteSnapshot,
+    e: ResolvedEntity,
+    failure: MeterSyncError,
+  ): Promise<MeterSyncError> {
+    const reason = failure.message.startsWith(`${e.meta.name}: `)
+      ? failure.message.slice(e.meta.name.length + 2)
+      : failure.message;
+    let key: string | undefined;
+    try {
+      key = await snapshot.copyOut(remoteSql.copySlice(e.meta), e.meta.name, (rows) =>
+        findRejectedLine(db.client, e, rows),
+      );
+    } catch (error) {
+      const lost = toMeterSyncError(error);
+      if (lost.code === 'CONNECTION_LOST' || snapshot.broken) throw lost;
+    }
+    return new MeterSyncError(
+      failure.code,
+      `${e.meta.name}: the site refused the row${key ? ` ${key}` : ''}: ${reason}`,
+      key,
+    );
   }
 
   /** Stages what differs between the remote slice and the site (compare-entity.ts). */

@@ -145,7 +145,9 @@ describe('meter-sync usage errors', () => {
     const url = 'postgres://someone:s3cr3t-pw@127.0.0.1:1/nowhere';
     expect(await main(['sync', '--remote', url, '--site', url, '--tenant', '1'], io)).toBe(1);
     expect(io.out() + io.err()).not.toContain('s3cr3t-pw');
-    expect(io.out()).toMatch(/CONNECTION_LOST|cannot connect to the site database/);
+    expect(io.out()).toMatch(
+      /\[CONNECTION_REFUSED\] nothing accepts connections at 127\.0\.0\.1:1 \(the site database\)/,
+    );
   });
 });
 
@@ -191,7 +193,7 @@ describe('meter-sync TLS', () => {
     // The run opens both sessions at once: each asked for TLS first.
     expect(codes.length).toBeGreaterThan(0);
     expect(new Set(codes)).toEqual(new Set([SSL_REQUEST_CODE]));
-    expect(io.out()).toMatch(/does not support SSL/);
+    expect(io.out()).toMatch(/\[TLS_UNAVAILABLE\] the site database at \S+ does not offer TLS/);
     expect(io.out()).not.toContain('s3cr3t-pw');
   });
 

@@ -16,14 +16,17 @@ describe('LocalCredentials', () => {
     });
   });
 
-  it('defaults to verify-full for a remote host, and leaves a URL that chose its sslmode alone', async () => {
+  it('defaults to verify-full for a remote host, and applies the sslmode a URL gives with the meaning libpq gives it (require: encrypted, not verified)', async () => {
     const credentials = new LocalCredentials({
       remote: 'postgres://sync:pw@db.example.com/remote',
       sites: () => ({ url: 'postgres://s:pw@db.example.com/site?sslmode=require', tenantId: 1 }),
     });
     const { remote: remoteTarget, site } = await credentials.load('any');
     expect(remoteTarget).toMatchObject({ ssl: { rejectUnauthorized: true } });
-    expect(site).toBe('postgres://s:pw@db.example.com/site?sslmode=require');
+    expect(site).toEqual({
+      connectionString: 'postgres://s:pw@db.example.com/site',
+      ssl: { rejectUnauthorized: false },
+    });
   });
 
   it('refuses an unknown site with SECRET_NOT_FOUND', async () => {

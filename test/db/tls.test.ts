@@ -66,8 +66,18 @@ describe('TLS for database connections', () => {
     expect(urlTarget('postgres://u:p@db.example.com/db')).toMatchObject({
       ssl: { rejectUnauthorized: true },
     });
-    expect(urlTarget('postgres://u:p@db.example.com/db?sslmode=disable')).toBe(
-      'postgres://u:p@db.example.com/db?sslmode=disable',
+    // A URL's own sslmode has libpq's meaning, applied here (pg's parser would read require as verify-full).
+    expect(urlTarget('postgres://u:p@db.example.com/db?sslmode=disable')).toEqual({
+      connectionString: 'postgres://u:p@db.example.com/db',
+      ssl: false,
+    });
+    expect(urlTarget('postgres://u:p@db.example.com/db?sslmode=require&application_name=x')).toEqual({
+      connectionString: 'postgres://u:p@db.example.com/db?application_name=x',
+      ssl: { rejectUnauthorized: false },
+    });
+    // More said about TLS (a root certificate): passed through as written.
+    expect(urlTarget('postgres://u:p@db.example.com/db?sslmode=verify-full&sslrootcert=/ca.pem')).toBe(
+      'postgres://u:p@db.example.com/db?sslmode=verify-full&sslrootcert=/ca.pem',
     );
     expect(urlTarget('postgres:///db?host=/var/run/postgresql')).toMatchObject({ ssl: false });
     // What WHATWG URL cannot parse goes to node-postgres as written.

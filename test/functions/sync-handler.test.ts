@@ -516,19 +516,22 @@ describe('sync handler: secrets', () => {
   it('reports a secret naming a database that does not exist as a failed run, without retrying', async () => {
     givenSecrets(rdsSecret('no_such_database', siteRole, { tenantId: 1 }));
     const { result, lines } = await invoke(freshHandler(), { siteId: SITE });
-    expect(result).toMatchObject({ ok: false, status: 'failed', error: { code: 'DATABASE_ERROR' } });
-    expect(result!.error!.message).toContain('does not exist');
+    expect(result).toMatchObject({ ok: false, status: 'failed', error: { code: 'DATABASE_NOT_FOUND' } });
+    expect(result!.error!.message).toMatch(
+      /^the site database at \S+:\d+ has no database "no_such_database"$/,
+    );
     expect(secretReads()).toBe(2);
     expect(entityMetrics(metricDocuments(lines))).toEqual(expectedEntityMetrics(result!));
     expect(runDocuments(metricDocuments(lines))[0]!.values.SyncSucceeded).toBe(0);
   });
 
-  it('reports a secret pointing at a closed port as a failed run (CONNECTION_LOST)', async () => {
+  it('reports a secret pointing at a closed port as a failed run (CONNECTION_REFUSED)', async () => {
     givenSecrets(
       JSON.stringify({ ...JSON.parse(rdsSecret(fx.site.name, siteRole, { tenantId: 1 })), port: 1 }),
     );
     const { result } = await invoke(freshHandler(), { siteId: SITE });
-    expect(result).toMatchObject({ status: 'failed', error: { code: 'CONNECTION_LOST' } });
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'CONNECTION_REFUSED' } });
+    expect(result!.error!.message).toMatch(/^nothing accepts connections at \S+:1 \(the site database\)/);
   });
 
   const passwordsChecked = serverChecksPasswords() ? it : it.skip;

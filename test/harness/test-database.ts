@@ -38,11 +38,23 @@ async function withAdmin<T>(fn: (client: Client) => Promise<T>, server = serverU
   }
 }
 
-/** A fresh database on the run's server, or on `server` (a superuser URL of another one). */
-export async function createTestDatabase(prefix = 'test', server = serverUrl()): Promise<TestDatabase> {
+/**
+ * A fresh database on the run's server, or on `server` (a superuser URL of another one); UTF8
+ * unless `encoding` names another (a site database of an older plant, say: LATIN1).
+ */
+export async function createTestDatabase(
+  prefix = 'test',
+  server = serverUrl(),
+  { encoding = 'UTF8' }: { encoding?: 'UTF8' | 'LATIN1' } = {},
+): Promise<TestDatabase> {
   const name = `ms_${prefix}_${randomBytes(5).toString('hex')}`;
+  // The C locale goes with every encoding.
+  const locale = encoding === 'UTF8' ? '' : ` LC_COLLATE 'C' LC_CTYPE 'C'`;
   await withAdmin(
-    (admin) => admin.query(`CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'`),
+    (admin) =>
+      admin.query(
+        `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE template0 ENCODING '${encoding}'${locale}`,
+      ),
     server,
   );
   return {

@@ -5,6 +5,9 @@
  * on a first load too. Once the site accepts the rows, the next run converges.
  */
 import fc from 'fast-check';
+import { Client } from 'pg';
+import { applySiteMigrations } from '../../lib/db/site-migrations';
+import { performSync } from '../../lib/engine';
 import { meterId, registerId } from '../../lib/seed/seed-remote';
 import {
   arrangeChangedRemote,
@@ -14,6 +17,7 @@ import {
 } from '../harness/fault-scenario';
 import { resetFixture, siteContents } from '../harness/site-contents';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
+import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
 interface RejectedRowCase {
   /** The site-only rule, and how to lift it (idempotent). */
@@ -186,5 +190,69 @@ describe('hostile input: remote rows the site rejects', () => {
     );
     expect(tried).toBeGreaterThanOrEqual(12);
     await fx.siteClient.query('ALTER TABLE register DROP CONSTRAINT site_address_check');
+  });
+});
+
+describe('a row the site cannot even stage: a character its encoding lacks', () => {
+  let fx: SyncFixture;
+  let latin1: TestDatabase;
+  let site: Client;
+  const sync = () =>
+    performSync({ remote: fx.remote.url, site: latin1.url, tenantId: 1, allowMassDelete: true });
+
+  beforeAll(async () => {
+    fx = await createSyncFixture(1);
+    latin1 = await createTestDatabase('latin1_site', undefined, { encoding: 'LATIN1' });
+    site = new Client({ connectionString: latin1.url });
+    await site.connect();
+    await applySiteMigrations(site);
+  });
+  afterAll(async () => {
+    await site.end();
+    await latin1.drop();
+    await fx.close();
+  });
+  beforeEach(async () => {
+    await resetFixture(fx);
+    await site.query('TRUNCATE device_register, meter, register, sync_run, meter_sync_site');
+    // The seed's text is in LATIN1 (Zähler, °C) but for its en dash; a euro sign and Chinese are not.
+    await fx.seed(FAULT_SEED);
+    await fx.remoteClient.query(`UPDATE meter SET name = replace(name, '–', '-')`);
+  });
+
+  it.each([
+    ['on a first load', false],
+    ['in a site that has rows (a staged region)', true],
+  ])('%s: the entity fails naming the row and the site, the others commit', async (_name, synced) => {
+    // Arrange
+    if (synced) expect((await sync()).status).toBe('ok');
+    await fx.remoteClient.query(`UPDATE meter SET name = 'Zähler 5 €' WHERE id = $1`, [meterId(1, 5)]);
+    await fx.remoteClient.query(`UPDATE register SET description = '温度' WHERE id = $1`, [registerId(1, 9)]);
+
+    // Act
+    const result = await sync();
+
+    // Assert
+    const meter = result.entities.find((e) => e.entity === 'meter')!;
+    const register = result.entities.find((e) => e.entity === 'register')!;
+    expect(meter.error).toMatchObject({ code: 'SITE_REJECTED_ROW', key: `id=${meterId(1, 5)}` });
+    expect(meter.error!.message).toMatch(
+      new RegExp(
+        `^meter: the site refused the row id=${meterId(1, 5)}: character with byte sequence .* has no equivalent in encoding "LATIN1"`,
+      ),
+    );
+    expect(meter.error!.message).not.toMatch(/remote/);
+    expect(register.error).toMatchObject({ code: 'SITE_REJECTED_ROW', key: `id=${registerId(1, 9)}` });
+    const associations = result.entities.find((e) => e.entity === 'device_register')!;
+    expect(associations.status).toBe('ok');
+    // Once the remote says it in the site's characters, the next run converges.
+    await fx.remoteClient.query(`UPDATE meter SET name = 'Zähler 5 EUR' WHERE id = $1`, [meterId(1, 5)]);
+    await fx.remoteClient.query(`UPDATE register SET description = 'Temperatur' WHERE id = $1`, [
+      registerId(1, 9),
+    ]);
+    const next = await sync();
+    expect(next.status).toBe('ok');
+    const { rows } = await site.query(`SELECT name FROM meter WHERE id = $1`, [meterId(1, 5)]);
+    expect(rows).toEqual([{ name: 'Zähler 5 EUR' }]);
   });
 });

@@ -486,7 +486,7 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
     );
     expect(named(report, 'site connection').message).toMatch(
       new RegExp(
-        `ECONNREFUSED.*\\[CONNECTION_LOST\\] \\(127\\.0\\.0\\.1:1, database ${fx.site.name}, user ${siteRole.name}\\)$`,
+        `^nothing accepts connections at 127\\.0\\.0\\.1:1 \\(the site database\\).* \\[CONNECTION_REFUSED\\] \\(127\\.0\\.0\\.1:1, database ${fx.site.name}, user ${siteRole.name}\\)$`,
       ),
     );
     for (const name of ['site schema', 'entity meter', 'site privileges', 'site lock'])
