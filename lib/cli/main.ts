@@ -1,143 +1,14 @@
-/** The `meter-sync` command: sync, migrate and demo. Errors are one line, never a stack trace or a password. */
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { type CredentialsSource, SecretsManagerCredentials, UrlCredentials } from '../credentials';
+/**
+ * The `meter-sync` command's entry (bin/meter-sync.js runs its compiled form): parses the
+ * arguments, then loads what the command needs. Errors are one line, never a stack trace or a password.
+ */
 import { MeterSyncError, UsageError } from '../errors';
-import {
-  checkSite,
-  type MigrateResult,
-  migrateSite,
-  operationSettings,
-  planSite,
-  syncSite,
-} from '../operations';
-import { runDemo } from './demo';
-import { formatCheck } from './format-check';
-import { formatPlan } from './format-plan';
-import { formatResult } from './format-result';
-import { type Command, parseCommand, type SiteConnection, USAGE } from './parse-command';
-import { terminalProgress } from './progress';
+import { failureExitCode } from './exit-codes';
+import { parseCommand, USAGE } from './parse-command';
 
 export interface CliIo {
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
-}
-
-/**
- * By id, the function's own credentials source (same secrets, same parsing, same cache), with the
- * SDK's default credential chain and region; by URLs, the URLs.
- */
-function credentialsFor(connection: SiteConnection, env: NodeJS.ProcessEnv): CredentialsSource {
-  if (connection.kind === 'urls') {
-    const { site, remote, tenantId } = connection;
-    return new UrlCredentials({
-      site,
-      env,
-      ...(remote !== undefined ? { remote } : {}),
-      ...(tenantId !== undefined ? { tenantId } : {}),
-    });
-  }
-  return new SecretsManagerCredentials({
-    client: new SecretsManagerClient({}),
-    siteSecretPrefix: connection.siteSecretPrefix,
-    ...(connection.remoteSecretId !== undefined ? { remoteSecretId: connection.remoteSecretId } : {}),
-  });
-}
-
-const siteIdOf = (connection: SiteConnection) =>
-  connection.kind === 'site-id' ? { siteId: connection.siteId } : {};
-
-async function execute(command: Command, io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
-  switch (command.kind) {
-    case 'help':
-      io.stdout.write(`${USAGE}\n`);
-      return 0;
-    case 'migrate': {
-      const result = await migrateSite(
-        credentialsFor(command.connection, env),
-        siteIdOf(command.connection),
-        {},
-      );
-      if (command.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else if (result.error) io.stderr.write(`meter-sync: [${result.error.code}] ${result.error.message}\n`);
-      else io.stdout.write(`${formatMigration(result)}\n`);
-      if (result.ok) return 0;
-      return result.error && CONFIGURATION_CODES.has(result.error.code) ? 2 : 1;
-    }
-    case 'sync': {
-      const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
-      const result = await syncSite(
-        credentialsFor(command.connection, env),
-        {
-          ...siteIdOf(command.connection),
-          ...(command.entities ? { entities: command.entities } : {}),
-          dryRun: command.dryRun,
-          allowMassDelete: command.allowMassDelete,
-        },
-        {
-          ...operationSettings(env),
-          ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
-          ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
-        },
-      );
-      progress.done();
-      io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatResult(result)}\n`);
-      if (result.ok) return 0;
-      return result.error && CONFIGURATION_CODES.has(result.error.code) ? 2 : 1;
-    }
-    case 'plan': {
-      const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
-      const result = await planSite(
-        credentialsFor(command.connection, env),
-        {
-          ...siteIdOf(command.connection),
-          ...(command.entities ? { entities: command.entities } : {}),
-          allowMassDelete: command.allowMassDelete,
-          maxChanges: command.maxChanges,
-        },
-        {
-          ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
-          ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
-        },
-      );
-      progress.done();
-      io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatPlan(result)}\n`);
-      if (result.ok) return 0;
-      return result.error && CONFIGURATION_CODES.has(result.error.code) ? 2 : 1;
-    }
-    case 'check': {
-      const report = await checkSite(
-        credentialsFor(command.connection, env),
-        siteIdOf(command.connection),
-        {},
-      );
-      io.stdout.write(`${command.json ? JSON.stringify(report, null, 2) : formatCheck(report)}\n`);
-      return report.ok ? 0 : 1;
-    }
-    case 'demo':
-      await runDemo(io.stdout);
-      return 0;
-  }
-}
-
-/**
- * Failures that running again cannot mend, only a change of configuration: exit 2, as bad usage.
- * A connection refused or lost may be the network's passing fault: exit 1.
- */
-const CONFIGURATION_CODES: ReadonlySet<string> = new Set([
-  'AUTHENTICATION_FAILED',
-  'SITE_NOT_MIGRATED',
-  'SITE_SCHEMA_NEWER',
-  'MIGRATION_FAILED',
-  'BAD_SECRET',
-  'SECRET_NOT_FOUND',
-  'BAD_CONFIGURATION',
-]);
-
-function formatMigration(result: MigrateResult): string {
-  if (result.error)
-    return `meter-sync: migrate ${result.status}: [${result.error.code}] ${result.error.message}`;
-  if (result.applied.length === 0) return `site schema already at version ${result.toVersion}`;
-  return `site schema migrated from version ${result.fromVersion} to ${result.toVersion}: ${result.applied.join('; ')}`;
 }
 
 /** Runs the command and returns its exit code. */
@@ -147,7 +18,14 @@ export async function main(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   try {
-    return await execute(parseCommand(argv, undefined, env), io, env);
+    const command = parseCommand(argv, undefined, env);
+    if (command.kind === 'help') {
+      io.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    // Only now: help and bad usage answer without loading the driver, the engine or the AWS SDK.
+    const { executeCommand } = await import('./execute-command');
+    return await executeCommand(command, io, env);
   } catch (error) {
     if (error instanceof UsageError || (error instanceof MeterSyncError && error.code === 'BAD_OPTIONS')) {
       io.stderr.write(`meter-sync: ${error.message} (see \`meter-sync help\`)\n`);
@@ -159,12 +37,6 @@ export async function main(
         : `internal error: ${(error as Error)?.message ?? String(error)}`;
     io.stderr.write(`meter-sync: ${message.split('\n')[0]}\n`);
     if (process.env.METER_SYNC_DEBUG && error instanceof Error) io.stderr.write(`${error.stack}\n`);
-    return error instanceof MeterSyncError && CONFIGURATION_CODES.has(error.code) ? 2 : 1;
+    return failureExitCode(error instanceof MeterSyncError ? error.code : undefined);
   }
-}
-
-if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
 }

@@ -3,7 +3,8 @@
  * function and the CLI: `SITE_MIGRATIONS` (auto | manual, default auto) and
  * `SYNC_RUN_RETENTION_DAYS` (default 30).
  */
-import { ConfigurationError } from '../credentials';
+// The error's own module, not the credentials index: that loads the AWS SDK, which a run by URLs never needs.
+import { ConfigurationError } from '../credentials/configuration-error';
 import type { SiteMigrationsMode } from './operation-options';
 
 export const DEFAULT_SYNC_RUN_RETENTION_DAYS = 30;
