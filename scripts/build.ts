@@ -1,6 +1,6 @@
 /**
  * `npm run build`: bundles the sync function into one file with esbuild, the deployable artifact
- * (dist/sync/index.js and its source map), and prints its size. Everything is bundled, the AWS SDK
+ * (dist/sync/index.js and its source map), and prints its size; then the command (build-cli.ts). Everything is bundled, the AWS SDK
  * included, so the artifact runs with no node_modules and pins the SDK version it was tested with;
  * only four links of the SDK's credential chain that Lambda never uses are left out
  * (functions/sync/bundling.ts, shared with the CDK construct that deploys the function).
@@ -12,6 +12,7 @@ import { join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { type BuildOptions, build, type Metafile } from 'esbuild';
 import { SYNC_ALIASES, SYNC_MAIN_FIELDS } from '../functions/sync/bundling';
+import { buildCli, describeCliBuild } from './build-cli';
 
 const ROOT = resolve(__dirname, '..');
 export const SYNC_ENTRY = join(ROOT, 'functions/sync/handler.ts');
@@ -126,6 +127,8 @@ async function main(): Promise<void> {
   console.log(
     `cold require in plain Node ${process.version} (median of 5): ${init.wallMs.toFixed(0)} ms wall, ${init.cpuMs.toFixed(0)} ms CPU`,
   );
+  // The function's artifact may go elsewhere (the argument); the command's always goes where its bin looks.
+  console.log(describeCliBuild(await buildCli()));
 }
 
 if (require.main === module) {
