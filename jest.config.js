@@ -1,6 +1,7 @@
 /** Jest runs TypeScript through swc; one PostgreSQL server serves the whole run (see test/harness). */
 module.exports = {
-  testEnvironment: 'node',
+  // Node's, and each file's open handles drained and named at its end (the harness file says why).
+  testEnvironment: '<rootDir>/test/harness/draining-environment.ts',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest'] },

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
@@ -75,6 +76,41 @@ describe('meter-sync usage errors', () => {
     expect(failure.code).toBe(2);
     expect(failure.stderr.trim().split('\n')).toHaveLength(1);
     expect(failure.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('the bin refuses a Node.js below the floor, 24, in one line and exits 2', async () => {
+    // This Node.js, told it is 22.11.0, as an older one would say.
+    const asNode22 = `Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '22.11.0' } });
+      Object.defineProperty(process, 'version', { value: 'v22.11.0' });
+      process.argv.splice(1, 0, 'meter-sync');
+      require(${JSON.stringify(BIN)});`;
+
+    const failure = await run(process.execPath, ['-e', asNode22, '--', '--help']).catch((e) => e);
+
+    expect(failure.code).toBe(2);
+    expect(failure.stdout).toBe('');
+    expect(failure.stderr).toBe(
+      'meter-sync: needs Node.js 24 or later; this is v22.11.0 (see the README, "On a fresh machine")\n',
+    );
+  });
+
+  it('the bin of a checkout never built says how to build it, in one line', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'meter-sync-unbuilt-'));
+    try {
+      mkdirSync(join(folder, 'bin'));
+      copyFileSync(BIN, join(folder, 'bin', 'meter-sync.js'));
+
+      const failure = await run(process.execPath, [join(folder, 'bin', 'meter-sync.js'), '--help']).catch(
+        (e) => e,
+      );
+
+      expect(failure.code).toBe(2);
+      expect(failure.stderr).toBe(
+        'meter-sync: not built in this checkout; run `npm run build` (or `npm install`)\n',
+      );
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it('an unreachable database is exit 1 with one line and no password', async () => {
