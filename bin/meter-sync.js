@@ -10,8 +10,6 @@ if (major < FLOOR) {
   );
   process.exit(2);
 }
-// Stack traces (printed with METER_SYNC_DEBUG) point into the sources, through the shipped source map.
-if (process.env.METER_SYNC_DEBUG) process.setSourceMapsEnabled(true);
 
 let cli;
 try {

@@ -3,7 +3,7 @@
  * version and license, then each distinct license text once. A bundle that ships others' code
  * ships their copyright and permission notices with it (MIT, ISC, Apache-2.0 ask for that).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Metafile } from 'esbuild';
 
@@ -36,8 +36,7 @@ function readPackage(folder: string): BundledPackage {
     name: manifest.name,
     version: manifest.version,
     license: manifest.license ?? 'unknown',
-    text:
-      file && existsSync(join(folder, file)) ? readFileSync(join(folder, file), 'utf8').trim() : undefined,
+    text: file ? readFileSync(join(folder, file), 'utf8').trim() : undefined,
   };
 }
 

