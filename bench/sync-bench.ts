@@ -369,6 +369,8 @@ async function main(): Promise<void> {
     site: `bench_site_${suffix}`,
     fleet: `bench_fleet_${suffix}`,
     shape: `bench_shape_${suffix}`,
+    // A site is bound to one tenant: the uuid shape's tenant gets a site of its own.
+    readings: `bench_readings_${suffix}`,
   };
   const admin = await connect(serverUrl, 'site');
   const { rows: version } = await admin.query<{ server_version: string }>('SHOW server_version');
@@ -386,6 +388,7 @@ async function main(): Promise<void> {
   const siteUrl = dbUrl(serverUrl, names.site);
   const fleetUrl = dbUrl(serverUrl, names.fleet);
   const shapeUrl = dbUrl(serverUrl, names.shape);
+  const readingsUrl = dbUrl(serverUrl, names.readings);
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(`machine: ${machine}`);
   try {
@@ -450,7 +453,9 @@ async function main(): Promise<void> {
     );
     const site = await connect(siteUrl, 'site');
     await applySiteMigrations(site);
-    if (want('uuid')) await site.query(READING_TABLE);
+    const readingsSite = await connect(readingsUrl, 'site');
+    await applySiteMigrations(readingsSite);
+    if (want('uuid')) await readingsSite.query(READING_TABLE);
     const fleetSite = await connect(fleetUrl, 'site');
     await applySiteMigrations(fleetSite);
     const shapeSite = await connect(shapeUrl, 'site');
@@ -459,7 +464,7 @@ async function main(): Promise<void> {
     // Autovacuum is off for the bench's tables and `settle` does its work before every timed run,
     // as autovacuum would between two scheduled runs: no vacuum ever runs during a measurement.
     // (The baseline tables are created without it.)
-    const databases = [remote, site, fleetSite, shapeSite];
+    const databases = [remote, site, fleetSite, shapeSite, readingsSite];
     for (const client of databases) {
       const { rows } = await client.query<{ name: string }>(
         `SELECT quote_ident(relname) AS name FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`,
@@ -816,8 +821,8 @@ async function main(): Promise<void> {
       say(`7. uuid key: ${ROWS} readings`);
       const shape = await openShape({
         name: 'uuid',
-        site,
-        siteUrl,
+        site: readingsSite,
+        siteUrl: readingsUrl,
         tenantId: UUID_TENANT,
         registry: new EntityRegistry([reading]),
         slices: { reading: `SELECT * FROM reading WHERE tenant_id = ${UUID_TENANT}` },
@@ -966,7 +971,14 @@ async function main(): Promise<void> {
       shape.finish();
     }
 
-    await Promise.all([remote.end(), site.end(), fleetSite.end(), shapeSite.end(), baselineClient.end()]);
+    await Promise.all([
+      remote.end(),
+      site.end(),
+      fleetSite.end(),
+      shapeSite.end(),
+      readingsSite.end(),
+      baselineClient.end(),
+    ]);
 
     // ---- report ------------------------------------------------------------------------------
     const size = (bytes: number) =>

@@ -1,8 +1,25 @@
 #!/usr/bin/env node
-// The meter-sync command: runs the TypeScript CLI through tsx's loader.
-require('tsx/cjs');
-const { main } = require('../lib/cli/main.ts');
+// The meter-sync command: runs its compiled form, dist/cli/meter-sync.js (scripts/build-cli.ts).
+'use strict';
 
-main(process.argv.slice(2)).then((code) => {
+const FLOOR = 24;
+const major = Number(process.versions.node.split('.')[0]);
+if (major < FLOOR) {
+  process.stderr.write(
+    `meter-sync: needs Node.js ${FLOOR} or later; this is ${process.version} (see the README, "On a fresh machine")\n`,
+  );
+  process.exit(2);
+}
+
+let cli;
+try {
+  cli = require('../dist/cli/meter-sync.js');
+} catch (error) {
+  if (error.code !== 'MODULE_NOT_FOUND' || !String(error.message).includes('dist/cli/meter-sync.js'))
+    throw error;
+  process.stderr.write('meter-sync: not built in this checkout; run `npm run build` (or `npm install`)\n');
+  process.exit(2);
+}
+cli.main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

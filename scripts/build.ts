@@ -1,10 +1,11 @@
 /**
  * `npm run build`: bundles the sync function with esbuild into the deployable artifact
  * (dist/sync/index.js, and xray-tracing.js beside it, with their source maps), and prints their
- * sizes. Everything is bundled, the AWS SDK included, so the artifact runs with no node_modules and
- * pins the SDK version it was tested with; only four links of the SDK's credential chain that Lambda
- * never uses are left out (functions/sync/bundling.ts, shared with the CDK construct that deploys
- * the function). The X-Ray tracing is a second file that the handler requires only when it traces.
+ * sizes; then the command (build-cli.ts). Everything is bundled, the AWS SDK included, so the
+ * artifact runs with no node_modules and pins the SDK version it was tested with; only four links
+ * of the SDK's credential chain that Lambda never uses are left out (functions/sync/bundling.ts,
+ * shared with the CDK construct that deploys the function). The X-Ray tracing is a second file that
+ * the handler requires only when it traces.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -19,6 +20,7 @@ import {
   XRAY_TRACING_FILE,
   XRAY_TRACING_IMPORT,
 } from '../functions/sync/bundling';
+import { buildCli, describeCliBuild } from './build-cli';
 
 const ROOT = resolve(__dirname, '..');
 export const SYNC_ENTRY = join(ROOT, 'functions/sync/handler.ts');
@@ -172,6 +174,8 @@ async function main(): Promise<void> {
       `cold require in plain Node ${process.version}, ${label} (median of 5): ${init.wallMs.toFixed(0)} ms wall, ${init.cpuMs.toFixed(0)} ms CPU`,
     );
   }
+  // The function's artifact may go elsewhere (the argument); the command's always goes where its bin looks.
+  console.log(describeCliBuild(await buildCli()));
 }
 
 if (require.main === module) {

@@ -32,6 +32,7 @@ import {
   toMeterSyncError,
 } from '../errors';
 import { compareEntity, type RememberedSkips } from './compare-entity';
+import { DEFAULT_MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS } from './mass-delete-defaults';
 import { type EntityPlan, EntityPlanError, type PlanRole, planRun } from './plan-run';
 import { planSteps, relativesOf, type Step } from './plan-steps';
 import { recordRun } from './record-run';
@@ -45,12 +46,8 @@ import {
   type SyncResult,
 } from './sync-result';
 
-export const DEFAULT_MAX_DELETE_RATIO = 0.5;
-/**
- * Below this many site rows an entity is too small for a ratio to mean anything; a step that would
- * delete all of them is still guarded.
- */
-export const MASS_DELETE_MIN_ROWS = 20;
+export { DEFAULT_MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS };
+
 const SKIPPED_KEY_SAMPLE = 5;
 
 export interface ProgressEvent {

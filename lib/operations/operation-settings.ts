@@ -4,8 +4,9 @@
  * `SYNC_RUN_RETENTION_DAYS` (default 30), and the mass-delete guard's `MAX_DELETE_RATIO` (default
  * 0.5) and `MASS_DELETE_MIN_ROWS` (default 20).
  */
-import { ConfigurationError } from '../credentials';
-import { DEFAULT_MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS } from '../engine';
+// The error's own module, not the credentials index: that loads the AWS SDK, which a run by URLs never needs.
+import { ConfigurationError } from '../credentials/configuration-error';
+import { DEFAULT_MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS } from '../engine/mass-delete-defaults';
 import type { SiteMigrationsMode } from './operation-options';
 
 export const DEFAULT_SYNC_RUN_RETENTION_DAYS = 30;

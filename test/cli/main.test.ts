@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
@@ -140,6 +141,41 @@ describe('meter-sync usage errors', () => {
     expect(failure.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('the bin refuses a Node.js below the floor, 24, in one line and exits 2', async () => {
+    // This Node.js, told it is 22.11.0, as an older one would say.
+    const asNode22 = `Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '22.11.0' } });
+      Object.defineProperty(process, 'version', { value: 'v22.11.0' });
+      process.argv.splice(1, 0, 'meter-sync');
+      require(${JSON.stringify(BIN)});`;
+
+    const failure = await run(process.execPath, ['-e', asNode22, '--', '--help']).catch((e) => e);
+
+    expect(failure.code).toBe(2);
+    expect(failure.stdout).toBe('');
+    expect(failure.stderr).toBe(
+      'meter-sync: needs Node.js 24 or later; this is v22.11.0 (see the README, "On a fresh machine")\n',
+    );
+  });
+
+  it('the bin of a checkout never built says how to build it, in one line', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'meter-sync-unbuilt-'));
+    try {
+      mkdirSync(join(folder, 'bin'));
+      copyFileSync(BIN, join(folder, 'bin', 'meter-sync.js'));
+
+      const failure = await run(process.execPath, [join(folder, 'bin', 'meter-sync.js'), '--help']).catch(
+        (e) => e,
+      );
+
+      expect(failure.code).toBe(2);
+      expect(failure.stderr).toBe(
+        'meter-sync: not built in this checkout; run `npm run build` (or `npm install`)\n',
+      );
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it('an unreachable database is exit 1 with one line and no password', async () => {
     const io = captureIo();
     const url = 'postgres://someone:s3cr3t-pw@127.0.0.1:1/nowhere';
@@ -161,6 +197,7 @@ describe('meter-sync TLS', () => {
   /** The protocol code of each connection's first message to a stand-in server that answers "no TLS". */
   async function firstMessages(
     argv: (port: number) => string[],
+    exitCode = 1,
   ): Promise<{ codes: number[]; io: ReturnType<typeof captureIo> }> {
     const codes: number[] = [];
     const server = createServer((socket) => {
@@ -173,7 +210,7 @@ describe('meter-sync TLS', () => {
     await new Promise<void>((resolve) => server.listen(0, address, resolve));
     try {
       const io = captureIo();
-      expect(await main(argv((server.address() as AddressInfo).port), io)).toBe(1);
+      expect(await main(argv((server.address() as AddressInfo).port), io)).toBe(exitCode);
       return { codes, io };
     } finally {
       await new Promise((resolve) => server.close(resolve));
@@ -181,15 +218,18 @@ describe('meter-sync TLS', () => {
   }
 
   ifAddress('asks a host other than this machine for TLS and verifies it, as the Lambda does', async () => {
-    const { codes, io } = await firstMessages((port) => [
-      'sync',
-      '--remote',
-      `postgres://u:s3cr3t-pw@${address}:${port}/r`,
-      '--site',
-      `postgres://u:s3cr3t-pw@${address}:${port}/s`,
-      '--tenant',
-      '1',
-    ]);
+    const { codes, io } = await firstMessages(
+      (port) => [
+        'sync',
+        '--remote',
+        `postgres://u:s3cr3t-pw@${address}:${port}/r`,
+        '--site',
+        `postgres://u:s3cr3t-pw@${address}:${port}/s`,
+        '--tenant',
+        '1',
+      ],
+      2,
+    );
     // The run opens both sessions at once: each asked for TLS first.
     expect(codes.length).toBeGreaterThan(0);
     expect(new Set(codes)).toEqual(new Set([SSL_REQUEST_CODE]));
