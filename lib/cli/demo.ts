@@ -19,7 +19,7 @@ import type { CheckReport } from '../operations';
 import { meterId, registerId, seedRemote } from '../seed/seed-remote';
 import { formatCheck } from './format-check';
 import { formatPlan } from './format-plan';
-import { formatResult } from './format-result';
+import { formatResult, resultErrors } from './format-result';
 
 const TENANT = 1;
 const SITE_ID = 'demo-site';
@@ -171,6 +171,7 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
       );
       results.push(result);
       say(formatResult(result));
+      for (const line of resultErrors(result)) say(line);
       const emf = lines.filter((line) => describeEmf(line) !== undefined);
       if (results.length === 1) {
         say('metrics emitted, as CloudWatch Embedded Metric Format lines:');

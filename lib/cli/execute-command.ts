@@ -2,8 +2,10 @@
  * Runs a parsed `meter-sync` command against its site and prints the outcome. Loaded by main.ts
  * only once a command needs a database: the driver and the engine are most of the start-up time.
  */
+
 import type { CredentialsSource } from '../credentials/credentials-source';
 import { UrlCredentials } from '../credentials/url-credentials';
+import type { SyncResult } from '../engine/sync-result';
 import {
   checkSite,
   type MigrateResult,
@@ -15,7 +17,7 @@ import {
 import { failureExitCode } from './exit-codes';
 import { formatCheck } from './format-check';
 import { formatPlan } from './format-plan';
-import { formatResult } from './format-result';
+import { formatResult, ranNothing, resultErrors } from './format-result';
 import type { CliIo } from './main';
 import type { Command, SiteConnection } from './parse-command';
 import { terminalProgress } from './progress';
@@ -53,10 +55,23 @@ const siteIdOf = (connection: SiteConnection) =>
   connection.kind === 'site-id' ? { siteId: connection.siteId } : {};
 
 function formatMigration(result: MigrateResult): string {
-  if (result.error)
-    return `meter-sync: migrate ${result.status}: [${result.error.code}] ${result.error.message}`;
   if (result.applied.length === 0) return `site schema already at version ${result.toVersion}`;
   return `site schema migrated from version ${result.fromVersion} to ${result.toVersion}: ${result.applied.join('; ')}`;
+}
+
+/**
+ * A run's outcome: the result on stdout (its table, or the JSON with `--json`), every error on
+ * stderr, a line each. A run that failed before any entity ran is its one error line.
+ */
+function printRun<R extends SyncResult>(
+  io: CliIo,
+  json: boolean,
+  result: R,
+  format: (result: R) => string,
+): void {
+  if (json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else if (!ranNothing(result)) io.stdout.write(`${format(result)}\n`);
+  for (const line of resultErrors(result)) io.stderr.write(`meter-sync: ${line}\n`);
 }
 
 /** The deployment's mass-delete guard, from the environment as the function reads it. */
@@ -79,8 +94,8 @@ export async function executeCommand(
         {},
       );
       if (command.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else if (result.error) io.stderr.write(`meter-sync: [${result.error.code}] ${result.error.message}\n`);
-      else io.stdout.write(`${formatMigration(result)}\n`);
+      else if (!result.error) io.stdout.write(`${formatMigration(result)}\n`);
+      if (result.error) io.stderr.write(`meter-sync: [${result.error.code}] ${result.error.message}\n`);
       return result.ok ? 0 : failureExitCode(result.error?.code);
     }
     case 'sync': {
@@ -103,7 +118,7 @@ export async function executeCommand(
         },
       );
       progress.done();
-      io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatResult(result)}\n`);
+      printRun(io, command.json, result, formatResult);
       return result.ok ? 0 : failureExitCode(result.error?.code);
     }
     case 'plan': {
@@ -126,7 +141,7 @@ export async function executeCommand(
         },
       );
       progress.done();
-      io.stdout.write(`${command.json ? JSON.stringify(result, null, 2) : formatPlan(result)}\n`);
+      printRun(io, command.json, result, formatPlan);
       return result.ok ? 0 : failureExitCode(result.error?.code);
     }
     case 'check': {

@@ -1,4 +1,7 @@
-/** Renders a SyncResult as the readable per-entity table the CLI and the demo print. */
+/**
+ * Renders a SyncResult as the readable per-entity table the CLI and the demo print, and its errors
+ * as the lines the CLI writes to stderr apart from it.
+ */
 import type { SyncResult } from '../engine';
 
 const COLUMNS = [
@@ -45,13 +48,11 @@ export function formatResult(result: SyncResult): string {
     notes.push(
       `site schema migrated from version ${result.migration.fromVersion} to ${result.migration.toVersion} before the sync`,
     );
-  if (result.error) notes.push(`run ${result.status}: [${result.error.code}] ${result.error.message}`);
+  if (result.tenantChange)
+    notes.push(
+      `site re-bound from tenant ${result.tenantChange.fromTenantId} to tenant ${result.tenantChange.toTenantId}${result.dryRun ? ' (not made: dry run)' : ''}`,
+    );
   for (const e of result.entities) {
-    if (e.error && e.error.message !== result.error?.message) {
-      notes.push(
-        `${e.entity} failed: [${e.error.code}] ${e.error.message}${e.error.key ? ` (key ${e.error.key})` : ''}`,
-      );
-    }
     if (e.skippedKeys?.length) {
       const samples = e.skippedKeys.map((key, i) =>
         e.skippedReasons?.[i] ? `${key} (${e.skippedReasons[i]})` : key,
@@ -60,4 +61,22 @@ export function formatResult(result: SyncResult): string {
     }
   }
   return [title, ...(result.entities.length > 0 ? lines : []), ...notes].join('\n');
+}
+
+/** What went wrong, a line each: the run's error, then each entity's own (with the row's key). */
+export function resultErrors(result: SyncResult): string[] {
+  const errors: string[] = [];
+  if (result.error) errors.push(`run ${result.status}: [${result.error.code}] ${result.error.message}`);
+  for (const e of result.entities) {
+    if (e.error && e.error.message !== result.error?.message)
+      errors.push(
+        `${e.entity} failed: [${e.error.code}] ${e.error.message}${e.error.key ? ` (key ${e.error.key})` : ''}`,
+      );
+  }
+  return errors;
+}
+
+/** True when the run failed before any entity ran: its error is all there is to say. */
+export function ranNothing(result: SyncResult): boolean {
+  return result.entities.length === 0 && result.error !== undefined;
 }

@@ -80,6 +80,16 @@ describe('meter-sync usage errors', () => {
       /--site must be a postgres:\/\//,
     ],
     ['unparsable URL', ['migrate', '--site', 'hunter2 not a url'], /--site is not a valid URL/],
+    [
+      'an sslmode meter-sync does not know',
+      ['migrate', '--site', 'postgres://u:hunter2@h/db?sslmode=bogus'],
+      /^meter-sync: --site: sslmode "bogus" is not one of disable, require, verify-ca, verify-full/,
+    ],
+    [
+      'an sslmode that falls back to clear text',
+      [...SYNC.slice(0, 2), 'postgres://h/db?sslmode=prefer', ...SYNC.slice(3)],
+      /^meter-sync: --remote: sslmode "prefer" falls back to clear text; use one of disable, require, verify-ca, verify-full/,
+    ],
     ...['0', '1,5', '1e3', 'soon', '86401'].map((value): [string, string[], RegExp] => [
       `--timeout ${value}`,
       [...SYNC, '--timeout', value],
@@ -141,6 +151,36 @@ describe('meter-sync usage errors', () => {
     expect(failure.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('sslmode=require to a server without TLS: exit 2, one line naming it, and no Node.js warning', async () => {
+    // A stand-in server that answers "no TLS" to every connection's request for it.
+    const server = createServer((socket) => socket.once('data', () => socket.end('N')));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const url = `postgres://u:s3cr3t-pw@127.0.0.1:${port}/db?sslmode=require`;
+      const failure = await run(process.execPath, [
+        BIN,
+        'sync',
+        '--remote',
+        url,
+        '--site',
+        url,
+        '--tenant',
+        '1',
+      ]).catch((e) => e);
+      expect(failure.code).toBe(2);
+      expect(failure.stdout).toBe('');
+      expect(failure.stderr).toMatch(
+        new RegExp(
+          `^meter-sync: run failed: \\[TLS_UNAVAILABLE\\] the site database at 127\\.0\\.0\\.1:${port} does not offer TLS[^\\n]*\\n$`,
+        ),
+      );
+      expect(failure.stderr).not.toMatch(/Warning|s3cr3t-pw/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('the bin refuses a Node.js below the floor, 24, in one line and exits 2', async () => {
     // This Node.js, told it is 22.11.0, as an older one would say.
     const asNode22 = `Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '22.11.0' } });
@@ -181,8 +221,10 @@ describe('meter-sync usage errors', () => {
     const url = 'postgres://someone:s3cr3t-pw@127.0.0.1:1/nowhere';
     expect(await main(['sync', '--remote', url, '--site', url, '--tenant', '1'], io)).toBe(1);
     expect(io.out() + io.err()).not.toContain('s3cr3t-pw');
-    expect(io.out()).toMatch(
-      /\[CONNECTION_REFUSED\] nothing accepts connections at 127\.0\.0\.1:1 \(the site database\)/,
+    // No entity ran: one line on stderr, no table.
+    expect(io.out()).toBe('');
+    expect(io.err()).toMatch(
+      /^meter-sync: run failed: \[CONNECTION_REFUSED\] nothing accepts connections at 127\.0\.0\.1:1 \(the site database\)[^\n]*\n$/,
     );
   });
 });
@@ -233,8 +275,8 @@ describe('meter-sync TLS', () => {
     // The run opens both sessions at once: each asked for TLS first.
     expect(codes.length).toBeGreaterThan(0);
     expect(new Set(codes)).toEqual(new Set([SSL_REQUEST_CODE]));
-    expect(io.out()).toMatch(/\[TLS_UNAVAILABLE\] the site database at \S+ does not offer TLS/);
-    expect(io.out()).not.toContain('s3cr3t-pw');
+    expect(io.err()).toMatch(/\[TLS_UNAVAILABLE\] the site database at \S+ does not offer TLS/);
+    expect(io.out() + io.err()).not.toContain('s3cr3t-pw');
   });
 
   ifAddress('connects in clear text when the URL says sslmode=disable', async () => {
@@ -287,7 +329,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
       const io = captureIo();
       const code = await main(['sync', '--remote', fx.remote.url, '--site', empty.url, '--tenant', '1'], io);
       expect(code).toBe(2);
-      expect(io.out()).toMatch(/SITE_NOT_MIGRATED.*meter-sync migrate/);
+      expect(io.err()).toMatch(/SITE_NOT_MIGRATED.*meter-sync migrate/);
     } finally {
       if (saved === undefined) delete process.env.SITE_MIGRATIONS;
       else process.env.SITE_MIGRATIONS = saved;
@@ -302,8 +344,8 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
     expect(
       await main(['sync', '--remote', fx.remote.url, '--site', site.toString(), '--tenant', '1'], io),
     ).toBe(2);
-    expect(io.out()).toMatch(/AUTHENTICATION_FAILED/);
-    expect(io.out()).not.toContain('not-the-password');
+    expect(io.err()).toMatch(/AUTHENTICATION_FAILED/);
+    expect(io.out() + io.err()).not.toContain('not-the-password');
     const migrate = captureIo();
     expect(await main(['migrate', '--site', site.toString()], migrate)).toBe(2);
     expect(migrate.err()).toMatch(/^meter-sync: \[AUTHENTICATION_FAILED\]/);
@@ -353,8 +395,13 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
       const io = captureIo();
       const code = await main(syncArgs(), io);
       expect(code).toBe(1);
-      expect(io.out()).toMatch(/· locked ·/);
-      expect(io.out()).toMatch(/SITE_LOCKED/);
+      expect(io.out()).toBe('');
+      expect(io.err()).toMatch(/^meter-sync: run locked: \[SITE_LOCKED\]/);
+      // With --json the result is still the whole of stdout, and the error line still on stderr.
+      const json = captureIo();
+      expect(await main([...syncArgs(), '--json'], json)).toBe(1);
+      expect(JSON.parse(json.out())).toMatchObject({ status: 'locked', error: { code: 'SITE_LOCKED' } });
+      expect(json.err()).toMatch(/^meter-sync: run locked: \[SITE_LOCKED\][^\n]*\n$/);
     } finally {
       await holder.end();
     }
@@ -369,7 +416,9 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
       const code = await main(syncArgs(), io);
       expect(code).toBe(1);
       expect(io.out()).toMatch(/^register\s+failed/m);
-      expect(io.out()).toMatch(/register failed: \[SITE_REJECTED_ROW\].*unit_not_mwh/);
+      expect(io.err()).toMatch(
+        /^meter-sync: register failed: \[SITE_REJECTED_ROW\].*unit_not_mwh.*\(key id=\d+\)$/m,
+      );
     } finally {
       await fx.siteClient.query('ALTER TABLE register DROP CONSTRAINT unit_not_mwh');
     }
@@ -391,7 +440,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
 
       // Assert: ended at its deadline (cancelled, with a slack for a slow machine), nothing written.
       expect(code).toBe(1);
-      expect(io.out()).toMatch(/DEADLINE_EXCEEDED/);
+      expect(io.err()).toMatch(/DEADLINE_EXCEEDED/);
       expect(Date.now() - started).toBeLessThan(500 + 3_000);
     } finally {
       await holder.end();
