@@ -20,6 +20,4 @@ try {
   process.stderr.write('meter-sync: not built in this checkout; run `npm run build` (or `npm install`)\n');
   process.exit(2);
 }
-cli.main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+cli.run(process.argv.slice(2));

@@ -69,6 +69,8 @@ function printRun<R extends SyncResult>(
   result: R,
   format: (result: R) => string,
 ): void {
+  // A cancelled run says so alone (main.ts).
+  if (result.error?.code === 'CANCELLED') return;
   if (json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else if (!ranNothing(result)) io.stdout.write(`${format(result)}\n`);
   for (const line of resultErrors(result)) io.stderr.write(`meter-sync: ${line}\n`);
@@ -85,14 +87,17 @@ export async function executeCommand(
   command: Exclude<Command, { kind: 'help' | 'usage' | 'version' }>,
   io: CliIo,
   env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
 ): Promise<number> {
+  const cancel = signal ? { signal } : {};
   switch (command.kind) {
     case 'migrate': {
       const result = await migrateSite(
         await credentialsFor(command.connection, env),
         siteIdOf(command.connection),
-        {},
+        cancel,
       );
+      if (signal?.aborted) return 1;
       if (command.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else if (!result.error) io.stdout.write(`${formatMigration(result)}\n`);
       if (result.error) io.stderr.write(`meter-sync: [${result.error.code}] ${result.error.message}\n`);
@@ -113,6 +118,7 @@ export async function executeCommand(
         },
         {
           ...operationSettings(env),
+          ...cancel,
           ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
           ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
         },
@@ -136,6 +142,7 @@ export async function executeCommand(
         },
         {
           ...guardSettings(env),
+          ...cancel,
           ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
           ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
         },
@@ -148,8 +155,9 @@ export async function executeCommand(
       const report = await checkSite(
         await credentialsFor(command.connection, env),
         siteIdOf(command.connection),
-        {},
+        cancel,
       );
+      if (signal?.aborted) return 1;
       io.stdout.write(`${command.json ? JSON.stringify(report, null, 2) : formatCheck(report)}\n`);
       return report.ok ? 0 : 1;
     }

@@ -51,6 +51,14 @@ export type Command =
   /** No command at all: the usage, as an error. */
   | { kind: 'usage' };
 
+/**
+ * The deadline of a run without `--timeout`: the longest a Lambda may run (15 minutes). A site the
+ * function can sync, the command can; a first load at the pipe's speed moves tens of millions of
+ * rows in it (the README's benchmark: a million in 3 to 9 s). A network that stalls once the run
+ * has connected ends it here, not never.
+ */
+export const DEFAULT_TIMEOUT_S = 900;
+
 export const COMMANDS = ['sync', 'migrate', 'plan', 'check', 'demo'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
@@ -73,7 +81,7 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
   --allow-mass-delete     let a step delete more than MAX_DELETE_RATIO of an entity's rows, or all of them
   --max-delete-ratio R    this run's share (0 to 1) for the mass-delete guard (default MAX_DELETE_RATIO or 0.5)
   --allow-tenant-change   re-bind a site bound to another tenant (its rows are replaced: with --allow-mass-delete)
-  --timeout SECONDS       end the run, rolled back, after this long
+  --timeout SECONDS       end the run, rolled back, after this long (default ${DEFAULT_TIMEOUT_S}, the longest a Lambda runs; 0 for none)
   --json                  the result as JSON`,
   migrate: `brings the site schema up to date (a sync does it too, with SITE_MIGRATIONS=auto).
   --json                  the result as JSON`,
@@ -154,11 +162,12 @@ function tenant(value: string | undefined): number {
 const MAX_TIMEOUT_S = 86_400;
 
 function timeout(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
+  if (value === undefined) return DEFAULT_TIMEOUT_S * 1000;
+  if (value === '0') return undefined;
   const seconds = /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN;
   if (!(seconds > 0 && seconds <= MAX_TIMEOUT_S)) {
     throw new UsageError(
-      `--timeout must be a number of seconds above 0 and at most ${MAX_TIMEOUT_S}, not ${JSON.stringify(value)}`,
+      `--timeout must be a number of seconds above 0 and at most ${MAX_TIMEOUT_S} (0 for none), not ${JSON.stringify(value)}`,
     );
   }
   return Math.round(seconds * 1000);

@@ -1,6 +1,7 @@
 /**
  * Cancels the statement a session is running, the way `pg_cancel_backend` or libpq's PQcancel do:
- * a CancelRequest (the session's process id and secret key) sent on a new, short-lived connection.
+ * a CancelRequest (the session's process id and secret key) sent on a new, short-lived connection;
+ * and lets go of a session altogether (`letGo`), when a run reaches its deadline or is cancelled.
  */
 import { type Client, Connection } from 'pg';
 
@@ -47,4 +48,46 @@ export function sendCancelRequest(client: Client): Promise<void> {
 /** Closes a session's socket at once: the last resort when a cancel did not end its statement. */
 export function destroySession(client: Client): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
+/** A cancel that arrives between two statements is dropped by the server: it is sent again this often. */
+export const CANCEL_REPEAT_MS = 250;
+/** A session that has not let go this long after the first cancel has its socket closed. */
+export const CANCEL_GRACE_MS = 2_000;
+
+/**
+ * Makes a session let go of its server: its statement cancelled (again every CANCEL_REPEAT_MS,
+ * until the session ends) and, if it still has not ended after CANCEL_GRACE_MS, its socket closed,
+ * which ends its transaction without a commit, even when no cancel can reach the server. A session
+ * still connecting is closed at once. Returns a function that stops it (the session ended anyway).
+ */
+export function letGo(client: Client): () => void {
+  const { processID } = client as unknown as SessionIdentity;
+  if (!processID) {
+    destroySession(client);
+    return () => {};
+  }
+  const timers: NodeJS.Timeout[] = [];
+  const later = (ms: number, fn: () => void) => {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    timers.push(timer);
+  };
+  let over = false;
+  const stop = () => {
+    over = true;
+    for (const timer of timers) clearTimeout(timer);
+  };
+  const cancel = () => {
+    if (over) return;
+    void sendCancelRequest(client);
+    later(CANCEL_REPEAT_MS, cancel);
+  };
+  cancel();
+  later(CANCEL_GRACE_MS, () => {
+    if (!over) destroySession(client);
+    stop();
+  });
+  client.once('end', stop);
+  return stop;
 }

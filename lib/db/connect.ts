@@ -3,6 +3,8 @@
  * deterministic (DESIGN §3.3); the remote session is read-only by default as a second guard.
  */
 import { Client, type ClientConfig } from 'pg';
+import { CancelledError } from '../errors';
+import { letGo } from './cancel-request';
 import { type ConnectionPlace, connectionError } from './connection-error';
 
 export type DatabaseRole = 'remote' | 'site';
@@ -15,7 +17,22 @@ export interface ConnectOptions {
   /** Server-side `statement_timeout`; 0 disables it. */
   statementTimeoutMs?: number;
   idleInTransactionTimeoutMs?: number;
+  /**
+   * When it aborts (Ctrl-C), the session lets go of its server: its statement is cancelled and, if
+   * that does not end it within seconds, its socket closed (cancel-request.ts `letGo`).
+   */
+  signal?: AbortSignal;
 }
+
+/**
+ * How often a server checks, while it runs a statement, that the client is still there
+ * (PostgreSQL 14 and later): a client killed or cut off lets go of the site within seconds, not
+ * when its statement ends. Older servers notice when they next write to the socket, or when TCP
+ * keepalives give up.
+ */
+const CLIENT_CHECK_INTERVAL = '2s';
+const CHECK_CLIENT_CONNECTION = `SELECT set_config('client_connection_check_interval', $1, false)
+  WHERE current_setting('server_version_num')::integer >= 140000`;
 
 export const SESSION_SETTINGS: Readonly<Record<string, string>> = {
   TimeZone: 'UTC',
@@ -99,18 +116,24 @@ export function connectAhead(
   const client = new Client(clientConfig(target, role, options));
   // A dropped connection must fail the query in flight, not crash the process.
   client.on('error', () => {});
-  const ready = client.connect().then(
-    () => {
-      onSettled?.();
-      return client;
-    },
-    async (error: unknown) => {
-      const failure = connectionError(error, placeOf(client, role));
-      onSettled?.(failure);
-      await client.end().catch(() => {});
-      throw failure;
-    },
-  );
+  const { signal } = options;
+  const onAbort = () => letGo(client);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  client.once('end', () => signal?.removeEventListener('abort', onAbort));
+  const ready = (signal?.aborted ? Promise.reject(new CancelledError(signal.reason)) : client.connect())
+    .then(() => client.query(CHECK_CLIENT_CONNECTION, [CLIENT_CHECK_INTERVAL]))
+    .then(
+      () => {
+        onSettled?.();
+        return client;
+      },
+      async (error: unknown) => {
+        const failure = connectionError(error, placeOf(client, role));
+        onSettled?.(failure);
+        await client.end().catch(() => {});
+        throw failure;
+      },
+    );
   // Until it is taken, a failure has nobody to report to.
   ready.catch(() => {});
   let taken = false;

@@ -99,6 +99,8 @@ export interface SyncOptions {
    * reported `failed` with code DEADLINE_EXCEEDED.
    */
   deadline?: number;
+  /** Cancels the run (the CLI's Ctrl-C): its sessions let go at once, and it ends CANCELLED, nothing committed. */
+  signal?: AbortSignal;
   /** A committing run deletes `sync_run` rows older than this many days (record-run.ts); none when absent. */
   syncRunRetentionDays?: number;
   /**
@@ -190,7 +192,7 @@ class SyncRun {
   constructor(private readonly options: SyncOptions) {
     checkOptions(options);
     this.dryRun = options.dryRun === true || options.changes !== undefined;
-    this.deadline = new RunDeadline(options.deadline);
+    this.deadline = new RunDeadline(options.deadline, options.signal);
     this.registry = options.registry ?? defaultRegistry;
     this.order = this.registry.select(options.entities).map((meta) => meta.name);
     for (const name of this.order) {
@@ -214,7 +216,7 @@ class SyncRun {
       // The remote's session is opened while the site is locked and its catalog read.
       remoteSession = this.connectAhead('remote');
       site = await this.connectAhead('site').take();
-      this.deadline.watch(site);
+      this.deadline.watch(site, 'site');
       const db = new SiteDatabase(site);
       await site.query('BEGIN');
       if (!(await db.tryLock())) {
@@ -231,7 +233,7 @@ class SyncRun {
       await this.resolveEntities(db);
       this.deadline.check();
       remote = await remoteSession.take();
-      this.deadline.watch(remote);
+      this.deadline.watch(remote, 'remote');
       await this.stageFromRemote(db, remote);
       await remote.end();
       remote = undefined;

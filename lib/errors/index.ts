@@ -1,4 +1,5 @@
 /** The project's typed errors, each with a stable code. */
+export { CancelledError } from './cancelled-error';
 export { CommitUnconfirmedError } from './commit-unconfirmed-error';
 export { toMeterSyncError } from './database-error';
 export { DeadlineExceededError } from './deadline-exceeded-error';

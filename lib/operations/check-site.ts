@@ -16,7 +16,7 @@
  */
 import type { Client } from 'pg';
 import type { CredentialsSource, SyncCredentials } from '../credentials';
-import type { ConnectOptions, DatabaseRole } from '../db/connect';
+import type { DatabaseRole } from '../db/connect';
 import { LATEST_SITE_SCHEMA_VERSION } from '../db/site-migrations';
 import { remoteSql } from '../db/sync-sql';
 import type { ErrorReport } from '../engine';
@@ -37,7 +37,7 @@ import { sitePrivilegesCheck } from './checks/site-privileges';
 import { siteSchemaCheck } from './checks/site-schema';
 import { siteTenantCheck } from './checks/site-tenant';
 import { tenantSliceCheck } from './checks/tenant-slice';
-import type { OperationOptions } from './operation-options';
+import { type OperationOptions, sessionOptions } from './operation-options';
 import { withCredentials } from './with-credentials';
 
 export type { Check, CheckStatus } from './checks/check';
@@ -73,16 +73,6 @@ interface SiteFindings {
 }
 
 const unreachable = (role: DatabaseRole) => `the ${role} database could not be reached`;
-
-/** The connect options with both timeouts capped so that no connect or statement outlasts the deadline. */
-function limitedOptions(options: OperationOptions): ConnectOptions {
-  const limited = { ...options.connectOptions };
-  if (options.deadline === undefined) return limited;
-  const cap = Math.max(1, Math.floor(options.deadline - Date.now()));
-  limited.statementTimeoutMs = Math.min(limited.statementTimeoutMs || cap, cap);
-  limited.connectTimeoutMs = Math.min(limited.connectTimeoutMs ?? cap, cap);
-  return limited;
-}
 
 /** A check step under a savepoint; one that throws fails its check and leaves the transaction usable. */
 async function guarded(client: Client, name: string, step: () => Promise<Check>): Promise<Check> {
@@ -189,7 +179,7 @@ async function checkOnce(
   const migrations = options.migrations;
   const latest = migrations ? (migrations[migrations.length - 1]?.version ?? 0) : LATEST_SITE_SCHEMA_VERSION;
   // 2.
-  const connectOptions = limitedOptions(options);
+  const connectOptions = sessionOptions(options);
   const [remote, site] = await Promise.all([
     connectChecked(credentials.remote, 'remote', connectOptions),
     connectChecked(credentials.site, 'site', connectOptions),

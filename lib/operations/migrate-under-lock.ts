@@ -5,7 +5,7 @@
 import { connect, type DatabaseTarget } from '../db/connect';
 import { type MigrateOutcome, migrateSiteSchema, siteSchemaVersion } from '../db/site-migrations';
 import { DeadlineExceededError, type MeterSyncError, toMeterSyncError } from '../errors';
-import type { OperationOptions } from './operation-options';
+import { type OperationOptions, sessionOptions } from './operation-options';
 
 export type MigrationStep =
   /** `fromVersion`: the schema version found, and (when locked) left. */
@@ -25,16 +25,9 @@ export async function migrateUnderLock(
 }
 
 async function migrate(site: DatabaseTarget, options: OperationOptions): Promise<MigrationStep> {
-  const connectOptions = { ...options.connectOptions };
-  if (options.deadline !== undefined) {
-    const remaining = options.deadline - Date.now();
-    if (remaining <= 0) throw new DeadlineExceededError();
-    // A migration is one transaction: a statement cut at the deadline rolls all of it back.
-    const cap = Math.max(1, Math.floor(remaining));
-    connectOptions.statementTimeoutMs = Math.min(connectOptions.statementTimeoutMs || cap, cap);
-    connectOptions.connectTimeoutMs = Math.min(connectOptions.connectTimeoutMs ?? cap, cap);
-  }
-  const client = await connect(site, 'site', connectOptions);
+  if (options.deadline !== undefined && options.deadline <= Date.now()) throw new DeadlineExceededError();
+  // A migration is one transaction: a statement cut at the deadline, or cancelled, rolls all of it back.
+  const client = await connect(site, 'site', sessionOptions(options));
   try {
     const fromVersion = await siteSchemaVersion(client);
     try {

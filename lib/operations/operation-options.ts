@@ -19,6 +19,8 @@ export interface OperationOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Each phase of the run once it is over: the Lambda traces and debug-logs them. */
   onPhase?: (timing: PhaseTiming) => void;
+  /** Cancels the operation (the CLI's Ctrl-C): its sessions let go of their servers. */
+  signal?: AbortSignal;
   /** The deployment's mass-delete guard (MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS); the engine's defaults when absent. */
   maxDeleteRatio?: number;
   massDeleteMinRows?: number;
@@ -34,4 +36,20 @@ export function guardOptions(
     ...(maxDeleteRatio !== undefined ? { maxDeleteRatio } : {}),
     ...(options.massDeleteMinRows !== undefined ? { massDeleteMinRows: options.massDeleteMinRows } : {}),
   };
+}
+
+/**
+ * The connect options of an operation's own sessions (migrate, check): both timeouts capped so that
+ * no connect or statement outlasts the deadline, and the signal that cancels the operation.
+ */
+export function sessionOptions(options: OperationOptions): ConnectOptions {
+  const limited: ConnectOptions = {
+    ...options.connectOptions,
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  if (options.deadline === undefined) return limited;
+  const cap = Math.max(1, Math.floor(options.deadline - Date.now()));
+  limited.statementTimeoutMs = Math.min(limited.statementTimeoutMs || cap, cap);
+  limited.connectTimeoutMs = Math.min(limited.connectTimeoutMs ?? cap, cap);
+  return limited;
 }

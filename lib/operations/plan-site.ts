@@ -55,6 +55,7 @@ export function planSite(
         ...(options.connectOptions ? { connectOptions: options.connectOptions } : {}),
         ...(options.registry ? { registry: options.registry } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onPhase ? { onPhase: options.onPhase } : {}),
       });
       // 3.

@@ -54,6 +54,7 @@ function engineOptions(
     ...(options.connectOptions ? { connectOptions: options.connectOptions } : {}),
     ...(options.registry ? { registry: options.registry } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onPhase ? { onPhase: options.onPhase } : {}),
     ...(options.syncRunRetentionDays !== undefined
       ? { syncRunRetentionDays: options.syncRunRetentionDays }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { main } from '../../lib/cli/main';
+import { parseCommand } from '../../lib/cli/parse-command';
 import { LATEST_SITE_SCHEMA_VERSION } from '../../lib/db/site-migrations';
 import type { SyncResult } from '../../lib/engine';
 import { captureIo } from '../harness/capture-io';
@@ -90,10 +91,12 @@ describe('meter-sync usage errors', () => {
       [...SYNC.slice(0, 2), 'postgres://h/db?sslmode=prefer', ...SYNC.slice(3)],
       /^meter-sync: --remote: sslmode "prefer" falls back to clear text; use one of disable, require, verify-ca, verify-full/,
     ],
-    ...['0', '1,5', '1e3', 'soon', '86401'].map((value): [string, string[], RegExp] => [
+    ...['-1', '1,5', '1e3', 'soon', '86401'].map((value): [string, string[], RegExp] => [
       `--timeout ${value}`,
       [...SYNC, '--timeout', value],
-      new RegExp(`--timeout must be a number of seconds above 0 and at most 86400, not "${value}"`),
+      new RegExp(
+        `--timeout must be a number of seconds above 0 and at most 86400 \\(0 for none\\), not "${value}"`,
+      ),
     ]),
   ];
 
@@ -112,6 +115,13 @@ describe('meter-sync usage errors', () => {
     expect(io.out()).toContain('--remote URL --site URL --tenant ID');
     expect(io.out()).toContain('--site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]');
     expect(io.err()).toBe('');
+  });
+
+  it('a run without --timeout gets the default deadline, 900 s; --timeout 0 gives none', () => {
+    const sync = (...more: string[]) => parseCommand([...SYNC, ...more]) as { timeoutMs?: number };
+    expect(sync().timeoutMs).toBe(900_000);
+    expect(sync('--timeout', '0').timeoutMs).toBeUndefined();
+    expect(sync('--timeout', '2.5').timeoutMs).toBe(2_500);
   });
 
   it('bare meter-sync prints the usage to stderr and exits 2', async () => {

@@ -64,10 +64,11 @@ describe('concurrent runs on one site', () => {
   });
 
   it('of two runs started together, one does the work and the other returns locked', async () => {
-    // Arrange: a table lock that lets readers through but not the run's deletes makes whichever run
-    // wins the run lock wait inside its transaction, so the other one is certain to find it taken.
+    // Arrange: a table lock that lets readers through but not the run's update of a meter makes
+    // whichever run wins the run lock wait inside its transaction, so the other one is certain to
+    // find it taken, and the site is read while the winner has not committed.
     await holder.query('BEGIN');
-    await holder.query('LOCK TABLE device_register IN EXCLUSIVE MODE');
+    await holder.query('LOCK TABLE meter IN EXCLUSIVE MODE');
     const before = await siteContents(fx.siteClient);
 
     // Act
