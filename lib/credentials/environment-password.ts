@@ -34,7 +34,7 @@ export function environmentPassword(
           reject(
             new MeterSyncError(
               'AUTHENTICATION_FAILED',
-              `${lookup.host}:${lookup.port}/${lookup.database} asks a password for user "${lookup.user}" and none was given: put it in PGPASSWORD or the password file (PGPASSFILE, default ~/.pgpass)`,
+              `the server asks a password for user "${lookup.user}" (database ${lookup.database}) and none was given: put it in the URL, PGPASSWORD or the password file (PGPASSFILE, default ~/.pgpass)`,
             ),
           );
       });

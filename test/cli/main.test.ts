@@ -318,6 +318,52 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
     ...more,
   ];
 
+  /** The site URL with one thing changed, as an operator's mistake would. */
+  const siteWith = (change: (url: URL) => void) => {
+    const url = new URL(fx.site.url);
+    change(url);
+    return url.toString();
+  };
+
+  it.each([
+    [
+      'a database that does not exist',
+      (url: URL) => {
+        url.pathname = '/no_such_site';
+      },
+      2,
+      /^meter-sync: run failed: \[DATABASE_NOT_FOUND\] the site database at 127\.0\.0\.1:\d+ has no database "no_such_site"\n$/,
+    ],
+    [
+      'a port where nothing listens',
+      (url: URL) => {
+        url.port = '1';
+      },
+      1,
+      /^meter-sync: run failed: \[CONNECTION_REFUSED\] nothing accepts connections at 127\.0\.0\.1:1 \(the site database\)/,
+    ],
+    [
+      'a host name that does not resolve',
+      (url: URL) => {
+        url.hostname = 'site-db.invalid';
+      },
+      1,
+      /^meter-sync: run failed: \[HOST_NOT_FOUND\] the site database's host "site-db\.invalid" does not resolve/,
+    ],
+  ])(
+    '%s: exit %i, one line naming the code, the side and the place',
+    async (_mistake, change, exitCode, line) => {
+      const io = captureIo();
+      const site = siteWith(change);
+      expect(await main(['sync', '--remote', fx.remote.url, '--site', site, '--tenant', '1'], io)).toBe(
+        exitCode,
+      );
+      expect(io.out()).toBe('');
+      expect(io.err()).toMatch(line);
+      expect(io.err().trimEnd().split('\n')).toHaveLength(1);
+    },
+  );
+
   it('migrates an empty site and loads it (SITE_MIGRATIONS=auto, the default)', async () => {
     const empty = await createTestDatabase('cli_unmigrated');
     try {

@@ -336,7 +336,7 @@ describe('meter-sync by URLs without passwords on the command line', () => {
     const out = await meterSync(['migrate', '--site', site], { PGPASSFILE: join(folder, 'none') });
     expect(out.code).toBe(2);
     expect(out.stderr).toMatch(
-      /^meter-sync: \[AUTHENTICATION_FAILED\] .+ asks a password for user "ms_login_\w+" and none was given: put it in PGPASSWORD or the password file/,
+      /^meter-sync: \[AUTHENTICATION_FAILED\] the site database at 127\.0\.0\.1:\d+: the server asks a password for user "ms_login_\w+" \(database \w+\) and none was given: put it in the URL, PGPASSWORD or the password file/,
     );
     expect(out.stderr.split('\n').filter(Boolean)).toHaveLength(1);
   });
