@@ -76,6 +76,32 @@ function printRun<R extends SyncResult>(
   for (const line of resultErrors(result)) io.stderr.write(`meter-sync: ${line}\n`);
 }
 
+type RunCommand = Extract<Command, { kind: 'sync' | 'plan' }>;
+
+/** What a sync and a plan both ask of the site: its entities, the guard, the tenant. */
+function runRequest(command: RunCommand) {
+  return {
+    ...siteIdOf(command.connection),
+    ...(command.entities ? { entities: command.entities } : {}),
+    allowMassDelete: command.allowMassDelete,
+    allowTenantChange: command.allowTenantChange,
+    ...(command.maxDeleteRatio !== undefined ? { maxDeleteRatio: command.maxDeleteRatio } : {}),
+  };
+}
+
+/** How a sync and a plan run: their deadline, their progress on a terminal, Ctrl-C. */
+function runOptions(
+  command: RunCommand,
+  progress: ReturnType<typeof terminalProgress> | { done(): void },
+  signal: AbortSignal | undefined,
+) {
+  return {
+    ...(signal ? { signal } : {}),
+    ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
+    ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
+  };
+}
+
 /** The deployment's mass-delete guard, from the environment as the function reads it. */
 function guardSettings(env: NodeJS.ProcessEnv) {
   const { maxDeleteRatio, massDeleteMinRows } = operationSettings(env);
@@ -108,20 +134,8 @@ export async function executeCommand(
       const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
       const result = await syncSite(
         credentials,
-        {
-          ...siteIdOf(command.connection),
-          ...(command.entities ? { entities: command.entities } : {}),
-          dryRun: command.dryRun,
-          allowMassDelete: command.allowMassDelete,
-          allowTenantChange: command.allowTenantChange,
-          ...(command.maxDeleteRatio !== undefined ? { maxDeleteRatio: command.maxDeleteRatio } : {}),
-        },
-        {
-          ...operationSettings(env),
-          ...cancel,
-          ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
-          ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
-        },
+        { ...runRequest(command), dryRun: command.dryRun },
+        { ...operationSettings(env), ...runOptions(command, progress, signal) },
       );
       progress.done();
       printRun(io, command.json, result, formatResult);
@@ -132,20 +146,8 @@ export async function executeCommand(
       const progress = command.json ? { done() {} } : terminalProgress(io.stderr);
       const result = await planSite(
         credentials,
-        {
-          ...siteIdOf(command.connection),
-          ...(command.entities ? { entities: command.entities } : {}),
-          allowMassDelete: command.allowMassDelete,
-          allowTenantChange: command.allowTenantChange,
-          ...(command.maxDeleteRatio !== undefined ? { maxDeleteRatio: command.maxDeleteRatio } : {}),
-          maxChanges: command.maxChanges,
-        },
-        {
-          ...guardSettings(env),
-          ...cancel,
-          ...(command.timeoutMs !== undefined ? { deadline: Date.now() + command.timeoutMs } : {}),
-          ...('onProgress' in progress ? { onProgress: progress.onProgress } : {}),
-        },
+        { ...runRequest(command), maxChanges: command.maxChanges },
+        { ...guardSettings(env), ...runOptions(command, progress, signal) },
       );
       progress.done();
       printRun(io, command.json, result, formatPlan);
