@@ -202,6 +202,11 @@ export class SyncFunction extends NodejsFunction {
     this.grantSecrets(props);
     if (props.network) this.grantNetworkInterfaces();
     this.acknowledgeUnscopedActions(props);
+    Validations.of(this).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'The function runs on Node.js 24, the LTS the project builds for and tests on (its bundle targets node24, CI runs every test on it); moving to a newer runtime is a decision of its own, taken with the tests on that version.',
+    });
     // Every deploy that changes the code or the configuration publishes a version; `live` points at it
     // (or CodeDeploy moves it there, with a gradual deployment). Asynchronous invocations of the alias
     // are retried and parked as those of the function are.
