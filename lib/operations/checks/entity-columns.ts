@@ -6,10 +6,10 @@
  */
 import { type Client, escapeIdentifier, type FieldDef } from 'pg';
 import { remoteSql, siteSql } from '../../db/sync-sql';
+import { type ColumnType, conversion } from '../../db/type-conversion';
 import type { EntityMetadata } from '../../entities';
 import { type Check, check, describeError } from './check';
 import { underSavepoint } from './savepoint';
-import { type ColumnType, conversion } from './type-conversion';
 
 /** What the remote gives for an entity: each column's type, or why it cannot be read. */
 export type RemoteColumns =
