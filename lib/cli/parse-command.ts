@@ -112,8 +112,8 @@ const SITE_HELP = `SITE is one of:
       PGPASSWORD or ~/.pgpass (PGPASSFILE), as psql does`;
 
 const EXIT_CODES = `exit codes: 0 all ok, 1 an entity or the run failed or the site was locked (check: a check failed),
-            2 bad usage or configuration (a refused login, a site not migrated, a missing secret,
-            a site bound to another tenant)`;
+            2 bad usage or configuration (a refused login, a site not migrated, site tables that do
+            not fit, a missing secret, a site bound to another tenant or that is the remote)`;
 
 /** The usage of one command: its line, what it does, its options. */
 export function commandUsage(command: CommandName): string {
@@ -132,8 +132,8 @@ SITE is one of:
       or METER_SYNC_REMOTE_URL, METER_SYNC_SITE_URL; a URL without a password takes it from
       PGPASSWORD or ~/.pgpass (PGPASSFILE), as psql does
 exit codes: 0 all ok, 1 an entity or the run failed or the site was locked (check: a check failed),
-            2 bad usage or configuration (a refused login, a site not migrated, a missing secret,
-            a site bound to another tenant)`;
+            2 bad usage or configuration (a refused login, a site not migrated, site tables that do
+            not fit, a missing secret, a site bound to another tenant or that is the remote)`;
 
 /** The environment variable that stands in for each URL flag. */
 const URL_VARIABLES = { remote: 'METER_SYNC_REMOTE_URL', site: 'METER_SYNC_SITE_URL' } as const;
