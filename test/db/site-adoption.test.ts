@@ -9,11 +9,14 @@ import { Client } from 'pg';
 import {
   LATEST_SITE_SCHEMA_VERSION,
   type MigrateOptions,
+  type Migration,
   type MigrationReport,
   migrateSiteSchema,
   SITE_MIGRATIONS,
   siteSchemaVersion,
 } from '../../lib/db/site-migrations';
+import { createTablesSql } from '../../lib/db/site-schema-sql';
+import type { SiteTableSpec } from '../../lib/db/site-tables';
 import type { SchemaDifference } from '../../lib/errors';
 import { catalogOf, rowsOf, snapshotOf } from '../harness/site-catalog';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
@@ -375,6 +378,48 @@ describe('site migrations: adopting the entity tables a site already has', () =>
     const { rows } = await client.query('SELECT tenant_id FROM meter_sync_site');
     expect(rows).toEqual([{ tenant_id: 7 }]);
     expect((await rowsOf(client)).meter).toHaveLength(3);
+  });
+
+  it("adopts a later migration's table of several tenants on a bound site: the binding says which it keeps", async () => {
+    // Arrange: a site at the latest version, bound to tenant 7, that made a gateway table of its own.
+    const gateway: SiteTableSpec = {
+      name: 'gateway',
+      columns: [
+        { name: 'id', type: 'bigint', notNull: true },
+        { name: 'tenant_id', type: 'integer', notNull: true },
+        { name: 'name', type: 'text', notNull: false },
+      ],
+      key: ['id'],
+      tenantColumn: 'tenant_id',
+      foreignKeys: [],
+      indexes: [],
+    };
+    const withGateway: Migration[] = [
+      ...SITE_MIGRATIONS,
+      {
+        version: LATEST_SITE_SCHEMA_VERSION + 1,
+        name: 'gateway',
+        sql: createTablesSql([gateway]),
+        tables: [gateway],
+      },
+    ];
+    await migrate();
+    await given(
+      'CREATE TABLE gateway (id bigint PRIMARY KEY, tenant_id integer NOT NULL, name text)',
+      `INSERT INTO gateway VALUES (1, 7, 'north'), (2, 8, 'south')`,
+    );
+
+    // Act + assert: refused while the site is not bound; adopted once it is, the binding as it was.
+    await expect(migrate({ migrations: withGateway })).rejects.toMatchObject({ code: 'SITE_MIXED_TENANTS' });
+    await given('INSERT INTO meter_sync_site (tenant_id) VALUES (7)');
+    const report = await migrate({ migrations: withGateway, tenantId: 8, allowTenantChange: true });
+    expect(report).toMatchObject({
+      adopted: ['gateway'],
+      added: [],
+      kept: ['gateway: its 2 rows, reconciled by the first sync'],
+    });
+    const { rows } = await client.query('SELECT tenant_id FROM meter_sync_site');
+    expect(rows).toEqual([{ tenant_id: 7 }]);
   });
 
   it('adopts tables of one tenant without binding the site: the first sync that commits does', async () => {
