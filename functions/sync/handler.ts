@@ -134,7 +134,8 @@ export function createSyncHandler(options: SyncHandlerOptions) {
       return result;
     }
     if (request.action === 'migrate') {
-      const result = await migrateSite(credentials(), { siteId: request.siteId }, common);
+      const { action: _action, ...migrate } = request;
+      const result = await migrateSite(credentials(), migrate, common);
       logMigrateResult(logger, request.siteId, result);
       if (result.applied.length > 0) emitSiteMigrated(metrics, request.siteId);
       return result;

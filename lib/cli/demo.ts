@@ -2,7 +2,9 @@
  * `meter-sync demo`: an embedded PostgreSQL with a remote holding three tenants and one site of
  * tenant 1; a first sync, some remote edits (insert, update, delete, an orphan association),
  * and a second sync, each printed as the per-entity table with the metrics it emitted; then a
- * brand-new empty site of tenant 2 onboarded by its first scheduled run (migrated, then loaded).
+ * brand-new empty site of tenant 2 onboarded by its first scheduled run (migrated, then loaded),
+ * and a plant's existing database of tenant 3, with a meter table of its own, onboarded the same
+ * way (its table adopted, its rows reconciled, its own column kept).
  * Each run goes through the real Lambda handler, with local credentials in place of Secrets Manager.
  */
 import type { Context } from 'aws-lambda';
@@ -26,6 +28,9 @@ const SITE_ID = 'demo-site';
 /** A site nobody prepared: an empty database, onboarded by the function's first run. */
 const NEW_SITE_ID = 'new-site';
 const NEW_SITE_TENANT = 2;
+/** A plant whose own application made its database years ago: a meter table, synced by an older process. */
+const PLANT_SITE_ID = 'plant-west';
+const PLANT_TENANT = 3;
 
 function localContext(): Context {
   const started = Date.now();
@@ -126,6 +131,38 @@ async function editRemote(remote: Client): Promise<string[]> {
   ];
 }
 
+/** The plant's database as its own application left it: a meter table with a column of its own, somewhat stale. */
+async function prepareExistingSite(plant: Client, remote: Client): Promise<string[]> {
+  await plant.query(`CREATE TABLE meter (
+      id bigint PRIMARY KEY, tenant_id integer NOT NULL, name text NOT NULL, serial_number text,
+      protocol text NOT NULL, ip_address text, port integer, active boolean NOT NULL, config jsonb,
+      updated_at timestamptz NOT NULL,
+      last_polled_at timestamptz)`);
+  // The tenant's meters as the older process last synced them: the remote's rows as JSON text, read into the plant's table.
+  const { rows } = await remote.query<{ meters: string; count: number }>(
+    'SELECT json_agg(m ORDER BY m.id)::text AS meters, count(*)::int AS count FROM meter m WHERE tenant_id = $1',
+    [PLANT_TENANT],
+  );
+  await plant.query('INSERT INTO meter SELECT * FROM json_populate_recordset(NULL::meter, $1::json)', [
+    rows[0]!.meters,
+  ]);
+  await plant.query(`UPDATE meter SET last_polled_at = now() - interval '5 minutes'`);
+  const [renamed, gone] = [meterId(PLANT_TENANT, 1), meterId(PLANT_TENANT, 2)];
+  const retired = meterId(PLANT_TENANT, 9_001);
+  await plant.query(`UPDATE meter SET name = name || ' (old name)' WHERE id = $1`, [renamed]);
+  await plant.query('DELETE FROM meter WHERE id = $1', [gone]);
+  await plant.query(
+    `INSERT INTO meter (id, tenant_id, name, protocol, active, updated_at, last_polled_at)
+     VALUES ($1, $2, 'Retired meter', 'modbus-tcp', false, '2021-03-01', '2021-03-01')`,
+    [retired, PLANT_TENANT],
+  );
+  return [
+    `its own meter table: the tenant's ${rows[0]!.count} meters as an older process synced them, with a column of its own, last_polled_at`,
+    `since then: meter ${renamed} renamed on the site, meter ${gone} missing, meter ${retired} retired (not on the remote)`,
+    'no register or device_register table, no meter-sync schema',
+  ];
+}
+
 export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]> {
   const say = (line = '') => out.write(`${line}\n`);
   say('starting an embedded PostgreSQL server…');
@@ -136,6 +173,7 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
     const remoteUrl = await createDatabase(admin, 'central', server.url);
     const siteUrl = await createDatabase(admin, 'site_demo', server.url);
     const newSiteUrl = await createDatabase(admin, 'site_new', server.url);
+    const plantUrl = await createDatabase(admin, 'site_plant_west', server.url);
     await admin.end();
 
     const remote = await connect(remoteUrl, 'site');
@@ -160,6 +198,7 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
         sites: {
           [SITE_ID]: { url: siteUrl, tenantId: TENANT },
           [NEW_SITE_ID]: { url: newSiteUrl, tenantId: NEW_SITE_TENANT },
+          [PLANT_SITE_ID]: { url: plantUrl, tenantId: PLANT_TENANT },
         },
       }),
     });
@@ -209,6 +248,30 @@ export async function runDemo(out: NodeJS.WritableStream): Promise<SyncResult[]>
       `${NEW_SITE_ID} onboarded by one run in ${onboarding.durationMs} ms: schema migrated, then ${onboarding.entities
         .map((e) => `${e.inserted} ${e.entity}`)
         .join(', ')} loaded, nobody involved`,
+    );
+    say();
+    say(`== ${PLANT_SITE_ID} (tenant ${PLANT_TENANT}): a database the plant already had`);
+    const plant = await connect(plantUrl, 'site');
+    const central = await connect(remoteUrl, 'remote');
+    for (const line of await prepareExistingSite(plant, central)) say(`  ${line}`);
+    await central.end();
+    const { value: preflight } = await captureStdout(
+      () => handler({ siteId: PLANT_SITE_ID, action: 'check' }, localContext()) as Promise<CheckReport>,
+    );
+    say('  its check before the run, the line of its site tables:');
+    const tablesLine = formatCheck({
+      ...preflight,
+      checks: preflight.checks.filter((c) => c.name === 'site tables'),
+    });
+    for (const line of tablesLine.split('\n').slice(1)) say(`  ${line}`);
+    const adopting = await sync(`onboarding ${PLANT_SITE_ID}: its first scheduled run`, PLANT_SITE_ID);
+    const { rows: polled } = await plant.query<{ kept: string }>(
+      'SELECT count(*) FILTER (WHERE last_polled_at IS NOT NULL) AS kept FROM meter',
+    );
+    await plant.end();
+    const [meters] = adopting.entities;
+    say(
+      `${PLANT_SITE_ID} onboarded by one run in ${adopting.durationMs} ms: its meter table adopted and reconciled (${meters?.updated} updated, ${meters?.inserted} inserted, ${meters?.deleted} deleted; last_polled_at kept on ${polled[0]?.kept} meters), register and device_register added and loaded`,
     );
   } finally {
     await server.stop();

@@ -6,16 +6,10 @@
 import type { CredentialsSource } from '../credentials/credentials-source';
 import { UrlCredentials } from '../credentials/url-credentials';
 import type { SyncResult } from '../engine/sync-result';
-import {
-  checkSite,
-  type MigrateResult,
-  migrateSite,
-  operationSettings,
-  planSite,
-  syncSite,
-} from '../operations';
+import { checkSite, migrateSite, operationSettings, planSite, syncSite } from '../operations';
 import { failureExitCode } from './exit-codes';
 import { formatCheck } from './format-check';
+import { formatMigration } from './format-migration';
 import { formatPlan } from './format-plan';
 import { formatResult, ranNothing, resultErrors } from './format-result';
 import type { CliIo } from './main';
@@ -33,12 +27,7 @@ async function credentialsFor(
 ): Promise<CredentialsSource> {
   if (connection.kind === 'urls') {
     const { site, remote, tenantId } = connection;
-    return new UrlCredentials({
-      site,
-      env,
-      ...(remote !== undefined ? { remote } : {}),
-      ...(tenantId !== undefined ? { tenantId } : {}),
-    });
+    return new UrlCredentials({ site, remote, env, ...(tenantId !== undefined ? { tenantId } : {}) });
   }
   const [{ SecretsManagerClient }, { SecretsManagerCredentials }] = await Promise.all([
     import('@aws-sdk/client-secrets-manager'),
@@ -47,17 +36,12 @@ async function credentialsFor(
   return new SecretsManagerCredentials({
     client: new SecretsManagerClient({}),
     siteSecretPrefix: connection.siteSecretPrefix,
-    ...(connection.remoteSecretId !== undefined ? { remoteSecretId: connection.remoteSecretId } : {}),
+    remoteSecretId: connection.remoteSecretId,
   });
 }
 
 const siteIdOf = (connection: SiteConnection) =>
   connection.kind === 'site-id' ? { siteId: connection.siteId } : {};
-
-function formatMigration(result: MigrateResult): string {
-  if (result.applied.length === 0) return `site schema already at version ${result.toVersion}`;
-  return `site schema migrated from version ${result.fromVersion} to ${result.toVersion}: ${result.applied.join('; ')}`;
-}
 
 /**
  * A run's outcome: the result on stdout (its table, or the JSON with `--json`), every error on
@@ -120,7 +104,7 @@ export async function executeCommand(
     case 'migrate': {
       const result = await migrateSite(
         await credentialsFor(command.connection, env),
-        siteIdOf(command.connection),
+        { ...siteIdOf(command.connection), allowTenantChange: command.allowTenantChange },
         cancel,
       );
       if (signal?.aborted) return 1;

@@ -3,6 +3,7 @@
  * as the lines the CLI writes to stderr apart from it.
  */
 import type { SyncResult } from '../engine';
+import { adoptionLines } from './format-migration';
 
 const COLUMNS = [
   'entity',
@@ -44,10 +45,13 @@ export function formatResult(result: SyncResult): string {
     row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '),
   );
   const notes: string[] = [];
-  if (result.migration)
+  if (result.migration) {
     notes.push(
       `site schema migrated from version ${result.migration.fromVersion} to ${result.migration.toVersion} before the sync`,
     );
+    // What it found on the site is news; what it created on an empty one is not.
+    if (result.migration.adopted.length > 0) notes.push(...adoptionLines(result.migration));
+  }
   if (result.tenantChange)
     notes.push(
       `site re-bound from tenant ${result.tenantChange.fromTenantId} to tenant ${result.tenantChange.toTenantId}${result.dryRun ? ' (not made: dry run)' : ''}`,

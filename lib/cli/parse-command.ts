@@ -8,12 +8,12 @@ import { parseDeleteRatio } from '../operations/operation-settings';
 
 /** How the CLI reaches a site: its URLs (flags or environment), or its id and the function's secrets. */
 export type SiteConnection =
-  | { kind: 'urls'; site: string; remote?: string; tenantId?: number }
+  /** `tenantId`: absent only for a migration, which needs it only to keep one tenant's rows of several. */
+  | { kind: 'urls'; site: string; remote: string; tenantId?: number }
   | {
       kind: 'site-id';
       siteId: string;
-      /** Absent for a migrate, which reads the site's secret alone. */
-      remoteSecretId?: string;
+      remoteSecretId: string;
       siteSecretPrefix: string;
     };
 
@@ -31,7 +31,13 @@ export type Command =
       /** The run must be over this long after it starts (`--timeout`), as a Lambda's is. */
       timeoutMs?: number;
     }
-  | { kind: 'migrate'; connection: SiteConnection; json: boolean }
+  | {
+      kind: 'migrate';
+      connection: SiteConnection;
+      /** Adopt tables of several tenants' rows, keeping the tenant's (`--tenant`, or the site secret's). */
+      allowTenantChange: boolean;
+      json: boolean;
+    }
   | {
       kind: 'plan';
       connection: SiteConnection;
@@ -67,7 +73,7 @@ const RUN_OPTIONS = `[--entities a,b] [--allow-mass-delete] [--max-delete-ratio 
 /** Each command's line of the usage. */
 const COMMAND_LINES: Readonly<Record<CommandName, string>> = {
   sync: `meter-sync sync    SITE [--dry-run] ${RUN_OPTIONS}`,
-  migrate: 'meter-sync migrate SITE [--json]',
+  migrate: 'meter-sync migrate SITE [--allow-tenant-change] [--json]',
   plan: `meter-sync plan    SITE [--max-changes N] ${RUN_OPTIONS}`,
   check: 'meter-sync check   SITE [--json]',
   demo: 'meter-sync demo',
@@ -83,7 +89,11 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
   --allow-tenant-change   re-bind a site bound to another tenant (its rows are replaced: with --allow-mass-delete)
   --timeout SECONDS       end the run, rolled back, after this long (default ${DEFAULT_TIMEOUT_S}, the longest a Lambda runs; 0 for none)
   --json                  the result as JSON`,
-  migrate: `brings the site schema up to date (a sync does it too, with SITE_MIGRATIONS=auto).
+  migrate: `brings the site schema up to date (a sync does it too, with SITE_MIGRATIONS=auto). Entity tables
+  the site already has are adopted when they fit, their rows kept; nothing is changed if one does not
+  (SITE_SCHEMA_CONFLICT lists every difference), nor if the site is the remote (SITE_IS_REMOTE).
+  --allow-tenant-change   adopt tables holding rows of several tenants: the site keeps the tenant's
+                          (--tenant ID, or the site secret's) and is bound to it
   --json                  the result as JSON`,
   plan: `lists the rows the next sync would insert, update, delete or skip; writes nothing.
   --max-changes N         rows listed per entity, 1 to ${MAX_MAX_CHANGES} (default ${DEFAULT_MAX_CHANGES})
@@ -97,13 +107,13 @@ const SITE_HELP = `SITE is one of:
   --site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]
       the function's own secrets (defaults REMOTE_SECRET_ID, SITE_SECRET_PREFIX), read with the
       AWS SDK's default credentials and region; the tenant comes from the site's secret
-  --remote URL --site URL --tenant ID      (migrate: --site URL alone)
+  --remote URL --site URL --tenant ID      (migrate: --tenant ID is optional)
       or METER_SYNC_REMOTE_URL, METER_SYNC_SITE_URL; a URL without a password takes it from
       PGPASSWORD or ~/.pgpass (PGPASSFILE), as psql does`;
 
 const EXIT_CODES = `exit codes: 0 all ok, 1 an entity or the run failed or the site was locked (check: a check failed),
-            2 bad usage or configuration (a refused login, a site not migrated, a missing secret,
-            a site bound to another tenant)`;
+            2 bad usage or configuration (a refused login, a site not migrated, site tables that do
+            not fit, a missing secret, a site bound to another tenant or that is the remote)`;
 
 /** The usage of one command: its line, what it does, its options. */
 export function commandUsage(command: CommandName): string {
@@ -118,12 +128,12 @@ SITE is one of:
   --site-id ID [--remote-secret ID] [--site-secret-prefix PREFIX]
       the function's own secrets (defaults REMOTE_SECRET_ID, SITE_SECRET_PREFIX), read with the
       AWS SDK's default credentials and region; the tenant comes from the site's secret
-  --remote URL --site URL --tenant ID      (migrate: --site URL alone)
+  --remote URL --site URL --tenant ID      (migrate: --tenant ID is optional)
       or METER_SYNC_REMOTE_URL, METER_SYNC_SITE_URL; a URL without a password takes it from
       PGPASSWORD or ~/.pgpass (PGPASSFILE), as psql does
 exit codes: 0 all ok, 1 an entity or the run failed or the site was locked (check: a check failed),
-            2 bad usage or configuration (a refused login, a site not migrated, a missing secret,
-            a site bound to another tenant)`;
+            2 bad usage or configuration (a refused login, a site not migrated, site tables that do
+            not fit, a missing secret, a site bound to another tenant or that is the remote)`;
 
 /** The environment variable that stands in for each URL flag. */
 const URL_VARIABLES = { remote: 'METER_SYNC_REMOTE_URL', site: 'METER_SYNC_SITE_URL' } as const;
@@ -210,16 +220,16 @@ type ConnectionValues = { [K in keyof typeof CONNECTION_OPTIONS]?: string | unde
 /**
  * A site by id (its secrets) or by URLs, never both: a URL given with an id would be a second,
  * silent answer to which database is meant. Environment URLs are defaults, so an id overrides them.
+ * Every command reaches the remote (a migration to tell that the site is not it); `tenant` is
+ * optional for a migration, which needs it only to keep one tenant's rows of several.
  */
 function siteConnection(
   values: ConnectionValues,
-  needsRemote: boolean,
+  tenantNeeded: 'required' | 'optional',
   env: NodeJS.ProcessEnv,
 ): SiteConnection {
   const siteId = values['site-id'];
-  const urlFlags = (needsRemote ? (['remote', 'site', 'tenant'] as const) : (['site'] as const)).filter(
-    (flag) => values[flag] !== undefined,
-  );
+  const urlFlags = (['remote', 'site', 'tenant'] as const).filter((flag) => values[flag] !== undefined);
   if (siteId !== undefined) {
     if (urlFlags.length > 0) {
       throw new UsageError(
@@ -237,26 +247,17 @@ function siteConnection(
         '--site-id needs the site secret prefix: --site-secret-prefix PREFIX or SITE_SECRET_PREFIX',
       );
     const remoteSecretId = values['remote-secret'] ?? env.REMOTE_SECRET_ID;
-    if (needsRemote && (remoteSecretId === undefined || remoteSecretId === ''))
+    if (remoteSecretId === undefined || remoteSecretId === '')
       throw new UsageError('--site-id needs the remote secret: --remote-secret ID or REMOTE_SECRET_ID');
-    return {
-      kind: 'site-id',
-      siteId,
-      siteSecretPrefix,
-      ...(needsRemote ? { remoteSecretId: remoteSecretId as string } : {}),
-    };
+    return { kind: 'site-id', siteId, siteSecretPrefix, remoteSecretId };
   }
   for (const flag of ['remote-secret', 'site-secret-prefix'] as const) {
     if (values[flag] !== undefined) throw new UsageError(`--${flag} applies only with --site-id`);
   }
   const site = postgresUrl('site', values.site ?? env.METER_SYNC_SITE_URL);
-  if (!needsRemote) return { kind: 'urls', site };
-  return {
-    kind: 'urls',
-    remote: postgresUrl('remote', values.remote ?? env.METER_SYNC_REMOTE_URL),
-    site,
-    tenantId: tenant(values.tenant),
-  };
+  const remote = postgresUrl('remote', values.remote ?? env.METER_SYNC_REMOTE_URL);
+  if (tenantNeeded === 'optional' && values.tenant === undefined) return { kind: 'urls', remote, site };
+  return { kind: 'urls', remote, site, tenantId: tenant(values.tenant) };
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -335,7 +336,7 @@ function runCommand(
     json: { type: 'boolean' },
     ...more,
   });
-  const connection = siteConnection(values as ConnectionValues, true, env);
+  const connection = siteConnection(values as ConnectionValues, 'required', env);
   const entities = entityList(values.entities as string | undefined, registry);
   const timeoutMs = timeout(values.timeout as string | undefined);
   const maxDeleteRatio = deleteRatio(values['max-delete-ratio'] as string | undefined);
@@ -370,13 +371,16 @@ export function parseCommand(
       return { kind: 'sync', ...run, dryRun: values['dry-run'] === true };
     }
     case 'migrate': {
-      const { remote: _remote, tenant: _tenant, ...options } = CONNECTION_OPTIONS;
-      const { values } = parse(rest, { ...options, json: { type: 'boolean' } });
-      return {
-        kind: 'migrate',
-        connection: siteConnection(values as ConnectionValues, false, env),
-        json: values.json === true,
-      };
+      const { values } = parse(rest, {
+        ...CONNECTION_OPTIONS,
+        'allow-tenant-change': { type: 'boolean' },
+        json: { type: 'boolean' },
+      });
+      const connection = siteConnection(values as ConnectionValues, 'optional', env);
+      const allowTenantChange = values['allow-tenant-change'] === true;
+      if (allowTenantChange && connection.kind === 'urls' && connection.tenantId === undefined)
+        throw new UsageError('--allow-tenant-change needs --tenant ID: the tenant whose rows the site keeps');
+      return { kind: 'migrate', connection, allowTenantChange, json: values.json === true };
     }
     case 'plan': {
       const { values, run } = runCommand(rest, { 'max-changes': { type: 'string' } }, registry, env);
@@ -386,7 +390,7 @@ export function parseCommand(
       const { values } = parse(rest, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } });
       return {
         kind: 'check',
-        connection: siteConnection(values as ConnectionValues, true, env),
+        connection: siteConnection(values as ConnectionValues, 'required', env),
         json: values.json === true,
       };
     }

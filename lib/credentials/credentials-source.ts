@@ -13,10 +13,16 @@ export interface SyncCredentials {
   version: string;
 }
 
-/** What a migration needs: the site's database alone. */
-export interface SiteCredentials {
+/**
+ * What a migration needs: the site, the remote (only to tell that the site is not it: a migration
+ * adopts tables that are already there, and the remote has them), and the site's tenant when the
+ * source knows it (the one whose rows an adopted site of several tenants keeps).
+ */
+export interface MigrationCredentials {
   site: DatabaseTarget;
-  /** As SyncCredentials.version, of the site's secret alone. */
+  remote: DatabaseTarget;
+  tenantId?: number;
+  /** As SyncCredentials.version. */
   version: string;
 }
 
@@ -26,6 +32,9 @@ export interface CredentialsSource {
    * source of one site's URLs needs no id; one that looks sites up fails without it.
    */
   load(siteId: string | undefined, options?: { refresh?: boolean }): Promise<SyncCredentials>;
-  /** The site's database alone (no remote secret is read). */
-  loadSite(siteId: string | undefined, options?: { refresh?: boolean }): Promise<SiteCredentials>;
+  /** What a migration of the site needs: as `load`, but the tenant where one is not given (a site by URL). */
+  loadForMigration(
+    siteId: string | undefined,
+    options?: { refresh?: boolean },
+  ): Promise<MigrationCredentials>;
 }

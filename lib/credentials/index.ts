@@ -1,7 +1,7 @@
 /** Where a site operation's database credentials come from: Secrets Manager, local URLs by site id, URLs of one site. */
 export { BadSecretError } from './bad-secret-error';
 export { ConfigurationError } from './configuration-error';
-export type { CredentialsSource, SyncCredentials } from './credentials-source';
+export type { CredentialsSource, MigrationCredentials, SyncCredentials } from './credentials-source';
 export {
   type DatabaseSecret,
   parseDatabaseSecret,

@@ -1,7 +1,7 @@
 /** Credentials from connection URLs, for the CLI and the demo: the same handler, no Secrets Manager. */
 import { urlTarget } from '../db/tls';
 import { ConfigurationError } from './configuration-error';
-import type { CredentialsSource, SiteCredentials, SyncCredentials } from './credentials-source';
+import type { CredentialsSource, MigrationCredentials, SyncCredentials } from './credentials-source';
 import { SecretUnavailableError } from './secret-unavailable-error';
 
 export interface LocalSite {
@@ -29,8 +29,8 @@ export class LocalCredentials implements CredentialsSource {
     };
   }
 
-  async loadSite(siteId: string | undefined): Promise<SiteCredentials> {
-    return { site: urlTarget(this.site(siteId).url), version: 'local' };
+  loadForMigration(siteId: string | undefined): Promise<MigrationCredentials> {
+    return this.load(siteId);
   }
 
   private site(siteId: string | undefined): LocalSite {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigurationError } from './configuration-error';
-import type { CredentialsSource, SiteCredentials, SyncCredentials } from './credentials-source';
+import type { CredentialsSource, MigrationCredentials, SyncCredentials } from './credentials-source';
 import { parseDatabaseSecret, parseSiteSecret, secretTarget } from './database-secret';
 import { SecretUnavailableError } from './secret-unavailable-error';
 import { TtlCache } from './ttl-cache';
@@ -15,7 +15,7 @@ export const DEFAULT_SECRETS_TTL_SECONDS = 300;
 
 export interface SecretsManagerCredentialsOptions {
   client: Pick<SecretsManagerClient, 'send'>;
-  /** Absent where only sites' secrets are read (the CLI's migrate by site id). */
+  /** Every operation reads it (a migration to tell that the site is not the remote); absent, each fails. */
   remoteSecretId?: string;
   siteSecretPrefix: string;
   ttlSeconds?: number;
@@ -98,10 +98,12 @@ export class SecretsManagerCredentials implements CredentialsSource {
     };
   }
 
-  async loadSite(siteId: string | undefined, options: { refresh?: boolean } = {}): Promise<SiteCredentials> {
-    const siteSecretId = this.siteSecretId(siteId);
-    const site = await this.read(siteSecretId, options);
-    return { site: secretTarget(parseSiteSecret(siteSecretId, site.text)), version: site.digest };
+  /** Both secrets, as for a sync: the migration compares the site with the remote, and the site secret gives the tenant. */
+  loadForMigration(
+    siteId: string | undefined,
+    options: { refresh?: boolean } = {},
+  ): Promise<MigrationCredentials> {
+    return this.load(siteId, options);
   }
 
   private read(secretId: string, options: { refresh?: boolean }): Promise<SecretText> {

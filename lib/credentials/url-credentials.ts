@@ -8,7 +8,7 @@ import { parseIntoClientConfig } from 'pg-connection-string';
 import type { DatabaseTarget } from '../db/connect';
 import { urlTarget } from '../db/tls';
 import { ConfigurationError } from './configuration-error';
-import type { CredentialsSource, SiteCredentials, SyncCredentials } from './credentials-source';
+import type { CredentialsSource, MigrationCredentials, SyncCredentials } from './credentials-source';
 import { environmentPassword } from './environment-password';
 
 export interface UrlCredentialsOptions {
@@ -52,7 +52,18 @@ export class UrlCredentials implements CredentialsSource {
     return { remote: this.target(remote), site: this.target(this.options.site), tenantId, version: 'url' };
   }
 
-  async loadSite(): Promise<SiteCredentials> {
-    return { site: this.target(this.options.site), version: 'url' };
+  /** The tenant is optional: a migration by URLs needs it only to adopt a site of several tenants on purpose. */
+  async loadForMigration(): Promise<MigrationCredentials> {
+    const { remote, tenantId } = this.options;
+    if (remote === undefined)
+      throw new ConfigurationError(
+        'a migration needs the remote URL, to tell that the site is not the remote',
+      );
+    return {
+      remote: this.target(remote),
+      site: this.target(this.options.site),
+      ...(tenantId !== undefined ? { tenantId } : {}),
+      version: 'url',
+    };
   }
 }

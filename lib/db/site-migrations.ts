@@ -3,53 +3,32 @@
  * Foreign keys are real, NOT DEFERRABLE and NOT cascading: the engine orders its work so they never fire.
  */
 import type { Client } from 'pg';
-import { MigrationFailedError, SiteSchemaError, toMeterSyncError } from '../errors';
-import { SITE_LOCK_KEY } from './site-database';
+import { MigrationFailedError, SiteSchemaConflictError, SiteSchemaError, toMeterSyncError } from '../errors';
+import { type AdoptionInspection, applyAdoption, inspectTables, tenantToKeep } from './site-adoption';
+import { SITE_LOCK_KEY, SiteDatabase } from './site-database';
+import { createTablesSql, siteSchemaSql } from './site-schema-sql';
+import { ENTITY_TABLES_V1, type SiteTableSpec } from './site-tables';
 import { siteSql } from './sync-sql';
 
 export interface Migration {
   readonly version: number;
   readonly name: string;
+  /** What it runs; for a migration of `tables`, what it runs on a site that has none of them. */
   readonly sql: string;
+  /**
+   * The entity tables it creates. A table the site already has is adopted instead when it fits, and
+   * refused with SITE_SCHEMA_CONFLICT when it does not (site-adoption.ts).
+   */
+  readonly tables?: readonly SiteTableSpec[];
 }
 
 export const SITE_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'meter, register, device_register',
-    sql: `
-      CREATE TABLE meter (
-        id bigint PRIMARY KEY,
-        tenant_id integer NOT NULL,
-        name text NOT NULL,
-        serial_number text,
-        protocol text NOT NULL,
-        ip_address text,
-        port integer,
-        active boolean NOT NULL,
-        config jsonb,
-        updated_at timestamptz NOT NULL
-      );
-      CREATE TABLE register (
-        id bigint PRIMARY KEY,
-        tenant_id integer NOT NULL,
-        name text NOT NULL,
-        address integer NOT NULL,
-        data_type text NOT NULL,
-        unit text,
-        scale numeric(18,6) NOT NULL,
-        description text,
-        updated_at timestamptz NOT NULL
-      );
-      CREATE TABLE device_register (
-        device_id bigint NOT NULL REFERENCES meter (id) ON DELETE NO ACTION NOT DEFERRABLE,
-        register_id bigint NOT NULL REFERENCES register (id) ON DELETE NO ACTION NOT DEFERRABLE,
-        poll_interval_s integer NOT NULL,
-        enabled boolean NOT NULL,
-        PRIMARY KEY (device_id, register_id)
-      );
-      -- Deleting a register checks device_register by register_id.
-      CREATE INDEX device_register_register_id_idx ON device_register (register_id);`,
+    // Its tables as data (site-tables.ts): a site that already has one of them adopts it.
+    sql: createTablesSql(ENTITY_TABLES_V1),
+    tables: ENTITY_TABLES_V1,
   },
   {
     version: 2,
@@ -119,6 +98,12 @@ export interface MigrationReport {
   readonly from: number;
   readonly to: number;
   readonly applied: readonly Migration[];
+  /** The entity tables the site already had and kept, with their rows. */
+  readonly adopted: readonly string[];
+  /** What the migration created: each table, and each foreign key and index added to an adopted table. */
+  readonly added: readonly string[];
+  /** What an adopted table has that the site schema would not, left as it is: its rows, its own columns, compatible types. */
+  readonly kept: readonly string[];
 }
 
 export interface MigrateOptions {
@@ -130,6 +115,10 @@ export interface MigrateOptions {
    * waits for another migration of the site to end (the test harness, the demo).
    */
   readonly siteLock?: boolean;
+  /** The site's tenant, when known: the one whose rows an adopted site of several tenants keeps, with `allowTenantChange`. */
+  readonly tenantId?: number;
+  /** Adopt tables holding rows of several tenants, keeping `tenantId`'s (DESIGN §3.11: the site is bound to it). */
+  readonly allowTenantChange?: boolean;
 }
 
 export type MigrateOutcome = MigrationReport | { readonly locked: true };
@@ -146,11 +135,52 @@ function newerThanBuild(version: number, latest: number): SiteSchemaError {
   );
 }
 
+async function tablesOfSchema(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(siteSchemaSql.tablesOfSchema);
+  return rows.map((r) => r.name);
+}
+
+/** Whether the site has the table of its binding (migration 5 creates it). */
+async function hasBindingTable(client: Client): Promise<boolean> {
+  const { rows } = await client.query<{ present: boolean }>(siteSql.tableExists, ['meter_sync_site']);
+  return rows[0]?.present === true;
+}
+
+/**
+ * Looks at the entity tables the pending migrations create before anything is changed: every table
+ * that does not fit is listed at once (SITE_SCHEMA_CONFLICT), and tables of several tenants need
+ * the site's binding or allowTenantChange. Returns each migration's inspection, and the tenant to
+ * bind the site to.
+ */
+async function inspectPending(
+  client: Client,
+  pending: readonly Migration[],
+  options: MigrateOptions,
+): Promise<{ inspections: Map<number, AdoptionInspection>; bind?: number }> {
+  const inspections = new Map<number, AdoptionInspection>();
+  for (const migration of pending) {
+    if (migration.tables) inspections.set(migration.version, await inspectTables(client, migration.tables));
+  }
+  const all = [...inspections.values()];
+  const conflicts = all.flatMap((i) => i.conflicts);
+  if (conflicts.length > 0) throw new SiteSchemaConflictError(conflicts);
+  if (!all.some((i) => i.mixedTenants)) return { inspections };
+  const choice = {
+    boundTenant: (await hasBindingTable(client)) ? await new SiteDatabase(client).boundTenant() : undefined,
+    ...(options.tenantId !== undefined ? { tenantId: options.tenantId } : {}),
+    ...(options.allowTenantChange ? { allowTenantChange: true } : {}),
+  };
+  let bind: number | undefined;
+  for (const inspection of all) bind ??= tenantToKeep(inspection, choice);
+  return { inspections, ...(bind !== undefined ? { bind } : {}) };
+}
+
 /**
  * Brings the site schema to the latest version in one transaction: all pending migrations or none.
  * Running it again changes nothing; a schema newer than this build is refused with
- * SITE_SCHEMA_NEWER and a migration the site refuses with MIGRATION_FAILED naming it, both rolled
- * back whole.
+ * SITE_SCHEMA_NEWER, an entity table that is there and does not fit with SITE_SCHEMA_CONFLICT,
+ * tables of several tenants with SITE_MIXED_TENANTS (all before any change), and a migration the
+ * site refuses with MIGRATION_FAILED naming it, rolled back whole.
  */
 export async function migrateSiteSchema(
   client: Client,
@@ -171,20 +201,40 @@ export async function migrateSiteSchema(
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
     // Read first: a site already up to date is checked by a role that may not create tables.
     const from = await siteSchemaVersion(client);
-    if (from === 0) await client.query(CREATE_VERSIONS);
     if (from > latest) throw newerThanBuild(from, latest);
     const pending = migrations.filter((m) => m.version > from);
+    const before = pending.length > 0 ? await tablesOfSchema(client) : [];
+    // 1. Look, and refuse what does not fit, before touching anything.
+    const { inspections, bind } = await inspectPending(client, pending, options);
+    // 2. Migrate.
+    if (from === 0) await client.query(CREATE_VERSIONS);
+    const addedToAdopted: string[] = [];
     for (const migration of pending) {
       current = migration;
-      await client.query(migration.sql);
+      const inspection = inspections.get(migration.version);
+      if (inspection) addedToAdopted.push(...(await applyAdoption(client, inspection)));
+      else await client.query(migration.sql);
       await client.query('INSERT INTO meter_sync_schema_migrations (version, name) VALUES ($1, $2)', [
         migration.version,
         migration.name,
       ]);
     }
     current = undefined;
+    // 3. Tables of several tenants adopted on purpose: the site keeps the rows of the tenant it is bound to.
+    if (bind !== undefined && (await hasBindingTable(client)))
+      await new SiteDatabase(client).bindTenant(bind);
+    const created =
+      pending.length > 0 ? (await tablesOfSchema(client)).filter((t) => !before.includes(t)) : [];
     await client.query('COMMIT');
-    return { from, to: pending.length > 0 ? pending[pending.length - 1]!.version : from, applied: pending };
+    const adoptions = [...inspections.values()];
+    return {
+      from,
+      to: pending.length > 0 ? pending[pending.length - 1]!.version : from,
+      applied: pending,
+      adopted: adoptions.flatMap((i) => i.adopted),
+      added: [...created.map((t) => `table ${t}`), ...addedToAdopted],
+      kept: adoptions.flatMap((i) => i.kept),
+    };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     const failure = toMeterSyncError(error);

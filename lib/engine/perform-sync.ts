@@ -2,7 +2,9 @@
  * performSync: makes one site database equal to its tenant's slice of the remote, for every
  * entity of the run, in one site transaction (DESIGN §3). It knows nothing of AWS.
  *
- * 1. Lock the site (a second concurrent run returns `locked` and touches nothing).
+ * 1. Lock the site (a second concurrent run returns `locked` and touches nothing). A site that is
+ *    the remote database itself (told by what both servers say of themselves) is refused with
+ *    SITE_IS_REMOTE before the first write.
  * 2. Read every entity from one read-only remote snapshot: what differs lands in temporary stage
  *    tables, what was proved equal stays where it is (compare-entity.ts).
  * 3. Plan: the rows each delete step removes and each upsert step skips (plan-run.ts).
@@ -20,6 +22,7 @@ import { type ConnectOptions, connectAhead, type DatabaseTarget, type PendingSes
 import { findRejectedLine } from '../db/find-rejected-line';
 import { findRejectedRow } from '../db/find-rejected-row';
 import { RemoteSnapshot } from '../db/remote-database';
+import { readServerIdentity, refuseRemoteAsSite } from '../db/server-identity';
 import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-database';
 import { schemaMismatch, siteSchemaVersion } from '../db/site-migrations';
 import { applicableRows, type ParentLookup, type ResolvedEntity, remoteSql } from '../db/sync-sql';
@@ -28,6 +31,7 @@ import {
   CommitUnconfirmedError,
   MassDeleteGuardError,
   MeterSyncError,
+  SiteIsRemoteError,
   TenantMismatchError,
   toMeterSyncError,
 } from '../errors';
@@ -217,6 +221,8 @@ class SyncRun {
       remoteSession = this.connectAhead('remote');
       site = await this.connectAhead('site').take();
       this.deadline.watch(site, 'site');
+      // Before the transaction: a role that may not read the system identifier is refused harmlessly.
+      const siteIdentity = await readServerIdentity(site);
       const db = new SiteDatabase(site);
       await site.query('BEGIN');
       if (!(await db.tryLock())) {
@@ -234,6 +240,8 @@ class SyncRun {
       this.deadline.check();
       remote = await remoteSession.take();
       this.deadline.watch(remote, 'remote');
+      // Before the first write: a site that is the remote itself would lose every other tenant's rows.
+      refuseRemoteAsSite(siteIdentity, await readServerIdentity(remote));
       await this.stageFromRemote(db, remote);
       await remote.end();
       remote = undefined;
@@ -775,10 +783,13 @@ class SyncRun {
 
   /**
    * The whole run failed: nothing was committed. Once the entities were being worked on, every
-   * entity reports the run's error; before (a connection, the schema, the tenant), none ran.
+   * entity reports the run's error; before (a connection, the schema, the tenant, a site that is
+   * the remote), none ran.
    */
   private failRun(error: MeterSyncError): SyncResult {
-    if (!this.entitiesStarted) return this.finish('failed', [], report(error));
+    // A site that is the remote is refused as a whole, once the remote's session says so.
+    if (!this.entitiesStarted || error instanceof SiteIsRemoteError)
+      return this.finish('failed', [], report(error));
     for (const state of this.states.values()) {
       if (!state.failed) this.markFailed(state, error);
     }

@@ -51,8 +51,12 @@ export interface SyncResult {
   dryRun: boolean;
   startedAt: string;
   durationMs: number;
-  /** The site schema migration the run applied before it synced (SITE_MIGRATIONS=auto), when it applied one. */
-  migration?: { fromVersion: number; toVersion: number };
+  /**
+   * The site schema migration the run applied before it synced (SITE_MIGRATIONS=auto), when it
+   * applied one: the versions, and as the migrate action says them the entity tables it adopted,
+   * what it added and what it kept.
+   */
+  migration?: { fromVersion: number; toVersion: number; adopted: string[]; added: string[]; kept: string[] };
   /** The site was bound to another tenant and this run re-binds it (allowTenantChange). */
   tenantChange?: { fromTenantId: number; toTenantId: number };
   /** Empty when the run failed before any entity ran (a connection, the site schema, the tenant). */

@@ -7,6 +7,13 @@ export { EntityMetadataError } from './entity-metadata-error';
 export { MassDeleteGuardError } from './mass-delete-guard-error';
 export { MeterSyncError } from './meter-sync-error';
 export { MigrationFailedError } from './migration-failed-error';
+export { SiteIsRemoteError } from './site-is-remote-error';
+export { SiteMixedTenantsError } from './site-mixed-tenants-error';
+export {
+  describeDifference,
+  type SchemaDifference,
+  SiteSchemaConflictError,
+} from './site-schema-conflict-error';
 export { SiteSchemaError } from './site-schema-error';
 export { TenantMismatchError } from './tenant-mismatch-error';
 export { UsageError } from './usage-error';

@@ -1,7 +1,7 @@
 /**
  * The site operation a Lambda event asks for (DESIGN §4): `{ siteId, action?, entities?, dryRun?,
- * allowMassDelete?, allowTenantChange?, maxChanges? }`, `action` being `sync` (the default), `migrate`, `plan` or
- * `check`, as an EventBridge
+ * allowMassDelete?, allowTenantChange?, maxChanges? }`, `action` being `sync` (the default),
+ * `migrate` (which takes `allowTenantChange` alone), `plan` or `check`, as an EventBridge
  * Scheduler input or an `aws lambda invoke` payload, or in the `detail` of an EventBridge rule
  * event. Validated strictly: an unknown field is a typo that would otherwise be ignored silently
  * (a misspelt `dryRun` must not turn a dry run into a real one), and a field the action does not
@@ -24,6 +24,8 @@ export interface SyncRequest {
 export interface MigrateRequest {
   action: 'migrate';
   siteId: string;
+  /** Adopt tables of several tenants' rows, keeping the site's tenant's (and binding the site to it). */
+  allowTenantChange: boolean;
 }
 
 /** A plan: a dry run that lists its row-level changes, `maxChanges` at most per entity. */
@@ -53,7 +55,7 @@ export type Action = (typeof ACTIONS)[number];
 /** The fields each action takes besides `siteId` and `action`. */
 const ACTION_FIELDS: Readonly<Record<Action, readonly string[]>> = {
   sync: ['entities', 'dryRun', 'allowMassDelete', 'allowTenantChange'],
-  migrate: [],
+  migrate: ['allowTenantChange'],
   plan: ['entities', 'allowMassDelete', 'allowTenantChange', 'maxChanges'],
   check: [],
 };
@@ -168,7 +170,9 @@ export function parseSiteRequest(event: unknown, registry: EntityRegistry = defa
     if (request[field] !== undefined && !allowed.includes(field))
       throw new BadEventError(`${field} does not apply to action "${action}"`);
   }
-  if (action === 'migrate' || action === 'check') return { action, siteId };
+  if (action === 'check') return { action, siteId };
+  if (action === 'migrate')
+    return { action, siteId, allowTenantChange: optionalBoolean(request, 'allowTenantChange') };
   const entities = parseEntities(request.entities, registry);
   if (action === 'plan')
     return {

@@ -34,15 +34,15 @@ export function logSyncResult(logger: Logger, siteId: string, result: SyncResult
       `site re-bound from tenant ${result.tenantChange.fromTenantId} to ${result.tenantChange.toTenantId}${dryRun ? ' (dry run)' : ''}`,
       { siteId, tenantId, tenantChange: result.tenantChange },
     );
-  if (result.migration)
-    logger.info(
-      `site schema migrated from version ${result.migration.fromVersion} to ${result.migration.toVersion}`,
-      {
-        siteId,
-        tenantId,
-        migration: result.migration,
-      },
-    );
+  if (result.migration) {
+    const { fromVersion, toVersion, adopted } = result.migration;
+    const adopting = adopted.length > 0 ? `, adopting ${adopted.join(', ')}` : '';
+    logger.info(`site schema migrated from version ${fromVersion} to ${toVersion}${adopting}`, {
+      siteId,
+      tenantId,
+      migration: result.migration,
+    });
+  }
   const message = `sync ${result.status}${dryRun ? ' (dry run)' : ''}`;
   if (result.status === 'failed') logger.error(message, line);
   else if (result.status === 'partial') logger.warn(message, line);

@@ -41,6 +41,7 @@ export function phaseName(timing: PhaseTiming): string {
 export function tracedCredentials(source: CredentialsSource, tracing: RunTracing): CredentialsSource {
   return {
     load: (siteId, options) => tracing.capture('secrets', () => source.load(siteId, options)),
-    loadSite: (siteId, options) => tracing.capture('secrets', () => source.loadSite(siteId, options)),
+    loadForMigration: (siteId, options) =>
+      tracing.capture('secrets', () => source.loadForMigration(siteId, options)),
   };
 }

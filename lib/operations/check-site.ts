@@ -4,12 +4,13 @@
  * run lock is taken for an instant, to learn that it can be, and let go with that rollback.
  *
  * 1. Load the site's credentials (re-read once after a refused login: a rotation).
- * 2. Connect to both databases: reached, and TLS as configured.
+ * 2. Connect to both databases: reached, and TLS as configured; the site is not the remote itself.
  * 3. On the remote, in one REPEATABLE READ READ ONLY transaction: the session is read-only, the
  *    role cannot write the entity tables, each entity's table or query gives its columns, and the
  *    tenant's slice is not empty.
- * 4. On the site, in one READ ONLY transaction: the schema version, the tenant it is bound to,
- *    each entity's table, the role's privileges, and last the run lock.
+ * 4. On the site, in one READ ONLY transaction: the schema version, the tenant it is bound to, the
+ *    entity tables a migration would create as it would find them (adopted, or refused with every
+ *    difference), each entity's table, the role's privileges, and last the run lock.
  * 5. Compare each entity's remote columns with its site columns: every type converts.
  * 6. Report: ok unless a check failed. A database that cannot be reached fails its connection
  *    check, and every check that needs it fails as not checked.
@@ -17,7 +18,7 @@
 import type { Client } from 'pg';
 import type { CredentialsSource, SyncCredentials } from '../credentials';
 import type { DatabaseRole } from '../db/connect';
-import { LATEST_SITE_SCHEMA_VERSION } from '../db/site-migrations';
+import { type Migration, SITE_MIGRATIONS } from '../db/site-migrations';
 import { remoteSql } from '../db/sync-sql';
 import type { ErrorReport } from '../engine';
 import { defaultRegistry, type EntityMetadata } from '../entities';
@@ -32,9 +33,11 @@ import {
 } from './checks/entity-columns';
 import { remotePrivilegesCheck, remoteReadOnlyCheck } from './checks/remote-privileges';
 import { underSavepoint } from './checks/savepoint';
+import { siteIdentityCheck } from './checks/site-identity';
 import { siteLockCheck } from './checks/site-lock';
 import { sitePrivilegesCheck } from './checks/site-privileges';
 import { siteSchemaCheck } from './checks/site-schema';
+import { siteTablesCheck } from './checks/site-tables';
 import { siteTenantCheck } from './checks/site-tenant';
 import { tenantSliceCheck } from './checks/tenant-slice';
 import { type OperationOptions, sessionOptions } from './operation-options';
@@ -66,6 +69,7 @@ interface RemoteFindings {
 interface SiteFindings {
   schema: Check;
   tenant: Check;
+  tables: Check;
   columns: ReadonlyMap<string, SiteColumns>;
   behind: boolean;
   privileges: Check;
@@ -124,9 +128,10 @@ async function remoteFindings(
 async function siteFindings(
   client: Client,
   entities: readonly EntityMetadata[],
-  latest: number,
+  migrations: readonly Migration[],
   tenantId: number,
 ): Promise<SiteFindings> {
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
   try {
     await client.query('BEGIN READ ONLY');
   } catch (error) {
@@ -134,6 +139,7 @@ async function siteFindings(
     return {
       schema: notChecked('site schema', why),
       tenant: notChecked('site tenant', why),
+      tables: notChecked('site tables', why),
       columns: new Map(entities.map((e) => [e.name, { problem: `not checked: ${why}` }])),
       behind: false,
       privileges: notChecked('site privileges', why),
@@ -143,6 +149,18 @@ async function siteFindings(
   try {
     const schema = await siteSchemaCheck(client, latest);
     const tenant = await guarded(client, 'site tenant', () => siteTenantCheck(client, tenantId));
+    const version = schema.version;
+    const pending = migrations.filter((m) => version !== undefined && m.version > version);
+    const tables =
+      version === undefined
+        ? notChecked('site tables', 'the schema version cannot be read')
+        : await guarded(client, 'site tables', () =>
+            siteTablesCheck(
+              client,
+              pending.flatMap((m) => m.tables ?? []),
+              tenantId,
+            ),
+          );
     const columns = new Map<string, SiteColumns>();
     for (const meta of entities) columns.set(meta.name, await readSiteColumns(client, meta));
     const privileges = await guarded(client, 'site privileges', () =>
@@ -150,7 +168,7 @@ async function siteFindings(
     );
     // Last: the lock it takes is held until the rollback below.
     const lock = await guarded(client, 'site lock', () => siteLockCheck(client));
-    return { schema: schema.check, tenant, columns, behind: schema.behind, privileges, lock };
+    return { schema: schema.check, tenant, tables, columns, behind: schema.behind, privileges, lock };
   } finally {
     await client.query('ROLLBACK').catch(() => {});
   }
@@ -176,8 +194,7 @@ async function checkOnce(
   started: number,
 ): Promise<{ report: CheckReport; error?: ErrorReport }> {
   const entities = (options.registry ?? defaultRegistry).entities;
-  const migrations = options.migrations;
-  const latest = migrations ? (migrations[migrations.length - 1]?.version ?? 0) : LATEST_SITE_SCHEMA_VERSION;
+  const migrations = options.migrations ?? SITE_MIGRATIONS;
   // 2.
   const connectOptions = sessionOptions(options);
   const [remote, site] = await Promise.all([
@@ -187,10 +204,15 @@ async function checkOnce(
   const remoteClient = 'client' in remote ? remote.client : undefined;
   const siteClient = 'client' in site ? site.client : undefined;
   try {
+    // Outside the transactions below: a role that may not read the system identifier is refused harmlessly.
+    const identity =
+      siteClient && remoteClient
+        ? await siteIdentityCheck(siteClient, remoteClient)
+        : notChecked('site identity', unreachable(siteClient ? 'remote' : 'site'));
     // 3. and 4., each on its own session at once.
     const [remoteFound, siteFound] = await Promise.all([
       remoteClient ? remoteFindings(remoteClient, entities, credentials.tenantId) : undefined,
-      siteClient ? siteFindings(siteClient, entities, latest, credentials.tenantId) : undefined,
+      siteClient ? siteFindings(siteClient, entities, migrations, credentials.tenantId) : undefined,
     ]);
     // 5.
     const entityChecks = entities.map((meta) => entityCheck(meta, remoteFound, siteFound));
@@ -198,10 +220,12 @@ async function checkOnce(
     const checks = [
       remote.check,
       site.check,
+      identity,
       remoteFound?.readOnly ?? notChecked('remote read-only', unreachable('remote')),
       remoteFound?.privileges ?? notChecked('remote privileges', unreachable('remote')),
       siteFound?.schema ?? notChecked('site schema', unreachable('site')),
       siteFound?.tenant ?? notChecked('site tenant', unreachable('site')),
+      siteFound?.tables ?? notChecked('site tables', unreachable('site')),
       ...entityChecks,
       siteFound?.privileges ?? notChecked('site privileges', unreachable('site')),
       remoteFound?.slice ?? notChecked('tenant slice', unreachable('remote')),

@@ -4,9 +4,12 @@
  * 1. Load the site's credentials (re-read once after a refused login: a rotation).
  * 2. Sync. A site whose schema is behind answers SITE_NOT_MIGRATED before anything is read.
  * 3. When migrations are automatic, migrate such a site (not in a dry run, which writes nothing):
- *    under its run lock, in a transaction of its own, before the sync transaction. Locked: another run is at work on the site. A schema
- *    newer than this build (SITE_SCHEMA_NEWER) or a migration that fails (MIGRATION_FAILED) fails
- *    the run, nothing touched.
+ *    under its run lock, in a transaction of its own, before the sync transaction, adopting the
+ *    entity tables it already has that fit. Locked: another run is at work on the site. A site that
+ *    is the remote (SITE_IS_REMOTE), a schema newer than this build (SITE_SCHEMA_NEWER), tables that
+ *    do not fit (SITE_SCHEMA_CONFLICT) or hold several tenants' rows (SITE_MIXED_TENANTS, unless
+ *    allowTenantChange keeps this run's tenant's), or a migration that fails (MIGRATION_FAILED)
+ *    fails the run, nothing touched.
  * 4. Sync the migrated site, and say in the result what the migration did.
  */
 import type { CredentialsSource, SyncCredentials } from '../credentials';
@@ -87,7 +90,15 @@ async function syncOnce(
   const migrate = (options.siteMigrations ?? 'auto') === 'auto' && request.dryRun !== true;
   if (first.error?.code !== 'SITE_NOT_MIGRATED' || !migrate) return first;
   // 3.
-  const step = await migrateUnderLock(credentials.site, options);
+  const step = await migrateUnderLock(
+    {
+      site: credentials.site,
+      remote: credentials.remote,
+      tenantId: credentials.tenantId,
+      ...(request.allowTenantChange ? { allowTenantChange: true } : {}),
+    },
+    options,
+  );
   if ('error' in step) return failedRun(first, step.error, started);
   if ('locked' in step.outcome) {
     return {
@@ -100,12 +111,22 @@ async function syncOnce(
   }
   // 4.
   const result = await performSync(run);
-  const { from, to } = step.outcome;
+  const { from, to, adopted, added, kept } = step.outcome;
   return {
     ...result,
     startedAt: first.startedAt,
     durationMs: Date.now() - started,
-    ...(to !== from ? { migration: { fromVersion: from, toVersion: to } } : {}),
+    ...(to !== from
+      ? {
+          migration: {
+            fromVersion: from,
+            toVersion: to,
+            adopted: [...adopted],
+            added: [...added],
+            kept: [...kept],
+          },
+        }
+      : {}),
   };
 }
 

@@ -8,7 +8,7 @@ const run = promisify(execFile);
 const BIN = join(__dirname, '..', '..', 'bin', 'meter-sync.js');
 
 describe('meter-sync demo', () => {
-  it('runs three syncs through the Lambda handler and prints their tables and metrics, then onboards an empty site', async () => {
+  it('runs three syncs through the Lambda handler and prints their tables and metrics, then onboards an empty site and an existing one', async () => {
     // A child process, as `npm run demo` runs it: the embedded server is an ES module jest cannot load.
     const { stdout } = await run(process.execPath, [BIN, 'demo'], { timeout: 120_000 });
 
@@ -76,6 +76,25 @@ describe('meter-sync demo', () => {
     expect(onboarding).toContain('MeterSync {service=meter-sync SiteId=new-site} SiteMigrated=1');
     expect(stdout).toMatch(
       /^new-site onboarded by one run in \d+ ms: schema migrated, then 200 meter, 500 register, 800 device_register loaded/m,
+    );
+
+    // The fifth: a plant's own database with a meter table of its own, adopted by its first run.
+    const plant = parts.find((part) => part.startsWith('plant-west (tenant 3)'))!;
+    expect(plant).toMatch(
+      /^ {2}ok {4}site tables {2}adopts meter; keeps meter\.last_polled_at: a column of the site's own/m,
+    );
+    const adoption = parts.find((part) => part.includes('meter-sync · site plant-west · tenant 3'))!;
+    expect(rows(adoption)).toEqual([
+      'meter ok 200 1 1 1 0 198',
+      'register ok 500 500 0 0 0 0',
+      'device_register ok 800 800 0 0 0 0',
+    ]);
+    expect(adoption).toContain(
+      `site schema migrated from version 0 to ${LATEST_SITE_SCHEMA_VERSION} before the sync\nadopted: meter\n`,
+    );
+    expect(adoption).toContain('kept: meter: its 200 rows, reconciled by the first sync');
+    expect(stdout).toMatch(
+      /^plant-west onboarded by one run in \d+ ms: its meter table adopted and reconciled \(1 updated, 1 inserted, 1 deleted; last_polled_at kept on 199 meters\)/m,
     );
   });
 

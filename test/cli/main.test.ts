@@ -72,8 +72,18 @@ describe('meter-sync usage errors', () => {
     ]),
     [
       'a flag a command does not take',
-      ['migrate', '--site', 'postgres://h/s', '--allow-tenant-change'],
-      /Unknown option '--allow-tenant-change'/,
+      ['migrate', '--remote', 'postgres://h/r', '--site', 'postgres://h/s', '--dry-run'],
+      /Unknown option '--dry-run'/,
+    ],
+    [
+      'a migration without the remote',
+      ['migrate', '--site', 'postgres://u:hunter2@h/db'],
+      /^meter-sync: --remote URL \(or METER_SYNC_REMOTE_URL\) is required, or --site-id ID/,
+    ],
+    [
+      '--allow-tenant-change of a migration by URLs without the tenant',
+      ['migrate', '--remote', 'postgres://h/r', '--site', 'postgres://h/s', '--allow-tenant-change'],
+      /^meter-sync: --allow-tenant-change needs --tenant ID: the tenant whose rows the site keeps/,
     ],
     [
       'not a postgres URL',
@@ -139,7 +149,7 @@ describe('meter-sync usage errors', () => {
 
   it.each([
     ['sync', /--dry-run\s+the exact counts of the run/],
-    ['migrate', /^usage: meter-sync migrate SITE \[--json\]$/m],
+    ['migrate', /^usage: meter-sync migrate SITE \[--allow-tenant-change\] \[--json\]$/m],
     ['plan', /--max-changes N\s+rows listed per entity/],
     ['check', /a preflight report/],
     ['demo', /^usage: meter-sync demo$/m],
@@ -292,10 +302,14 @@ describe('meter-sync TLS', () => {
   ifAddress('connects in clear text when the URL says sslmode=disable', async () => {
     const { codes } = await firstMessages((port) => [
       'migrate',
+      '--remote',
+      `postgres://u:pw@${address}:${port}/r?sslmode=disable`,
       '--site',
       `postgres://u:pw@${address}:${port}/s?sslmode=disable`,
     ]);
-    expect(codes).toEqual([PROTOCOL_3]);
+    // The migration opens both sessions at once (it compares the site with the remote): neither asked for TLS.
+    expect(codes.length).toBeGreaterThan(0);
+    expect(new Set(codes)).toEqual(new Set([PROTOCOL_3]));
   });
 });
 
@@ -403,13 +417,83 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
     expect(io.err()).toMatch(/AUTHENTICATION_FAILED/);
     expect(io.out() + io.err()).not.toContain('not-the-password');
     const migrate = captureIo();
-    expect(await main(['migrate', '--site', site.toString()], migrate)).toBe(2);
+    expect(await main(['migrate', '--remote', fx.remote.url, '--site', site.toString()], migrate)).toBe(2);
     expect(migrate.err()).toMatch(/^meter-sync: \[AUTHENTICATION_FAILED\]/);
+  });
+
+  it('migrate adopts a meter table the site already has, and says what it adopted, kept and added', async () => {
+    const existing = await createTestDatabase('cli_existing');
+    const client = new Client({ connectionString: existing.url });
+    await client.connect();
+    try {
+      // Arrange
+      await client.query(`CREATE TABLE meter (
+        id bigint PRIMARY KEY, tenant_id integer NOT NULL, name text NOT NULL, serial_number text,
+        protocol text NOT NULL, ip_address text, port integer, active boolean NOT NULL, config jsonb,
+        updated_at timestamptz NOT NULL, last_polled_at timestamptz)`);
+      const migrate = ['migrate', '--remote', fx.remote.url, '--site', existing.url];
+
+      // Act
+      const io = captureIo();
+      const code = await main(migrate, io);
+
+      // Assert
+      expect(code).toBe(0);
+      expect(io.out().split('\n').slice(1)).toEqual([
+        'adopted: meter',
+        "kept: meter.last_polled_at: a column of the site's own (timestamp with time zone), left alone by every sync",
+        'added: table device_register, table meter_sync_schema_migrations, table meter_sync_site, table meter_sync_skipped_row, table register, table sync_run',
+        '',
+      ]);
+      expect(io.err()).toBe('');
+    } finally {
+      await client.end();
+      await existing.drop();
+    }
+  });
+
+  it('migrate refuses a site that does not fit, or that is the remote: exit 2, one line, nothing changed', async () => {
+    const existing = await createTestDatabase('cli_conflict');
+    const client = new Client({ connectionString: existing.url });
+    await client.connect();
+    try {
+      // Arrange
+      await client.query('CREATE TABLE register (code text PRIMARY KEY)');
+      const conflict = captureIo();
+      const remote = captureIo();
+
+      // Act
+      const conflictCode = await main(
+        ['migrate', '--remote', fx.remote.url, '--site', existing.url],
+        conflict,
+      );
+      const remoteCode = await main(['migrate', '--remote', fx.remote.url, '--site', fx.remote.url], remote);
+
+      // Assert
+      expect([conflictCode, remoteCode]).toEqual([2, 2]);
+      expect(conflict.err()).toMatch(
+        /^meter-sync: \[SITE_SCHEMA_CONFLICT\] the site's tables do not fit the site schema, so nothing was changed: register\.id: missing/,
+      );
+      expect(remote.err()).toMatch(
+        /^meter-sync: \[SITE_IS_REMOTE\] the site database is the remote database/,
+      );
+      for (const io of [conflict, remote]) {
+        expect(io.out()).toBe('');
+        expect(io.err().trimEnd().split('\n')).toHaveLength(1);
+      }
+      const { rows } = await client.query(
+        `SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`,
+      );
+      expect(rows).toEqual([{ relname: 'register' }]);
+    } finally {
+      await client.end();
+      await existing.drop();
+    }
   });
 
   it('migrate is idempotent', async () => {
     const io = captureIo();
-    expect(await main(['migrate', '--site', fx.site.url], io)).toBe(0);
+    expect(await main(['migrate', '--remote', fx.remote.url, '--site', fx.site.url], io)).toBe(0);
     expect(io.out()).toBe(`site schema already at version ${LATEST_SITE_SCHEMA_VERSION}\n`);
   });
 

@@ -123,7 +123,7 @@ describe('meter-sync by site id, through the function secrets', () => {
     requests.length = 0;
   });
 
-  it('migrate --site-id reads the site secret alone and migrates the site it names', async () => {
+  it('migrate --site-id reads both secrets (the remote to tell the site is not it) and migrates the site it names', async () => {
     // Act
     const out = await meterSync(['migrate', '--site-id', 'plant-7'], awsEnv);
 
@@ -132,9 +132,8 @@ describe('meter-sync by site id, through the function secrets', () => {
     expect(out.stdout).toMatch(
       new RegExp(`^site schema migrated from version 0 to ${LATEST_SITE_SCHEMA_VERSION}: `),
     );
-    expect(requests).toEqual([
-      { target: 'secretsmanager.GetSecretValue', signed: true, secretId: 'meter-sync/site/plant-7' },
-    ]);
+    expect(requests.map((r) => r.secretId).sort()).toEqual(['meter-sync/remote', 'meter-sync/site/plant-7']);
+    expect(requests.every((r) => r.target === 'secretsmanager.GetSecretValue' && r.signed)).toBe(true);
   });
 
   it('sync --site-id loads both secrets, takes the tenant from the site secret, and syncs', async () => {
@@ -321,7 +320,7 @@ describe('meter-sync by URLs without passwords on the command line', () => {
     const out = await meterSync(['sync', '--remote', remote, '--site', site, '--tenant', '1', '--json'], {
       PGPASSFILE: file,
     });
-    const migrate = await meterSync(['migrate', '--site', site], { PGPASSFILE: file });
+    const migrate = await meterSync(['migrate', '--remote', remote, '--site', site], { PGPASSFILE: file });
 
     // Assert
     expect(out.code).toBe(0);
@@ -333,7 +332,9 @@ describe('meter-sync by URLs without passwords on the command line', () => {
   });
 
   passwords('without a password anywhere, the refused login is exit 2', async () => {
-    const out = await meterSync(['migrate', '--site', site], { PGPASSFILE: join(folder, 'none') });
+    const out = await meterSync(['migrate', '--remote', remote, '--site', site], {
+      PGPASSFILE: join(folder, 'none'),
+    });
     expect(out.code).toBe(2);
     expect(out.stderr).toMatch(
       /^meter-sync: \[AUTHENTICATION_FAILED\] the site database at 127\.0\.0\.1:\d+: the server asks a password for user "ms_login_\w+" \(database \w+\) and none was given: put it in the URL, PGPASSWORD or the password file/,

@@ -6,6 +6,7 @@ import {
   SITE_MIGRATIONS,
   siteSchemaVersion,
 } from '../../lib/db/site-migrations';
+import { catalogOf } from '../harness/site-catalog';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
 describe('site migrations', () => {
@@ -30,11 +31,23 @@ describe('site migrations', () => {
     expect(await siteSchemaVersion(client)).toBe(0);
 
     const first = await applySiteMigrations(client);
-    expect(first).toEqual({ from: 0, to: LATEST_SITE_SCHEMA_VERSION, applied: SITE_MIGRATIONS });
+    expect(first).toMatchObject({
+      from: 0,
+      to: LATEST_SITE_SCHEMA_VERSION,
+      applied: SITE_MIGRATIONS,
+      adopted: [],
+    });
     expect(await siteSchemaVersion(client)).toBe(LATEST_SITE_SCHEMA_VERSION);
 
     const second = await applySiteMigrations(client);
-    expect(second).toEqual({ from: LATEST_SITE_SCHEMA_VERSION, to: LATEST_SITE_SCHEMA_VERSION, applied: [] });
+    expect(second).toEqual({
+      from: LATEST_SITE_SCHEMA_VERSION,
+      to: LATEST_SITE_SCHEMA_VERSION,
+      applied: [],
+      adopted: [],
+      added: [],
+      kept: [],
+    });
     const { rows } = await client.query(
       'SELECT version, name FROM meter_sync_schema_migrations ORDER BY version',
     );
@@ -85,19 +98,52 @@ describe('site migrations', () => {
   });
 
   it('rolls back a failed migration entirely', async () => {
-    // Arrange: a table in the way of migration 1.
-    await client.query('CREATE TABLE meter (id bigint)');
+    // Arrange: a table of the site's own in the way of migration 2 (an entity table would be adopted).
+    await client.query('CREATE TABLE sync_run (id bigint)');
 
     // Act + assert
     await expect(applySiteMigrations(client)).rejects.toMatchObject({
       code: 'MIGRATION_FAILED',
       message: expect.stringMatching(
-        /^migration 1 \(meter, register, device_register\) failed, nothing applied: relation "meter" already exists/,
+        /^migration 2 \(sync_run audit table\) failed, nothing applied: relation "sync_run" already exists/,
       ),
     });
     expect(await siteSchemaVersion(client)).toBe(0);
+    // Migration 1 ran before it, in the same transaction: rolled back with it.
     const { rows } = await client.query(`SELECT to_regclass('register') IS NULL AS absent`);
     expect(rows[0].absent).toBe(true);
+  });
+
+  it('creates the entity tables exactly as migration 1 did before its tables were written as data', async () => {
+    // Arrange: migration 1's SQL as it was written by hand (before issue 21), in a database of its own.
+    const handWritten = await createTestDatabase('migration_1');
+    const other = new Client({ connectionString: handWritten.url });
+    await other.connect();
+    try {
+      await other.query(`
+        CREATE TABLE meter (
+          id bigint PRIMARY KEY, tenant_id integer NOT NULL, name text NOT NULL, serial_number text,
+          protocol text NOT NULL, ip_address text, port integer, active boolean NOT NULL, config jsonb,
+          updated_at timestamptz NOT NULL);
+        CREATE TABLE register (
+          id bigint PRIMARY KEY, tenant_id integer NOT NULL, name text NOT NULL, address integer NOT NULL,
+          data_type text NOT NULL, unit text, scale numeric(18,6) NOT NULL, description text,
+          updated_at timestamptz NOT NULL);
+        CREATE TABLE device_register (
+          device_id bigint NOT NULL REFERENCES meter (id) ON DELETE NO ACTION NOT DEFERRABLE,
+          register_id bigint NOT NULL REFERENCES register (id) ON DELETE NO ACTION NOT DEFERRABLE,
+          poll_interval_s integer NOT NULL, enabled boolean NOT NULL, PRIMARY KEY (device_id, register_id));
+        CREATE INDEX device_register_register_id_idx ON device_register (register_id);`);
+
+      // Act
+      await client.query(SITE_MIGRATIONS[0]!.sql);
+
+      // Assert
+      expect(await catalogOf(client)).toEqual(await catalogOf(other));
+    } finally {
+      await other.end();
+      await handWritten.drop();
+    }
   });
 
   it('creates foreign keys that are NOT DEFERRABLE and do not cascade', async () => {

@@ -43,11 +43,20 @@ describe('parseSiteRequest', () => {
     });
   });
 
-  it('reads a migrate request, which takes nothing but the site', () => {
+  it('reads a migrate request, which takes nothing but the site and allowTenantChange', () => {
     expect(parseSiteRequest({ siteId: 'plant-7', action: 'migrate' })).toEqual({
       action: 'migrate',
       siteId: 'plant-7',
+      allowTenantChange: false,
     });
+    expect(parseSiteRequest({ siteId: 'plant-7', action: 'migrate', allowTenantChange: true })).toEqual({
+      action: 'migrate',
+      siteId: 'plant-7',
+      allowTenantChange: true,
+    });
+    expect(rejection({ siteId: 'x', action: 'migrate', allowTenantChange: 'yes' })).toBe(
+      'bad event: allowTenantChange must be true or false',
+    );
     expect(rejection({ siteId: 'x', action: 'migrate', entities: ['meter'] })).toBe(
       'bad event: entities does not apply to action "migrate"',
     );
@@ -104,7 +113,7 @@ describe('parseSiteRequest', () => {
   it('reads a migrate request from the detail of an EventBridge rule event', () => {
     expect(
       parseSiteRequest({ 'detail-type': 'migrate', detail: { siteId: 'plant-7', action: 'migrate' } }),
-    ).toEqual({ action: 'migrate', siteId: 'plant-7' });
+    ).toEqual({ action: 'migrate', siteId: 'plant-7', allowTenantChange: false });
     expect(() =>
       parseSiteRequest({
         'detail-type': 'migrate',

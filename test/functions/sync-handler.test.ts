@@ -18,7 +18,8 @@ import { LATEST_SITE_SCHEMA_VERSION, SITE_MIGRATIONS, siteSchemaVersion } from '
 import type { SyncResult } from '../../lib/engine';
 import type { MigrateResult } from '../../lib/operations';
 import { holdLock } from '../harness/hold-lock';
-import { expectedSlice, siteContents } from '../harness/site-contents';
+import { snapshotOf } from '../harness/site-catalog';
+import { expectedSlice, insertTextRows, siteContents } from '../harness/site-contents';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import {
   createTestDatabase,
@@ -775,7 +776,7 @@ describe('sync handler: site migrations', () => {
     }
   }
 
-  it('migrate action: brings a brand-new site to the latest schema, reading only the site secret; SiteMigrated=1 and a line with the result', async () => {
+  it('migrate action: brings a brand-new site to the latest schema, reading both secrets; SiteMigrated=1 and a line with the result', async () => {
     // Act
     const { result, error, lines } = await invoke(freshHandler(), { siteId: NEW_SITE, action: 'migrate' });
 
@@ -789,6 +790,17 @@ describe('sync handler: site migrations', () => {
       fromVersion: 0,
       toVersion: LATEST_SITE_SCHEMA_VERSION,
       applied: ALL_APPLIED,
+      adopted: [],
+      added: [
+        'table device_register',
+        'table meter',
+        'table meter_sync_schema_migrations',
+        'table meter_sync_site',
+        'table meter_sync_skipped_row',
+        'table register',
+        'table sync_run',
+      ],
+      kept: [],
       durationMs: expect.any(Number),
     });
     expect(await siteSchemaVersion(newClient)).toBe(LATEST_SITE_SCHEMA_VERSION);
@@ -802,10 +814,13 @@ describe('sync handler: site migrations', () => {
       'sync_run',
     ]);
 
-    // Secrets Manager was asked for the site secret alone, once.
-    expect(secretsManager.commandCalls(GetSecretValueCommand).map((c) => c.args[0].input.SecretId)).toEqual([
-      NEW_SECRET_ID,
-    ]);
+    // Secrets Manager was asked for each secret once: the remote's tells that the site is not the remote.
+    expect(
+      secretsManager
+        .commandCalls(GetSecretValueCommand)
+        .map((c) => c.args[0].input.SecretId)
+        .sort(),
+    ).toEqual([NEW_SECRET_ID, REMOTE_SECRET_ID].sort());
 
     // One SiteMigrated under SiteId, and no sync metric.
     expect(withoutColdStart(lines)).toEqual([siteMigratedDocument]);
@@ -843,6 +858,9 @@ describe('sync handler: site migrations', () => {
       fromVersion: LATEST_SITE_SCHEMA_VERSION,
       toVersion: LATEST_SITE_SCHEMA_VERSION,
       applied: [],
+      adopted: [],
+      added: [],
+      kept: [],
       durationMs: expect.any(Number),
     });
     expect(documentsOf(lines, 'SiteMigrated')).toEqual([]);
@@ -854,7 +872,8 @@ describe('sync handler: site migrations', () => {
       toVersion: LATEST_SITE_SCHEMA_VERSION,
       applied: [],
     });
-    expect(secretReads(REMOTE_SECRET_ID)).toBe(0);
+    // The remote secret too: a migration tells that the site is not the remote.
+    expect(secretReads(REMOTE_SECRET_ID)).toBe(1);
   });
 
   it('a plain sync event onboards a brand-new empty site: migrated, then loaded; SiteMigrated emitted', async () => {
@@ -897,6 +916,79 @@ describe('sync handler: site migrations', () => {
       siteId: NEW_SITE,
       migration: { fromVersion: 0, toVersion: LATEST_SITE_SCHEMA_VERSION },
     });
+  });
+
+  it('a sync event onboards a site database that already has a meter table: adopted, the rest added and loaded', async () => {
+    // Arrange: the plant's own meter table, with the tenant's meters and a column of its own.
+    const expected = await expectedSlice(fx.remoteClient, 1);
+    await newClient.query(`CREATE TABLE meter (
+      id bigint PRIMARY KEY, tenant_id integer NOT NULL, name text NOT NULL, serial_number text,
+      protocol text NOT NULL, ip_address text, port integer, active boolean NOT NULL, config jsonb,
+      updated_at timestamptz NOT NULL, last_polled_at timestamptz)`);
+    await insertTextRows(newClient, 'meter', expected.meter!);
+    await newClient.query(`GRANT ALL ON meter TO ${escapeIdentifier(newRole.name)}`);
+
+    // Act
+    const { result, error, lines } = await invoke(freshHandler(), { siteId: NEW_SITE });
+
+    // Assert
+    expect(error).toBeUndefined();
+    expect(result).toMatchObject({
+      ok: true,
+      migration: {
+        fromVersion: 0,
+        toVersion: LATEST_SITE_SCHEMA_VERSION,
+        adopted: ['meter'],
+        kept: [
+          "meter.last_polled_at: a column of the site's own (timestamp with time zone), left alone by every sync",
+          `meter: its ${expected.meter!.length} rows, reconciled by the first sync`,
+        ],
+      },
+    });
+    expect(result!.entities.map((e) => [e.entity, e.inserted, e.updated, e.deleted])).toEqual([
+      ['meter', 0, 0, 0],
+      ['register', expected.register!.length, 0, 0],
+      ['device_register', expected.device_register!.length, 0, 0],
+    ]);
+    expect(documentsOf(lines, 'SiteMigrated')).toEqual([siteMigratedDocument]);
+    expect(
+      logLines(lines).find(
+        (l) =>
+          l.message ===
+          `site schema migrated from version 0 to ${LATEST_SITE_SCHEMA_VERSION}, adopting meter`,
+      ),
+    ).toMatchObject({ level: 'INFO', siteId: NEW_SITE, migration: { adopted: ['meter'] } });
+  });
+
+  it('a site secret that points at the remote: sync and migrate fail SITE_IS_REMOTE, RunFailed=1, the remote untouched', async () => {
+    // Arrange: the site's secret copied from the remote's.
+    secretsManager
+      .on(GetSecretValueCommand, { SecretId: NEW_SECRET_ID })
+      .resolves({ SecretString: rdsSecret(fx.remote.name, remoteRole, { tenantId: 1 }) });
+    const before = await snapshotOf(fx.remoteClient);
+
+    // Act
+    const synced = await invoke(freshHandler(), { siteId: NEW_SITE });
+    const migrated = await invoke(freshHandler(), { siteId: NEW_SITE, action: 'migrate' });
+
+    // Assert
+    expect(synced.result).toMatchObject({
+      ok: false,
+      status: 'failed',
+      entities: [],
+      error: { code: 'SITE_IS_REMOTE' },
+    });
+    expect(runDocuments(metricDocuments(synced.lines))[0]!.values).toMatchObject({
+      SyncSucceeded: 0,
+      RunFailed: 1,
+    });
+    expect(logLines(synced.lines).find((l) => l.message === 'sync failed')).toMatchObject({
+      level: 'ERROR',
+      error: { code: 'SITE_IS_REMOTE' },
+    });
+    expect(migrated.result).toMatchObject({ ok: false, status: 'failed', error: { code: 'SITE_IS_REMOTE' } });
+    expect(documentsOf(migrated.lines, 'SiteMigrated')).toEqual([]);
+    expect(await snapshotOf(fx.remoteClient)).toEqual(before);
   });
 
   const manual: [string, Partial<SyncHandlerOptions>, Record<string, string>][] = [

@@ -185,9 +185,9 @@ describe('hostile input: Lambda events (fuzzed)', () => {
         loads.push(siteId!);
         return local.load(siteId);
       },
-      loadSite(siteId) {
+      loadForMigration(siteId) {
         loads.push(siteId!);
-        return local.loadSite(siteId);
+        return local.loadForMigration(siteId);
       },
     };
     handler = createSyncHandler({ credentials: spy });

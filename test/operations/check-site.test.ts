@@ -12,11 +12,11 @@ import { formatCheck } from '../../lib/cli/format-check';
 import { LocalCredentials } from '../../lib/credentials';
 import { SITE_LOCK_KEY } from '../../lib/db/site-database';
 import { tlsOptions } from '../../lib/db/tls';
+import { type ColumnType, conversion } from '../../lib/db/type-conversion';
 import { deviceRegister, EntityRegistry, meter, register } from '../../lib/entities';
 import { type Check, type CheckReport, checkSite, type OperationOptions } from '../../lib/operations';
 import { connectChecked, tlsMode } from '../../lib/operations/checks/connection-checks';
 import { remoteReadOnlyCheck } from '../../lib/operations/checks/remote-privileges';
-import { type ColumnType, conversion } from '../../lib/operations/checks/type-conversion';
 import { createLoginRole, type LoginRole } from '../functions/login-role';
 import { holdLock } from '../harness/hold-lock';
 import { SHIPPED_TABLES, siteContents, tableRows } from '../harness/site-contents';
@@ -28,10 +28,12 @@ const SITE = 'plant-7';
 const CHECK_NAMES = [
   'remote connection',
   'site connection',
+  'site identity',
   'remote read-only',
   'remote privileges',
   'site schema',
   'site tenant',
+  'site tables',
   'entity meter',
   'entity register',
   'entity device_register',
@@ -131,6 +133,10 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
       `the remote role ${remoteRole.name} can write none of the entity tables (meter, register, device_register)`,
     );
     expect(named(report, 'site schema').message).toMatch(/^version \d+, the one this build syncs$/);
+    expect(named(report, 'site identity').message).toBe(
+      `the site is database ${fx.site.name} of the remote's server, not the remote's database ${fx.remote.name}`,
+    );
+    expect(named(report, 'site tables').message).toBe('no entity table left to create: nothing to adopt');
     expect(named(report, 'entity register').message).toBe(
       'remote table register has its 9 columns, each of a type its site column takes',
     );
@@ -384,6 +390,9 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
       expect(named(withCreate, 'entity meter').message).toBe(
         'remote table meter has its 10 columns; site types not checked: site schema behind',
       );
+      expect(named(withCreate, 'site tables').message).toBe(
+        'none of meter, register, device_register is there yet: the migration creates them',
+      );
       expect(named(withCreate, 'site privileges').message).toBe(
         `the site role ${newRole.name} can create temporary tables and create tables in schema public`,
       );
@@ -475,8 +484,10 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
     expect(statuses(report)).toEqual(
       allOkBut({
         'site connection': 'fail',
+        'site identity': 'fail',
         'site schema': 'fail',
         'site tenant': 'fail',
+        'site tables': 'fail',
         'entity meter': 'fail',
         'entity register': 'fail',
         'entity device_register': 'fail',
@@ -489,7 +500,14 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
         `^nothing accepts connections at 127\\.0\\.0\\.1:1 \\(the site database\\).* \\[CONNECTION_REFUSED\\] \\(127\\.0\\.0\\.1:1, database ${fx.site.name}, user ${siteRole.name}\\)$`,
       ),
     );
-    for (const name of ['site schema', 'entity meter', 'site privileges', 'site lock'])
+    for (const name of [
+      'site identity',
+      'site schema',
+      'site tables',
+      'entity meter',
+      'site privileges',
+      'site lock',
+    ])
       expect(named(report, name).message).toBe(notChecked);
     expect(JSON.stringify(report)).not.toContain(siteRole.password);
   });
@@ -502,6 +520,7 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
     expect(statuses(report)).toEqual(
       allOkBut({
         'remote connection': 'fail',
+        'site identity': 'fail',
         'remote read-only': 'fail',
         'remote privileges': 'fail',
         'entity meter': 'fail',
@@ -511,6 +530,9 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
       }),
     );
     expect(named(report, 'tenant slice').message).toBe(
+      'not checked: the remote database could not be reached',
+    );
+    expect(named(report, 'site identity').message).toBe(
       'not checked: the remote database could not be reached',
     );
   });

@@ -119,6 +119,17 @@ describe('site schema migrations by the operations', () => {
       fromVersion: 0,
       toVersion: LATEST_SITE_SCHEMA_VERSION,
       applied: SITE_MIGRATIONS.map((m) => `${m.version} ${m.name}`),
+      adopted: [],
+      added: [
+        'table device_register',
+        'table meter',
+        'table meter_sync_schema_migrations',
+        'table meter_sync_site',
+        'table meter_sync_skipped_row',
+        'table register',
+        'table sync_run',
+      ],
+      kept: [],
       durationMs: expect.any(Number),
     });
     expect(again).toMatchObject({
@@ -263,8 +274,8 @@ describe('site schema migrations by the operations', () => {
   });
 
   it('a migration the site refuses (an object in the way) fails the run with MIGRATION_FAILED naming it, rolled back', async () => {
-    // Arrange: the site already has a `register` table of its own.
-    await client.query('CREATE TABLE register (code text PRIMARY KEY)');
+    // Arrange: the site already has a `sync_run` table of its own (an entity table would be adopted).
+    await client.query('CREATE TABLE sync_run (code text PRIMARY KEY)');
 
     // Act
     const result = await sync();
@@ -272,8 +283,27 @@ describe('site schema migrations by the operations', () => {
     // Assert
     expect(result).toMatchObject({ ok: false, status: 'failed', error: { code: 'MIGRATION_FAILED' } });
     expect(result.error!.message).toMatch(
-      /^migration 1 \(meter, register, device_register\) failed, nothing applied: relation "register" already exists/,
+      /^migration 2 \(sync_run audit table\) failed, nothing applied: relation "sync_run" already exists/,
     );
+    expect(result.migration).toBeUndefined();
+    expect(await tables()).toEqual(['sync_run']);
+  });
+
+  it('an entity table of its own that does not fit fails the run with SITE_SCHEMA_CONFLICT, nothing created', async () => {
+    // Arrange: the site already has a `register` table of its own, keyed on another column.
+    await client.query('CREATE TABLE register (code text PRIMARY KEY)');
+
+    // Act
+    const result = await sync();
+
+    // Assert
+    expect(result).toMatchObject({
+      ok: false,
+      status: 'failed',
+      entities: [],
+      error: { code: 'SITE_SCHEMA_CONFLICT' },
+    });
+    expect(result.error!.message).toContain('register.id: missing (the site schema has bigint NOT NULL)');
     expect(result.migration).toBeUndefined();
     expect(await tables()).toEqual(['register']);
   });

@@ -5,11 +5,12 @@
  * statement at LIMIT 0: the run's privileges and columns, none of its rows.
  */
 import { type Client, escapeIdentifier, type FieldDef } from 'pg';
+import { baseType, siteSchemaSql } from '../../db/site-schema-sql';
 import { remoteSql, siteSql } from '../../db/sync-sql';
+import { type ColumnType, conversion } from '../../db/type-conversion';
 import type { EntityMetadata } from '../../entities';
 import { type Check, check, describeError } from './check';
 import { underSavepoint } from './savepoint';
-import { type ColumnType, conversion } from './type-conversion';
 
 /** What the remote gives for an entity: each column's type, or why it cannot be read. */
 export type RemoteColumns =
@@ -26,12 +27,6 @@ export type SiteColumns =
     }
   | { readonly problem: string };
 
-/** Joins `b`, the base type of type `t` whose modifier is `typmod`, and `r.typmod`, its modifier: a domain converts as its base type. */
-const baseType = (typmod: string) => `CROSS JOIN LATERAL (SELECT
-      CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END AS oid,
-      CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE ${typmod} END AS typmod) AS r
-    JOIN pg_type AS b ON b.oid = r.oid`;
-
 /** The types of result fields, by their type OIDs and modifiers (`$1`, `$2`), in order. */
 const FIELD_TYPES = `SELECT format_type(b.oid, r.typmod) AS type, format_type(b.oid, NULL) AS base,
     r.typmod, b.typcategory AS category
@@ -39,13 +34,6 @@ const FIELD_TYPES = `SELECT format_type(b.oid, r.typmod) AS type, format_type(b.
     JOIN pg_type AS t ON t.oid = m.oid
     ${baseType('m.typmod')}
   ORDER BY m.n`;
-
-const TABLE_TYPES = `SELECT a.attname AS name, format_type(b.oid, r.typmod) AS type,
-    format_type(b.oid, NULL) AS base, r.typmod, b.typcategory AS category
-  FROM pg_attribute AS a
-    JOIN pg_type AS t ON t.oid = a.atttypid
-    ${baseType('a.atttypmod')}
-  WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`;
 
 const TABLE_COLUMNS = `SELECT to_regclass($1) IS NOT NULL AS present,
     ARRAY(SELECT attname::text FROM pg_attribute
@@ -137,9 +125,12 @@ export async function readSiteColumns(client: Client, meta: EntityMetadata): Pro
     return await underSavepoint(client, async () => {
       const { rows: exists } = await client.query<{ present: boolean }>(siteSql.tableExists, [table]);
       if (!exists[0]?.present) return { present: false } as const;
-      const { rows } = await client.query<ColumnType & { name: string }>(TABLE_TYPES, [table]);
+      // The catalog read adoption makes too (site-schema-sql.ts); a domain converts as its base type.
+      const { rows } = await client.query<ColumnType & { name: string }>(siteSchemaSql.columns, [table]);
       const { rows: key } = await client.query<{ unique_key: boolean }>(UNIQUE_KEY, [table, meta.keyColumns]);
-      const types = Object.fromEntries(rows.map(({ name, ...type }) => [name, type]));
+      const types = Object.fromEntries(
+        rows.map(({ name, type, base, typmod, category }) => [name, { type, base, typmod, category }]),
+      );
       return { present: true, types, uniqueKey: key[0]?.unique_key === true } as const;
     });
   } catch (error) {

@@ -8,6 +8,8 @@ export interface SiteSchemaState {
   readonly check: Check;
   /** True when the site's version is older than this build's: its migrations have yet to create tables. */
   readonly behind: boolean;
+  /** The version read, when it could be. */
+  readonly version?: number;
 }
 
 export async function siteSchemaCheck(client: Client, latest: number): Promise<SiteSchemaState> {
@@ -23,7 +25,11 @@ export async function siteSchemaCheck(client: Client, latest: number): Promise<S
   }
   const mismatch = schemaMismatch(version, latest);
   if (mismatch === undefined)
-    return { check: check(name, 'ok', `version ${version}, the one this build syncs`), behind: false };
+    return {
+      check: check(name, 'ok', `version ${version}, the one this build syncs`),
+      behind: false,
+      version,
+    };
   if (mismatch.code === 'SITE_SCHEMA_NEWER') {
     return {
       check: check(
@@ -33,6 +39,7 @@ export async function siteSchemaCheck(client: Client, latest: number): Promise<S
         'deploy the newer meter-sync build (a sync by this one does nothing)',
       ),
       behind: false,
+      version,
     };
   }
   const found = version === 0 ? 'no meter-sync schema (version 0)' : `version ${version}`;
@@ -44,5 +51,6 @@ export async function siteSchemaCheck(client: Client, latest: number): Promise<S
       'the next sync migrates it (SITE_MIGRATIONS=auto), or run `meter-sync migrate`',
     ),
     behind: true,
+    version,
   };
 }

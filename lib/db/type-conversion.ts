@@ -27,7 +27,7 @@ const lossy = (why: string): Conversion => ({ status: 'warn', why });
 const places = (scale: number) => `${scale} decimal place${scale === 1 ? '' : 's'}`;
 
 /** The numbers a type's modifier shows: `numeric(18,6)` → [18, 6], `timestamp(3) with time zone` → [3]. */
-function modifiers(type: string): number[] {
+export function modifiers(type: string): number[] {
   const inside = type.match(/\(([\d,\s-]+)\)/)?.[1];
   return inside === undefined ? [] : inside.split(',').map((n) => Number(n.trim()));
 }
