@@ -19,6 +19,7 @@ import { createTablesSql } from '../../lib/db/site-schema-sql';
 import type { SiteTableSpec } from '../../lib/db/site-tables';
 import type { SchemaDifference } from '../../lib/errors';
 import { catalogOf, rowsOf, snapshotOf } from '../harness/site-catalog';
+import { ADDED_TO_AN_EMPTY_SITE, METER_SYNC_TABLES } from '../harness/site-schema-tables';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
 /** The meter table an older process made, with a column of the site's own. */
@@ -40,12 +41,7 @@ const DEVICE_REGISTER_BARE = `CREATE TABLE device_register (
   device_id bigint NOT NULL, register_id bigint NOT NULL, poll_interval_s integer NOT NULL,
   enabled boolean NOT NULL, PRIMARY KEY (device_id, register_id))`;
 
-const SITE_SCHEMA_TABLES = [
-  'meter_sync_schema_migrations',
-  'meter_sync_site',
-  'meter_sync_skipped_row',
-  'sync_run',
-];
+const SITE_SCHEMA_TABLES = METER_SYNC_TABLES;
 
 describe('site migrations: adopting the entity tables a site already has', () => {
   let db: TestDatabase;
@@ -94,15 +90,7 @@ describe('site migrations: adopting the entity tables a site already has', () =>
       to: LATEST_SITE_SCHEMA_VERSION,
       applied: SITE_MIGRATIONS,
       adopted: [],
-      added: [
-        'table device_register',
-        'table meter',
-        'table meter_sync_schema_migrations',
-        'table meter_sync_site',
-        'table meter_sync_skipped_row',
-        'table register',
-        'table sync_run',
-      ],
+      added: ADDED_TO_AN_EMPTY_SITE,
       kept: [],
     });
   });

@@ -7,6 +7,7 @@ import {
   siteSchemaVersion,
 } from '../../lib/db/site-migrations';
 import { catalogOf } from '../harness/site-catalog';
+import { ALL_SITE_TABLES } from '../harness/site-schema-tables';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
 describe('site migrations', () => {
@@ -55,15 +56,7 @@ describe('site migrations', () => {
     const { rows: tables } = await client.query(
       `SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY relname`,
     );
-    expect(tables.map((t) => t.relname)).toEqual([
-      'device_register',
-      'meter',
-      'meter_sync_schema_migrations',
-      'meter_sync_site',
-      'meter_sync_skipped_row',
-      'register',
-      'sync_run',
-    ]);
+    expect(tables.map((t) => t.relname)).toEqual(ALL_SITE_TABLES);
   });
 
   it('upgrades a site from an older version, applying only the newer migrations', async () => {

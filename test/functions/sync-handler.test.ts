@@ -20,6 +20,7 @@ import type { MigrateResult } from '../../lib/operations';
 import { holdLock } from '../harness/hold-lock';
 import { snapshotOf } from '../harness/site-catalog';
 import { expectedSlice, insertTextRows, siteContents } from '../harness/site-contents';
+import { ADDED_TO_AN_EMPTY_SITE, ALL_SITE_TABLES } from '../harness/site-schema-tables';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import {
   createTestDatabase,
@@ -791,28 +792,12 @@ describe('sync handler: site migrations', () => {
       toVersion: LATEST_SITE_SCHEMA_VERSION,
       applied: ALL_APPLIED,
       adopted: [],
-      added: [
-        'table device_register',
-        'table meter',
-        'table meter_sync_schema_migrations',
-        'table meter_sync_site',
-        'table meter_sync_skipped_row',
-        'table register',
-        'table sync_run',
-      ],
+      added: ADDED_TO_AN_EMPTY_SITE,
       kept: [],
       durationMs: expect.any(Number),
     });
     expect(await siteSchemaVersion(newClient)).toBe(LATEST_SITE_SCHEMA_VERSION);
-    expect(await tables()).toEqual([
-      'device_register',
-      'meter',
-      'meter_sync_schema_migrations',
-      'meter_sync_site',
-      'meter_sync_skipped_row',
-      'register',
-      'sync_run',
-    ]);
+    expect(await tables()).toEqual(ALL_SITE_TABLES);
 
     // Secrets Manager was asked for each secret once: the remote's tells that the site is not the remote.
     expect(

@@ -23,18 +23,14 @@ import {
   insertTextRows,
   reportedCounts,
 } from '../harness/site-contents';
+import { METER_SYNC_TABLES } from '../harness/site-schema-tables';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import { startTcpProxy } from '../harness/tcp-proxy';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
 const SITE = 'plant-9';
 const ENTITY_TABLES = ['meter', 'register', 'device_register'] as const;
-const SITE_SCHEMA_TABLES = [
-  'meter_sync_schema_migrations',
-  'meter_sync_site',
-  'meter_sync_skipped_row',
-  'sync_run',
-].map((t) => `table ${t}`);
+const SITE_SCHEMA_TABLES = METER_SYNC_TABLES.map((t) => `table ${t}`);
 
 /** The meter table the plants' own application made, with a column of the site's own. */
 const METER_OF_ITS_OWN = `CREATE TABLE meter (

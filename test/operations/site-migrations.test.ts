@@ -16,6 +16,7 @@ import {
 import { migrateSite, syncSite } from '../../lib/operations';
 import { holdLock } from '../harness/hold-lock';
 import { expectedSlice, siteContents } from '../harness/site-contents';
+import { ADDED_TO_AN_EMPTY_SITE } from '../harness/site-schema-tables';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
@@ -120,15 +121,7 @@ describe('site schema migrations by the operations', () => {
       toVersion: LATEST_SITE_SCHEMA_VERSION,
       applied: SITE_MIGRATIONS.map((m) => `${m.version} ${m.name}`),
       adopted: [],
-      added: [
-        'table device_register',
-        'table meter',
-        'table meter_sync_schema_migrations',
-        'table meter_sync_site',
-        'table meter_sync_skipped_row',
-        'table register',
-        'table sync_run',
-      ],
+      added: ADDED_TO_AN_EMPTY_SITE,
       kept: [],
       durationMs: expect.any(Number),
     });
