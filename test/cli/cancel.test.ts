@@ -18,6 +18,8 @@ const SEED = { tenants: [1], metersPerTenant: 5, registersPerTenant: 8, register
 
 interface Running {
   child: ChildProcess;
+  /** What it has written so far. */
+  output(): { stdout: string; stderr: string };
   /** Resolves when the process has exited, with what it wrote. */
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
@@ -38,14 +40,30 @@ function startCli(args: readonly string[]): Running {
   const done = new Promise<Awaited<Running['done']>>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
-  return { child, done };
+  return { child, done, output: () => ({ stdout, stderr }) };
 }
 
-/** Polls until `condition` holds, for at most 15 s. */
-async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
-  for (const started = Date.now(); Date.now() - started < 15_000; await sleep(50))
+/**
+ * Polls until `condition` holds, for at most 15 s. With the command's `run`, it fails at once if the
+ * command ends first, and says what the command wrote either way.
+ */
+async function until(
+  condition: () => Promise<boolean>,
+  what: string,
+  run?: Running,
+  explain?: () => Promise<unknown>,
+): Promise<void> {
+  let ended: Awaited<Running['done']> | undefined;
+  void run?.done.then((out) => {
+    ended = out;
+  });
+  for (const started = Date.now(); Date.now() - started < 15_000; await sleep(50)) {
     if (await condition()) return;
-  throw new Error(`timed out waiting for ${what}`);
+    if (ended) throw new Error(`the command ended before ${what}: ${JSON.stringify(ended)}`);
+  }
+  const wrote = run ? `; it wrote ${JSON.stringify(run.output())}` : '';
+  const seen = explain ? `; ${JSON.stringify(await explain())}` : '';
+  throw new Error(`timed out waiting for ${what}${wrote}${seen}`);
 }
 
 describe('the command lets go of the site when it is stopped', () => {
@@ -62,6 +80,15 @@ describe('the command lets go of the site when it is stopped', () => {
     );
     return rows[0]!;
   };
+  /** What the command's sessions are doing on the site, for a failure's message. */
+  const activity = async () =>
+    (
+      await admin.query(
+        `SELECT state, wait_event_type, wait_event, left(query, 120) AS query FROM pg_stat_activity
+          WHERE datname = $1 AND application_name = 'meter-sync'`,
+        [fx.site.name],
+      )
+    ).rows;
   const sync = (remote: string, ...more: string[]) =>
     startCli(['sync', '--remote', remote, '--site', fx.site.url, '--tenant', '1', ...more]);
 
@@ -88,7 +115,7 @@ describe('the command lets go of the site when it is stopped', () => {
       const held = await holdLock(fx.site.url, 'LOCK TABLE register IN ACCESS EXCLUSIVE MODE');
       try {
         const run = sync(fx.remote.url);
-        await until(async () => (await held.waiting()) > 0, 'the run to wait on the lock');
+        await until(async () => (await held.waiting()) > 0, 'the run to wait on the lock', run, activity);
 
         // Act
         const sent = Date.now();
@@ -125,7 +152,7 @@ describe('the command lets go of the site when it is stopped', () => {
       // Arrange
       const run = sync(proxy.via(fx.remote.url));
       await proxy.whenStalled();
-      await until(async () => (await leftOn(fx.site.name)).locks > 0, 'the run to hold the site');
+      await until(async () => (await leftOn(fx.site.name)).locks > 0, 'the run to hold the site', run);
 
       // Act
       const sent = Date.now();
@@ -177,7 +204,7 @@ describe('the command lets go of the site when it is stopped', () => {
     const held = await holdLock(fx.site.url, 'LOCK TABLE register IN ACCESS EXCLUSIVE MODE');
     try {
       const run = sync(fx.remote.url);
-      await until(async () => (await held.waiting()) > 0, 'the run to wait on the lock');
+      await until(async () => (await held.waiting()) > 0, 'the run to wait on the lock', run, activity);
 
       // Act: nothing of the command runs to cancel anything.
       run.child.kill('SIGKILL');
