@@ -2,7 +2,7 @@
 import { Client } from 'pg';
 
 export interface HeldLock {
-  /** How many sessions of the lock's database are waiting for a lock now. */
+  /** How many sessions are waiting for this session's lock now. */
   waiting(): Promise<number>;
   release(): Promise<void>;
 }
@@ -14,9 +14,11 @@ export async function holdLock(url: string, lockingSql: string): Promise<HeldLoc
   await client.query(lockingSql);
   return {
     async waiting() {
+      // Not pg_stat_activity: inside this open transaction it is read once and kept, so a session
+      // that connected after the first call would never be seen waiting.
       const { rows } = await client.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE NOT l.granted AND a.datname = current_database()`,
+        `SELECT count(DISTINCT pid)::int AS n FROM pg_locks
+          WHERE NOT granted AND pg_backend_pid() = ANY (pg_blocking_pids(pid))`,
       );
       return rows[0]!.n;
     },
