@@ -110,7 +110,7 @@ const MAX_FETCH_SHARE = 0.5;
  * every first load of a broken slice); the others are found again by the next run's comparison.
  */
 const MAX_REMEMBERED_SKIPS = 100_000;
-/** The remote's work_mem for the sort of a merge, for the rest of the snapshot. */
+/** The remote's work_mem for the sort of a merge or the joins of a first load's kept-back rows, for the rest of the snapshot. */
 const REMOTE_SORT_MEMORY = '64MB';
 /** Differing keys kept in memory at most; beyond, the region is staged whole. */
 const MAX_KEPT_KEYS = 500_000;
@@ -194,7 +194,9 @@ async function load(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison>
     meta.name,
     (stream) => site.loadWithoutForeignKeys(e, stream),
   );
-  // The site checks the rows against its foreign keys while the remote finds those it kept back.
+  // The site checks the rows against its foreign keys while the remote finds those it kept back,
+  // hashing the parents' keys and the slice in memory (at 4 MB the slice's hash spilled to disk).
+  await remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
   const [, unloadable] = await Promise.all([
     restore(),
     remote.queryText(
