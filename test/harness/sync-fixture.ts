@@ -20,7 +20,8 @@ export interface SyncFixture {
   close(): Promise<void>;
 }
 
-async function open(url: string): Promise<Client> {
+/** A client of a test database, with the session settings the tests read server text under. */
+export async function openTestClient(url: string): Promise<Client> {
   const client = new Client({
     connectionString: url,
     options: '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3',
@@ -35,7 +36,10 @@ export async function createSyncFixture(tenantId = 1, remoteServer?: string): Pr
     createTestDatabase('remote', remoteServer),
     createTestDatabase('site'),
   ]);
-  const [remoteClient, siteClient] = await Promise.all([open(remote.url), open(site.url)]);
+  const [remoteClient, siteClient] = await Promise.all([
+    openTestClient(remote.url),
+    openTestClient(site.url),
+  ]);
   await createRemoteSchema(remoteClient);
   await applySiteMigrations(siteClient);
   return {

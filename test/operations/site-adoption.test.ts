@@ -6,7 +6,7 @@
  * written, and `check` says so first; a site that is the remote itself is refused (SITE_IS_REMOTE)
  * however it is reached. Real PostgreSQL, real faults: eight first runs at once, a killed backend.
  */
-import { Client, escapeIdentifier } from 'pg';
+import { type Client, escapeIdentifier } from 'pg';
 import { LocalCredentials, UrlCredentials } from '../../lib/credentials';
 import type { Row } from '../../lib/db/rows';
 import { LATEST_SITE_SCHEMA_VERSION, type Migration, SITE_MIGRATIONS } from '../../lib/db/site-migrations';
@@ -24,8 +24,9 @@ import {
   reportedCounts,
 } from '../harness/site-contents';
 import { METER_SYNC_TABLES } from '../harness/site-schema-tables';
-import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
+import { createSyncFixture, openTestClient, type SyncFixture } from '../harness/sync-fixture';
 import { startTcpProxy } from '../harness/tcp-proxy';
+import { terminateSleepingBackend } from '../harness/terminate-sleeping-backend';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
 const SITE = 'plant-9';
@@ -38,15 +39,6 @@ const METER_OF_ITS_OWN = `CREATE TABLE meter (
   protocol text NOT NULL, ip_address text, port integer, active boolean NOT NULL, config jsonb,
   updated_at timestamptz NOT NULL, last_polled_at timestamptz)`;
 const POLLED = '2024-06-01 12:00:00+00';
-
-async function open(url: string): Promise<Client> {
-  const client = new Client({
-    connectionString: url,
-    options: '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3',
-  });
-  await client.connect();
-  return client;
-}
 
 describe('onboarding a site database that already exists', () => {
   let fx: SyncFixture;
@@ -63,7 +55,7 @@ describe('onboarding a site database that already exists', () => {
 
   beforeEach(async () => {
     site = await createTestDatabase('site_existing');
-    client = await open(site.url);
+    client = await openTestClient(site.url);
   });
   afterEach(async () => {
     await client.end();
@@ -367,24 +359,12 @@ describe('onboarding a site database that already exists', () => {
       { ...latest, sql: `${latest.sql}; SELECT pg_sleep(30);` },
     ];
     const before = await snapshotOf(client);
-    const admin = await open(site.url);
-    admin.on('error', () => {});
-    const killer = (async () => {
-      for (let i = 0; i < 400; i++) {
-        const { rows } = await admin.query(
-          `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
-           WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()`,
-        );
-        if (rows.length > 0) return true;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      return false;
-    })();
+    const killer = await terminateSleepingBackend(site.url);
 
     // Act
     const killed = await sync({}, { migrations: slow });
-    expect(await killer).toBe(true);
-    await admin.end();
+    expect(await killer.killed).toBe(true);
+    await killer.close();
     const after = await snapshotOf(client);
     const next = await sync();
 

@@ -18,6 +18,7 @@ import { holdLock } from '../harness/hold-lock';
 import { expectedSlice, siteContents } from '../harness/site-contents';
 import { ADDED_TO_AN_EMPTY_SITE } from '../harness/site-schema-tables';
 import { createSyncFixture, type SyncFixture } from '../harness/sync-fixture';
+import { terminateSleepingBackend } from '../harness/terminate-sleeping-backend';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
 const SITE = 'plant-7';
@@ -222,25 +223,12 @@ describe('site schema migrations by the operations', () => {
 
     it('when its backend is terminated', async () => {
       // Arrange: kill the migrating backend once it waits.
-      const admin = new Client({ connectionString: site.url });
-      admin.on('error', () => {});
-      await admin.connect();
-      const killer = (async () => {
-        for (let i = 0; i < 400; i++) {
-          const { rows } = await admin.query(
-            `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
-             WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()`,
-          );
-          if (rows.length > 0) return true;
-          await new Promise((resolve) => setTimeout(resolve, 25));
-        }
-        return false;
-      })();
+      const killer = await terminateSleepingBackend(site.url);
 
       // Act
       const result = await sync({ migrations: slow(30) });
-      expect(await killer).toBe(true);
-      await admin.end();
+      expect(await killer.killed).toBe(true);
+      await killer.close();
 
       // Assert
       expect(result).toMatchObject({ ok: false, status: 'failed', error: { code: 'CONNECTION_LOST' } });
