@@ -153,8 +153,8 @@ export const remoteSql = {
     const tenant = '$1::integer';
     // Each parent's loadable keys joined once, by hash: under NOT or OR an EXISTS stays a subplan,
     // which the planner may run once per row (two index probes for each of 100,000 associations:
-    // 310-370 ms, against 40-60). DISTINCT: a row meets its parent once, whatever the slice holds.
-    // A NULL reference finds no parent, as with EXISTS.
+    // 310-370 ms, against 130-170 for the joins). DISTINCT: a row meets its parent once, whatever
+    // the slice holds. A NULL reference finds no parent, as with EXISTS.
     const parents = (meta.parents ?? []).map((reference, i) => {
       const parent = loadableSlice(metaOf(reference.entity), metaOf, tenant, 1);
       const keys = Object.values(reference.columns).map((key) => `p.${q(key)}`);

@@ -196,14 +196,17 @@ async function load(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison>
   );
   // The site checks the rows against its foreign keys while the remote finds those it kept back,
   // hashing the parents' keys and the slice in memory (at 4 MB the slice's hash spilled to disk).
-  await remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
   const [, unloadable] = await Promise.all([
     restore(),
-    remote.queryText(
-      remoteSql.unloadable(e, ctx.metaOf),
-      [ctx.tenantId, Math.max(ctx.skipSample, MAX_REMEMBERED_SKIPS)],
-      meta.name,
-    ),
+    remote
+      .setSetting('work_mem', REMOTE_SORT_MEMORY)
+      .then(() =>
+        remote.queryText(
+          remoteSql.unloadable(e, ctx.metaOf),
+          [ctx.tenantId, Math.max(ctx.skipSample, MAX_REMEMBERED_SKIPS)],
+          meta.name,
+        ),
+      ),
   ]);
   await site.rememberLoadSkips(e, unloadable);
   const remoteRows = rows + Number(unloadable[0]?.skipped ?? 0);
