@@ -8,6 +8,11 @@
  *   npm run bench -- --rows 1000000 --reps 3 [--enforce-targets] [--scenarios register,fleet,composite,uuid]
  *   BENCH_DATABASE_URL=postgres://… npm run bench     (a server of your own instead of the embedded one)
  *
+ * `npm run bench` gives V8 the heap the function gets at its default 1,024 MB (a 560 MB limit: 512
+ * MB old generation, 16 MB semi-spaces). Node.js sizes the young generation from the machine's
+ * memory, and on a 24 GiB machine it takes 64 MB semi-spaces: up to 192 MB of garbage before a
+ * collection, which the peak RSS then measured, not the engine.
+ *
  * The shapes (groups): `register` a single integer key (ROWS registers, scenarios 1-4); `fleet`
  * the realistic tenant (5k meters / 20k registers / 100k associations at 1M rows, 5); `composite`
  * a composite key with parents (ROWS associations, 50 a meter, over ROWS/10 registers, orphans
@@ -18,6 +23,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { type Client, escapeIdentifier } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect } from '../lib/db/connect';
@@ -377,7 +383,7 @@ async function main(): Promise<void> {
   const machine = [
     `${cpus().length} x ${cpus()[0]?.model.trim() ?? 'unknown CPU'}`,
     `${Math.round(totalmem() / 2 ** 30)} GiB`,
-    `Node.js ${process.version}`,
+    `Node.js ${process.version} (V8 heap limit ${Math.round(getHeapStatistics().heap_size_limit / 2 ** 20)} MB)`,
     `PostgreSQL ${version[0]?.server_version} (${embedded ? 'embedded' : 'BENCH_DATABASE_URL'})`,
   ].join(', ');
   for (const name of Object.values(names)) await admin.query(`CREATE DATABASE ${escapeIdentifier(name)}`);
@@ -475,6 +481,9 @@ async function main(): Promise<void> {
     // by the checkpointer in the middle of the next measurement. Skipped where the role may not.
     let checkpoints = true;
     const settle = async () => {
+      // And a full garbage collection (`npm run bench` passes --expose-gc), so that a run's peak RSS
+      // is its own, not the garbage of the scenario before it, which may be another shape entirely.
+      (globalThis as { gc?: () => void }).gc?.();
       for (const client of databases) await client.query('VACUUM (ANALYZE)');
       if (checkpoints)
         await remote.query('CHECKPOINT').catch((error: Error) => {
@@ -490,6 +499,14 @@ async function main(): Promise<void> {
       const value = await fn();
       const ms = performance.now() - started;
       if (args.trace) say(stopTrace().join('\n'));
+      if (args.trace) {
+        // What the peak was made of: the JS heap, buffers outside it, or neither (the allocator's).
+        const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+        const { rss: resident, heapTotal, heapUsed, external, arrayBuffers } = rss.atPeak();
+        say(
+          `    at the peak: RSS ${mb(resident)} MB, heap ${mb(heapUsed)} of ${mb(heapTotal)} MB, external ${mb(external)} MB (array buffers ${mb(arrayBuffers)} MB)`,
+        );
+      }
       return { ms, bytes: proxy.bytesFromServer, rssMb: rss.stop() / 1024 / 1024, value };
     };
     /**
