@@ -1,22 +1,19 @@
 /**
- * Samples the process's resident set size while a scenario runs; maxRSS of the OS cannot be reset
- * between scenarios. `atPeak` is the process's memory usage at the highest sample.
+ * Samples the process's memory while a scenario runs (maxRSS of the OS cannot be reset between
+ * scenarios); `stop` gives the usage at the sample of the highest resident set size.
  */
-export function sampleRss(intervalMs = 20): { stop(): number; atPeak(): NodeJS.MemoryUsage } {
-  let usage = process.memoryUsage();
-  let peak = usage.rss;
-  const timer = setInterval(() => {
+export function sampleRss(intervalMs = 20): { stop(): NodeJS.MemoryUsage } {
+  let peak = process.memoryUsage();
+  const sample = () => {
     const now = process.memoryUsage();
-    if (now.rss > peak) {
-      peak = now.rss;
-      usage = now;
-    }
-  }, intervalMs);
+    if (now.rss > peak.rss) peak = now;
+  };
+  const timer = setInterval(sample, intervalMs);
   return {
     stop() {
       clearInterval(timer);
-      return Math.max(peak, process.memoryUsage.rss());
+      sample();
+      return peak;
     },
-    atPeak: () => usage,
   };
 }

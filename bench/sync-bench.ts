@@ -498,16 +498,18 @@ async function main(): Promise<void> {
       const started = performance.now();
       const value = await fn();
       const ms = performance.now() - started;
-      if (args.trace) say(stopTrace().join('\n'));
+      const peak = rss.stop();
+      const mb = (bytes: number) => bytes / 2 ** 20;
       if (args.trace) {
+        say(stopTrace().join('\n'));
         // What the peak was made of: the JS heap, buffers outside it, or neither (the allocator's).
-        const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-        const { rss: resident, heapTotal, heapUsed, external, arrayBuffers } = rss.atPeak();
+        const { heapTotal, heapUsed, external, arrayBuffers } = peak;
+        const shown = (bytes: number) => mb(bytes).toFixed(0);
         say(
-          `    at the peak: RSS ${mb(resident)} MB, heap ${mb(heapUsed)} of ${mb(heapTotal)} MB, external ${mb(external)} MB (array buffers ${mb(arrayBuffers)} MB)`,
+          `    at the peak: RSS ${shown(peak.rss)} MB, heap ${shown(heapUsed)} of ${shown(heapTotal)} MB, external ${shown(external)} MB (array buffers ${shown(arrayBuffers)} MB)`,
         );
       }
-      return { ms, bytes: proxy.bytesFromServer, rssMb: rss.stop() / 1024 / 1024, value };
+      return { ms, bytes: proxy.bytesFromServer, rssMb: mb(peak.rss), value };
     };
     /**
      * Each run of a scenario follows a run of its baseline pipe (`pair`), and its ratio is to that
