@@ -503,10 +503,10 @@ async function main(): Promise<void> {
       if (args.trace) {
         say(stopTrace().join('\n'));
         // What the peak was made of: the JS heap, buffers outside it, or neither (the allocator's).
-        const { heapTotal, heapUsed, external, arrayBuffers } = peak;
+        const { heapTotal, heapUsed, external, arrayBuffers, atMs } = peak;
         const shown = (bytes: number) => mb(bytes).toFixed(0);
         say(
-          `    at the peak: RSS ${shown(peak.rss)} MB, heap ${shown(heapUsed)} of ${shown(heapTotal)} MB, external ${shown(external)} MB (array buffers ${shown(arrayBuffers)} MB)`,
+          `    at the peak (${atMs.toFixed(0)} ms): RSS ${shown(peak.rss)} MB, heap ${shown(heapUsed)} of ${shown(heapTotal)} MB, external ${shown(external)} MB (array buffers ${shown(arrayBuffers)} MB)`,
         );
       }
       return { ms, bytes: proxy.bytesFromServer, rssMb: mb(peak.rss), value };
