@@ -30,6 +30,7 @@ import { connect } from '../lib/db/connect';
 import { startEmbeddedServer } from '../lib/db/embedded-server';
 import { createRemoteSchema } from '../lib/db/remote-schema';
 import { applySiteMigrations } from '../lib/db/site-migrations';
+import { writeNotesSql } from '../lib/db/site-schema-sql';
 import { type EntityResult, performSync, type SyncOptions, type SyncResult } from '../lib/engine';
 import { type EntityMetadata, EntityRegistry } from '../lib/entities';
 import { ID_SPAN, seedRemote } from '../lib/seed/seed-remote';
@@ -461,7 +462,9 @@ async function main(): Promise<void> {
     await applySiteMigrations(site);
     const readingsSite = await connect(readingsUrl, 'site');
     await applySiteMigrations(readingsSite);
-    if (want('uuid')) await readingsSite.query(READING_TABLE);
+    // As an entity's migration would add it (README: Adding an entity): the trigger that lets a run
+    // trust the fingerprint it kept.
+    if (want('uuid')) await readingsSite.query(`${READING_TABLE}; ${writeNotesSql.noteWrites('reading')}`);
     const fleetSite = await connect(fleetUrl, 'site');
     await applySiteMigrations(fleetSite);
     const shapeSite = await connect(shapeUrl, 'site');

@@ -22,6 +22,7 @@ import {
   bucketValues,
   changeSql,
   deleteListed,
+  fingerprintMemorySql,
   fingerprintSql,
   type GoneParts,
   INTEGER_TYPES,
@@ -108,6 +109,31 @@ export interface KeyDiff {
   onSite: number;
   /** The remote's rows in the region. */
   remoteRows: number;
+}
+
+/** What a kept fingerprint was computed from: the key, and each column with its type on the site. */
+function tableSignature(e: ResolvedEntity): string {
+  return JSON.stringify([e.meta.keyColumns, e.meta.columns.map((c) => [c, e.types[c]])]);
+}
+
+/** Buckets as kept with a fingerprint: JSON, the range's bigints as text. */
+function formatBuckets(buckets: Buckets): string {
+  return JSON.stringify(buckets, (_, value) => (typeof value === 'bigint' ? String(value) : value));
+}
+
+function parseBuckets(text: string): Buckets {
+  const b = JSON.parse(text) as {
+    kind: string;
+    lo?: string;
+    hi?: string;
+    width?: string;
+    bounds?: string[];
+    mask?: number;
+  };
+  if (b.kind === 'range')
+    return { kind: 'range', lo: BigInt(b.lo!), hi: BigInt(b.hi!), width: BigInt(b.width!) };
+  if (b.kind === 'bounds') return { kind: 'bounds', bounds: b.bounds! };
+  return { kind: 'hash', mask: b.mask! };
 }
 
 function temporaryName(purpose: string, e: ResolvedEntity): string {
@@ -393,6 +419,50 @@ export class SiteDatabase {
       if (r !== undefined) remembered.set(Number(b), Number(r));
     }
     return { fingerprints: unpackFingerprints(rows[0]?.packed ?? null), remembered };
+  }
+
+  /**
+   * The fingerprint of the table an earlier run kept, when it can still be trusted (sync-sql's
+   * fingerprintMemorySql), and the snapshot a fingerprint kept by this run is taken after;
+   * `noted` is false when the table has no trigger noting its writes (none is then kept).
+   */
+  async rememberedFingerprint(
+    e: ResolvedEntity,
+    maxAgeSeconds: number,
+  ): Promise<{ snapshot: string; noted: boolean; remembered?: { buckets: Buckets; packed: string } }> {
+    const { rows } = await this.client.query(fingerprintMemorySql.read, [
+      e.meta.name,
+      e.table,
+      tableSignature(e),
+      maxAgeSeconds,
+    ]);
+    const row = rows[0] ?? {};
+    const kept = row.remembered as { buckets: string; packed: string } | null;
+    return {
+      snapshot: String(row.snapshot),
+      noted: row.noted === true,
+      ...(kept ? { remembered: { buckets: parseBuckets(kept.buckets), packed: kept.packed } } : {}),
+    };
+  }
+
+  /** Keeps the table's fingerprint, as its rows stand at the end of this transaction, for the runs after it. */
+  async keepFingerprint(
+    e: ResolvedEntity,
+    kept: { buckets: Buckets; packed: string; snapshot: string },
+  ): Promise<void> {
+    await this.client.query(fingerprintMemorySql.keep, [
+      e.meta.name,
+      e.table,
+      tableSignature(e),
+      formatBuckets(kept.buckets),
+      kept.packed,
+      kept.snapshot,
+    ]);
+  }
+
+  /** Forgets the noted writes no kept fingerprint needs. */
+  async forgetWrites(): Promise<void> {
+    await this.client.query(fingerprintMemorySql.forgetWrites);
   }
 
   // ---- the skips the site remembers (sync-sql's skippedSql) ----

@@ -6,7 +6,7 @@ import type { Client } from 'pg';
 import { MigrationFailedError, SiteSchemaConflictError, SiteSchemaError, toMeterSyncError } from '../errors';
 import { type AdoptionInspection, applyAdoption, inspectTables, tenantToKeep } from './site-adoption';
 import { SITE_LOCK_KEY, SiteDatabase } from './site-database';
-import { createTablesSql, siteSchemaSql } from './site-schema-sql';
+import { createTablesSql, siteSchemaSql, writeNotesSql } from './site-schema-sql';
 import { ENTITY_TABLES_V1, type SiteTableSpec } from './site-tables';
 import { siteSql } from './sync-sql';
 
@@ -86,6 +86,19 @@ export const SITE_MIGRATIONS: readonly Migration[] = [
       );
       INSERT INTO meter_sync_site (tenant_id, bound_at)
         SELECT tenant_id, started_at FROM sync_run WHERE status = 'ok' ORDER BY started_at DESC LIMIT 1;`,
+  },
+  {
+    version: 6,
+    name: 'meter_sync_fingerprint: fingerprints a run may trust, and the writes that end them',
+    // A run that found a table equal to the remote, or made it so, keeps its fingerprint; the next
+    // run compares the remote's with it instead of scanning the site's table again, unless a
+    // transaction it did not see has written the table since (site-schema-sql's writeNotesSql).
+    // An entity table added by a later migration gets its trigger there too.
+    sql: [
+      writeNotesSql.createTables,
+      writeNotesSql.createFunction,
+      ...ENTITY_TABLES_V1.map((t) => writeNotesSql.noteWrites(t.name)),
+    ].join('\n'),
   },
 ];
 

@@ -4,7 +4,7 @@
  * is made. Identifiers are quoted; table names reach the catalog as parameters (`$1`, quoted, for
  * `to_regclass`), never as text spliced into it.
  */
-import { escapeIdentifier as q } from 'pg';
+import { escapeLiteral, escapeIdentifier as q } from 'pg';
 import type { SiteForeignKeySpec, SiteIndexSpec, SiteTableSpec } from './site-tables';
 
 const list = (columns: readonly string[], alias?: string) =>
@@ -137,3 +137,57 @@ export function createTablesSql(tables: readonly SiteTableSpec[]): string {
     .map((statement) => `${statement};`)
     .join('\n');
 }
+
+/** The trigger that notes which transactions wrote a table (migration 6), and its function. */
+export const WRITE_NOTE_TRIGGER = 'meter_sync_note_write';
+
+/**
+ * What lets a run trust the site's fingerprint of a table from an earlier run instead of scanning
+ * it again (compare-entity.ts): every transaction that writes the table leaves a row in
+ * `meter_sync_table_write`, and a remembered fingerprint holds only while no transaction it did not
+ * see has written. Rows, not a counter: concurrent writers never wait on each other.
+ */
+export const writeNotesSql = {
+  createTables: `CREATE TABLE meter_sync_table_write (
+      table_oid oid NOT NULL,
+      xid xid8 NOT NULL,
+      PRIMARY KEY (table_oid, xid)
+    );
+    CREATE TABLE meter_sync_fingerprint (
+      entity text PRIMARY KEY,
+      table_oid oid NOT NULL,
+      signature text NOT NULL,
+      buckets text NOT NULL,
+      packed text NOT NULL,
+      -- pg_snapshot as text: the type has no order, and a table of it could not be sorted whole.
+      snapshot text NOT NULL,
+      writer xid8,
+      recorded_at timestamptz NOT NULL DEFAULT now()
+    );`,
+  /**
+   * Runs as its owner, so that any role that may write a synced table may note it; its tables are
+   * named in the schema the migration created them in.
+   */
+  createFunction: `DO $do$ BEGIN
+    EXECUTE format($f$CREATE FUNCTION %1$I.${WRITE_NOTE_TRIGGER}() RETURNS trigger
+      LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+      BEGIN
+        INSERT INTO %1$I.meter_sync_table_write (table_oid, xid) VALUES (TG_RELID, pg_current_xact_id())
+          ON CONFLICT DO NOTHING;
+        RETURN NULL;
+      END $body$$f$, current_schema());
+  END $do$;`,
+  /**
+   * The trigger on an entity table: once per statement, whatever it writes (TRUNCATE and COPY
+   * included), and ALWAYS, so that a session replicating with triggers off still notes its writes.
+   * A role that may not add it leaves the table without one: its fingerprint is then never
+   * remembered, only computed.
+   */
+  noteWrites: (table: string) => `DO $do$ BEGIN
+    CREATE TRIGGER ${WRITE_NOTE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${q(table)}
+      FOR EACH STATEMENT EXECUTE FUNCTION ${WRITE_NOTE_TRIGGER}();
+    ALTER TABLE ${q(table)} ENABLE ALWAYS TRIGGER ${WRITE_NOTE_TRIGGER};
+  EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'meter-sync: no trigger on %: its fingerprint is computed on every run', ${escapeLiteral(table)};
+  END $do$;`,
+};

@@ -6,6 +6,7 @@
 import { escapeIdentifier as q } from 'pg';
 import type { EntityMetadata, ParentReference } from '../entities';
 import { replaceParameter } from '../entities/sql-code';
+import { WRITE_NOTE_TRIGGER } from './site-schema-sql';
 
 /** An entity bound to one site database: its quoted table and each column's base type there. */
 export interface ResolvedEntity {
@@ -813,6 +814,47 @@ export const fingerprintSql = {
     const type = rangeType(e);
     return `CREATE TEMPORARY TABLE ${table} ON COMMIT DROP AS SELECT * FROM unnest($1::${type}[], $2::${type}[]) AS g (lo, hi)`;
   },
+};
+
+/**
+ * The fingerprints a site remembers (migration 6). `$1` the entity, `$2` its table (for
+ * `to_regclass`), `$3` its signature. A remembered one is given only while it can be trusted: the
+ * same table made the same way on the same server major version, younger than `$4` seconds, its
+ * trigger on, and no write to the table since by a transaction its snapshot did not see, other than
+ * the one that kept it. The snapshot given is this statement's: what a fingerprint kept later in
+ * the run saw at most.
+ */
+/** A fingerprint's signature as kept: the table's columns and types (`$3`), and the server's major version, whose hash functions made it. */
+const SIGNATURE = `($3 || '@' || current_setting('server_version_num')::integer / 10000)`;
+
+export const fingerprintMemorySql = {
+  read: `SELECT pg_current_snapshot()::text AS snapshot,
+      EXISTS (SELECT 1 FROM pg_trigger AS g
+        WHERE g.tgrelid = to_regclass($2) AND g.tgname = '${WRITE_NOTE_TRIGGER}' AND g.tgenabled = 'A') AS noted,
+      (SELECT json_build_object('buckets', f.buckets, 'packed', f.packed)
+        FROM meter_sync_fingerprint AS f
+        WHERE f.entity = $1 AND f.table_oid = to_regclass($2) AND f.signature = ${SIGNATURE}
+          AND f.recorded_at > now() - make_interval(secs => $4)
+          AND EXISTS (SELECT 1 FROM pg_trigger AS g
+            WHERE g.tgrelid = f.table_oid AND g.tgname = '${WRITE_NOTE_TRIGGER}' AND g.tgenabled = 'A')
+          AND NOT EXISTS (SELECT 1 FROM meter_sync_table_write AS w
+            WHERE w.table_oid = f.table_oid AND w.xid IS DISTINCT FROM f.writer
+              AND NOT pg_visible_in_snapshot(w.xid, f.snapshot::pg_snapshot))) AS remembered`,
+  /** Keeps a fingerprint (`$4` the buckets as JSON, `$5` packed, `$6` the snapshot it was taken after), this transaction as its writer. */
+  keep: `INSERT INTO meter_sync_fingerprint AS f (entity, table_oid, signature, buckets, packed, snapshot, writer, recorded_at)
+    VALUES ($1, to_regclass($2), ${SIGNATURE}, $4, $5, $6::pg_snapshot::text, pg_current_xact_id(), now())
+    ON CONFLICT (entity) DO UPDATE SET table_oid = EXCLUDED.table_oid, signature = EXCLUDED.signature,
+      buckets = EXCLUDED.buckets, packed = EXCLUDED.packed, snapshot = EXCLUDED.snapshot,
+      writer = EXCLUDED.writer, recorded_at = EXCLUDED.recorded_at`,
+  /**
+   * Forgets the writes of committed transactions that no fingerprint needs: those its snapshot
+   * saw, or its own. Those it did not see stay, so that it stays untrusted until it is replaced.
+   */
+  forgetWrites: `DELETE FROM meter_sync_table_write AS w
+    WHERE pg_visible_in_snapshot(w.xid, pg_current_snapshot())
+      AND NOT EXISTS (SELECT 1 FROM meter_sync_fingerprint AS f
+        WHERE f.table_oid = w.table_oid AND w.xid IS DISTINCT FROM f.writer
+          AND NOT pg_visible_in_snapshot(w.xid, f.snapshot::pg_snapshot))`,
 };
 
 /** Bytes per bucket of the packed fingerprints: int2 number, int4 count, int8 xor. */

@@ -8,7 +8,9 @@
  *    in it mean changes everywhere, and every key is compared at once (step 4, whole table).
  * 3. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes per
  *    bucket (key ranges of an integer first key, else key hashes): all equal means nothing
- *    changed, for a scan on each side and at most about 20 KB.
+ *    changed, for a scan on each side and at most about 20 KB. A table with no parents whose
+ *    fingerprint an earlier run kept, and that no one has written since, is not scanned: the
+ *    remote's fingerprints are compared with the kept ones (perform-sync keeps them).
  * 4. Differing buckets holding few rows are staged whole. Otherwise both sides' key hashes of the
  *    differing buckets (of all, when most differ) are compared key by key (dense integer keys by
  *    slot, as they come; other integer keys merged in key order; other keys diffed by the site),
@@ -60,6 +62,7 @@ export type Comparison =
       readonly rows: number;
       readonly skipped: number;
       readonly skips: readonly SkippedRow[];
+      readonly memo?: FingerprintMemo;
     }
   /**
    * The site table was empty and has been filled straight from the remote: `rows` of the slice's
@@ -84,7 +87,20 @@ export type Comparison =
        * differing buckets), and how many outside it still stand, skipped again without staging.
        */
       readonly remembered?: RememberedSkips;
+      readonly memo?: FingerprintMemo;
     };
+
+/**
+ * The fingerprint a run may keep for the runs after it (migration 6): the remote's, which is the
+ * site's once the run has made its rows equal, and the site snapshot it holds against.
+ */
+export interface FingerprintMemo {
+  readonly buckets: Buckets;
+  readonly packed: string;
+  readonly snapshot: string;
+  /** The site's fingerprints were an earlier run's: an equal table keeps that one. */
+  readonly remembered: boolean;
+}
 
 export interface RememberedSkips {
   readonly compared: Region;
@@ -125,6 +141,12 @@ const SAMPLE_ROWS = 4_096;
 const SAMPLE_BROAD_CHANGES = 8;
 /** The sample starts at a random point of the first 90% of the key range: new rows go at its end. */
 const SAMPLE_SPAN = 0.9;
+/**
+ * How long a kept fingerprint of the site is trusted in place of a scan of its table. Writes end it
+ * at once (they are noted by a trigger); the limit bounds what a write no trigger saw (one made
+ * with the trigger disabled, then enabled again) can leave unrepaired.
+ */
+const REMEMBER_SECONDS = 3_600;
 
 interface DifferingBucket {
   b: number;
@@ -236,12 +258,20 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
       all,
     );
 
-  // One scan on each side at once; equal buckets everywhere end it here, which is most runs.
-  const buckets = await chooseBuckets(site, e, shape);
+  // One scan on each side at once; equal buckets everywhere end it here, which is most runs. A
+  // table with no parents (whose skips nothing remembers) may have its fingerprint from the run
+  // before: then only the remote scans.
+  const memory = hasParents ? undefined : await site.rememberedFingerprint(e, REMEMBER_SECONDS);
+  const kept = memory?.remembered;
+  const buckets = kept?.buckets ?? (await chooseBuckets(site, e, shape));
   const [siteSide, remoteRows] = await Promise.all([
-    hasParents
-      ? site.bucketFingerprintsWithSkips(e, buckets, ctx.parents)
-      : site.bucketFingerprints(e, buckets).then((fingerprints) => ({ fingerprints, remembered: new Map() })),
+    kept
+      ? { fingerprints: unpackFingerprints(kept.packed), remembered: new Map<number, number>() }
+      : hasParents
+        ? site.bucketFingerprintsWithSkips(e, buckets, ctx.parents)
+        : site
+            .bucketFingerprints(e, buckets)
+            .then((fingerprints) => ({ fingerprints, remembered: new Map() })),
     remote.query<{ packed: string | null; lo: string | null; hi: string | null }>(
       fingerprintSql.remoteBuckets(e, buckets.kind),
       [ctx.tenantId, ...bucketValues(buckets)],
@@ -254,11 +284,19 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   const allRemembered = [...siteSide.remembered.values()].reduce((total, r) => total + r, 0);
   // The table's rows: the buckets count the remembered skips too.
   const siteRows = [...siteBuckets.values()].reduce((total, f) => total + f.n, 0) - allRemembered;
+  const memo: FingerprintMemo | undefined = memory?.noted
+    ? {
+        buckets,
+        packed: remoteRows[0]?.packed ?? '',
+        snapshot: memory.snapshot,
+        remembered: kept !== undefined,
+      }
+    : undefined;
   const differing = differingBuckets(siteBuckets, remoteBuckets);
   if (differing.length === 0) {
     const skips =
       allRemembered > 0 ? await site.sampleRemembered(e, ctx.parents, { kind: 'none' }, ctx.skipSample) : [];
-    return { mode: 'equal', rows: siteRows, skipped: allRemembered, skips };
+    return { mode: 'equal', rows: siteRows, skipped: allRemembered, skips, ...(memo ? { memo } : {}) };
   }
 
   const rememberedInRegion = differing.reduce((total, d) => total + remembered(d.b), 0);
@@ -276,7 +314,8 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     Math.max(counts.siteInRegion, counts.remoteInRegion) <= SMALL_REGION_ROWS
       ? await stageRegion(ctx, e, region, counts)
       : await compareKeys(ctx, e, region, shape, counts);
-  return remembering(staged, e, region, allRemembered - rememberedInRegion);
+  const comparison = remembering(staged, e, region, allRemembered - rememberedInRegion);
+  return memo && comparison.mode === 'staged' ? { ...comparison, memo } : comparison;
 }
 
 /** Key ranges of an integer first key column, when its values span less than this. */

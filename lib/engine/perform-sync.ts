@@ -35,7 +35,7 @@ import {
   TenantMismatchError,
   toMeterSyncError,
 } from '../errors';
-import { compareEntity, type RememberedSkips } from './compare-entity';
+import { compareEntity, type FingerprintMemo, type RememberedSkips } from './compare-entity';
 import { DEFAULT_MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS } from './mass-delete-defaults';
 import { type EntityPlan, EntityPlanError, type PlanRole, planRun } from './plan-run';
 import { planSteps, relativesOf, type Step } from './plan-steps';
@@ -133,6 +133,8 @@ interface EntityState {
   skips?: SkippedRow[];
   /** Skips the site remembers: the region whose skips the upsert step decides again, and those that stand outside it. */
   remembered?: RememberedSkips;
+  /** The fingerprint its comparison leaves to keep, should the run make (or find) its rows equal. */
+  memo?: FingerprintMemo;
 }
 
 interface StepOutcome {
@@ -255,6 +257,7 @@ class SyncRun {
         // The first run that commits rows binds the site; a re-bind commits with the new tenant's rows.
         if (boundTenant !== this.options.tenantId && result.status !== 'failed')
           await db.bindTenant(this.options.tenantId);
+        await this.keepFingerprints(db);
         await recordRun(site, result, this.options.syncRunRetentionDays);
         await this.commit(site);
       }
@@ -483,6 +486,7 @@ class SyncRun {
         this.noteSkips(state, comparison.skips);
         // Should the plan activate it, its remembered skips all still stand.
         state.remembered = { compared: { kind: 'none' }, kept: comparison.skipped };
+        if (comparison.memo && !comparison.memo.remembered) state.memo = comparison.memo;
         return;
       case 'loaded':
         state.settled = true;
@@ -501,7 +505,24 @@ class SyncRun {
         state.remembered = comparison.remembered;
         state.result.remoteRows =
           comparison.staged + comparison.knownEqual + (comparison.remembered?.kept ?? 0);
+        state.memo = comparison.memo;
     }
+  }
+
+  /**
+   * Keeps the fingerprint of each table the run found or made equal to the remote (every remote row
+   * on the site, nothing skipped or failed), for the next run to compare the remote's with instead
+   * of scanning the table again (compare-entity.ts); then forgets the noted writes no kept
+   * fingerprint needs.
+   */
+  private async keepFingerprints(db: SiteDatabase): Promise<void> {
+    for (const state of this.states.values()) {
+      const { memo, result: r } = state;
+      if (!memo || !state.resolved || state.failed || r.status !== 'ok') continue;
+      if (r.skipped !== 0 || r.inserted + r.updated + r.unchanged !== r.remoteRows) continue;
+      await db.keepFingerprint(state.resolved, memo);
+    }
+    await db.forgetWrites();
   }
 
   /** The skipped rows a result names, and a plan lists. */

@@ -442,7 +442,7 @@ describe('meter-sync sync and migrate against PostgreSQL', () => {
       expect(io.out().split('\n').slice(1)).toEqual([
         'adopted: meter',
         "kept: meter.last_polled_at: a column of the site's own (timestamp with time zone), left alone by every sync",
-        'added: table device_register, table meter_sync_schema_migrations, table meter_sync_site, table meter_sync_skipped_row, table register, table sync_run',
+        'added: table device_register, table meter_sync_fingerprint, table meter_sync_schema_migrations, table meter_sync_site, table meter_sync_skipped_row, table meter_sync_table_write, table register, table sync_run',
         '',
       ]);
       expect(io.err()).toBe('');

@@ -154,7 +154,7 @@ export async function resetFixture(fx: SyncFixture, extraTables: readonly string
   ].join(', ');
   await fx.remoteClient.query(`TRUNCATE ${tables}`);
   await fx.siteClient.query(
-    `TRUNCATE ${tables}, sync_run, meter_sync_skipped_row, meter_sync_site RESTART IDENTITY`,
+    `TRUNCATE ${tables}, sync_run, meter_sync_skipped_row, meter_sync_site, meter_sync_fingerprint RESTART IDENTITY`,
   );
 }
 

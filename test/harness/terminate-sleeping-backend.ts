@@ -18,7 +18,9 @@ export async function terminateSleepingBackend(url: string): Promise<SleepingBac
     for (let i = 0; i < 400; i++) {
       const { rows } = await admin.query(
         `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
-         WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()`,
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           -- By its wait too: the text of a long statement is cut at track_activity_query_size.
+           AND (query LIKE '%pg_sleep%' OR wait_event = 'PgSleep')`,
       );
       if (rows.length > 0) return true;
       await new Promise((resolve) => setTimeout(resolve, 25));

@@ -172,9 +172,11 @@ describe('onboarding a site database that already exists', () => {
       adopted: ['meter'],
       added: [
         'table device_register',
+        'table meter_sync_fingerprint',
         'table meter_sync_schema_migrations',
         'table meter_sync_site',
         'table meter_sync_skipped_row',
+        'table meter_sync_table_write',
         'table register',
         'table sync_run',
       ],

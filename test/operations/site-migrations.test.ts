@@ -207,7 +207,7 @@ describe('site schema migrations by the operations', () => {
       expect(await appliedVersions()).toEqual(SITE_MIGRATIONS.slice(0, -1).map((m) => m.version));
       const { rows } = await client.query(
         // The table the latest migration creates.
-        `SELECT 1 FROM pg_class WHERE relname = 'meter_sync_site'`,
+        `SELECT 1 FROM pg_class WHERE relname = 'meter_sync_fingerprint'`,
       );
       expect(rows).toEqual([]);
     }

@@ -1,0 +1,186 @@
+/**
+ * A run that found or made a table equal to the remote keeps its fingerprint (migration 6): the
+ * next run compares the remote's with it instead of scanning the table again, unless a transaction
+ * that run did not see has written the table since. Cost is the rows the site server reads
+ * (pg_stat_user_tables); correctness is the site's rows against the remote's slice.
+ */
+import type { Client } from 'pg';
+import { registerId } from '../../lib/seed/seed-remote';
+import { countRows, entityContents, expectedSlice, resetFixture } from '../harness/site-contents';
+import { createSyncFixture, openTestClient, type SyncFixture } from '../harness/sync-fixture';
+import { readsDuring } from '../harness/table-reads';
+
+const TABLES = ['meter', 'register', 'device_register'];
+const SHAPE = { tenants: [1, 2], metersPerTenant: 200, registersPerTenant: 1_000, registersPerMeter: 5 };
+const ASSOCIATIONS = SHAPE.metersPerTenant * SHAPE.registersPerMeter;
+const NO_CHANGE = [
+  ['meter', 0, 0, 0, 0, SHAPE.metersPerTenant],
+  ['register', 0, 0, 0, 0, SHAPE.registersPerTenant],
+  ['device_register', 0, 0, 0, 0, ASSOCIATIONS],
+];
+
+describe('a fingerprint kept from the run before', () => {
+  let fx: SyncFixture;
+
+  beforeAll(async () => {
+    fx = await createSyncFixture(1);
+  });
+  afterAll(() => fx.close());
+  beforeEach(async () => {
+    await resetFixture(fx);
+    await fx.seed(SHAPE);
+    // The first load fills the tables straight from the remote: it keeps no fingerprint.
+    expect((await fx.sync()).status).toBe('ok');
+  });
+
+  const measured = () => readsDuring(fx.site.url, fx.siteClient, TABLES, () => fx.sync());
+  const kept = async () =>
+    (
+      await fx.siteClient.query<{ entity: string }>(
+        'SELECT entity FROM meter_sync_fingerprint ORDER BY entity',
+      )
+    ).rows.map((r) => r.entity);
+  const expectSlice = async () =>
+    expect(await entityContents(fx.siteClient)).toEqual(await expectedSlice(fx.remoteClient, 1));
+  const renameOnSite = (client: Client, name: string) =>
+    client.query(`UPDATE register SET name = $1 WHERE id = $2`, [name, registerId(1, 3)]);
+
+  it('a no-change run keeps the fingerprints it computed; the next scans neither table', async () => {
+    expect(await kept()).toEqual([]);
+
+    // Act: the first no-change run scans both tables; the second reads the one row that tells each is not empty.
+    const first = await measured();
+    const second = await measured();
+
+    // Assert
+    expect(countRows(first.value)).toEqual(NO_CHANGE);
+    expect(countRows(second.value)).toEqual(NO_CHANGE);
+    // Associations have parents: their fingerprint counts the skips the site remembers, never kept.
+    expect(await kept()).toEqual(['meter', 'register']);
+    expect(first.reads.register!.seq).toBe(SHAPE.registersPerTenant + 1);
+    expect(first.reads.meter!.seq).toBe(SHAPE.metersPerTenant + 1);
+    expect(second.reads.register!.seq).toBe(1);
+    expect(second.reads.meter!.seq).toBe(1);
+    expect(second.reads.device_register).toEqual(first.reads.device_register);
+  });
+
+  it('a change of the remote is found against the kept fingerprint and applied; the run keeps the result', async () => {
+    // Arrange: kept; then two registers renamed and one added on the remote.
+    await measured();
+    await fx.remoteClient.query(`UPDATE register SET name = 'renamed' WHERE id IN ($1, $2)`, [
+      registerId(1, 5),
+      registerId(1, 700),
+    ]);
+    await fx.remoteClient.query(
+      `INSERT INTO register (id, tenant_id, name, address, data_type, unit, scale, description, updated_at)
+       SELECT $1, tenant_id, 'new', address, data_type, unit, scale, description, updated_at FROM register WHERE id = $2`,
+      [registerId(1, SHAPE.registersPerTenant + 1), registerId(1, 5)],
+    );
+
+    // Act
+    const changed = await measured();
+    const after = await measured();
+
+    // Assert: the change, found without the fingerprint's scan of the site's registers (the planner
+    // still scans a table this small once for the rows of the region), then nothing.
+    expect(countRows(changed.value)[1]).toEqual(['register', 1, 2, 0, 0, SHAPE.registersPerTenant - 2]);
+    expect(changed.reads.register!.seq).toBeLessThanOrEqual(SHAPE.registersPerTenant + 1);
+    await expectSlice();
+    expect(countRows(after.value)[1]).toEqual(['register', 0, 0, 0, 0, SHAPE.registersPerTenant + 1]);
+    expect(after.reads.register!.seq).toBe(1);
+  });
+
+  it("a write to the site's table ends the kept fingerprint: the next run scans the table and repairs it", async () => {
+    await measured();
+    await renameOnSite(fx.siteClient, 'edited on the site');
+
+    const repaired = await measured();
+
+    expect(countRows(repaired.value)[1]).toEqual(['register', 0, 1, 0, 0, SHAPE.registersPerTenant - 1]);
+    expect(repaired.reads.register!.seq).toBeGreaterThan(SHAPE.registersPerTenant);
+    await expectSlice();
+  });
+
+  it('so do a delete by a session replicating with triggers off, and a TRUNCATE', async () => {
+    await measured();
+    const replica = await openTestClient(fx.site.url);
+    try {
+      await replica.query(`SET session_replication_role = replica`);
+      await replica.query(`DELETE FROM device_register WHERE register_id = $1`, [registerId(1, 9)]);
+      await replica.query(`DELETE FROM register WHERE id = $1`, [registerId(1, 9)]);
+    } finally {
+      await replica.end();
+    }
+    const afterDelete = await fx.sync();
+    expect(countRows(afterDelete)[1]).toEqual(['register', 1, 0, 0, 0, SHAPE.registersPerTenant - 1]);
+    await expectSlice();
+
+    await fx.sync();
+    await fx.siteClient.query('TRUNCATE device_register, register CASCADE');
+    const afterTruncate = await fx.sync();
+    expect(countRows(afterTruncate)[1]).toEqual(['register', SHAPE.registersPerTenant, 0, 0, 0, 0]);
+    await expectSlice();
+  });
+
+  it('a transaction that wrote the table unseen by the run that kept the fingerprint, and committed after it, ends it', async () => {
+    // Arrange: a site session's rename, not yet committed, while a run computes and keeps the fingerprints.
+    const other = await openTestClient(fx.site.url);
+    try {
+      await other.query('BEGIN');
+      await renameOnSite(other, 'committed after the run');
+      const meanwhile = await fx.sync();
+      expect(countRows(meanwhile)).toEqual(NO_CHANGE);
+      expect(await kept()).toEqual(['meter', 'register']);
+      await other.query('COMMIT');
+    } finally {
+      await other.end();
+    }
+
+    // Act
+    const next = await fx.sync();
+
+    // Assert: the rename is not trusted away.
+    expect(countRows(next)[1]).toEqual(['register', 0, 1, 0, 0, SHAPE.registersPerTenant - 1]);
+    await expectSlice();
+  });
+
+  it('with the trigger disabled, the table is scanned on every run', async () => {
+    await measured();
+    await fx.siteClient.query('ALTER TABLE register DISABLE TRIGGER meter_sync_note_write');
+    try {
+      const first = await measured();
+      const second = await measured();
+
+      expect(first.reads.register!.seq).toBe(SHAPE.registersPerTenant + 1);
+      expect(second.reads.register!.seq).toBe(SHAPE.registersPerTenant + 1);
+      expect(second.reads.meter!.seq).toBe(1);
+    } finally {
+      await fx.siteClient.query('ALTER TABLE register ENABLE ALWAYS TRIGGER meter_sync_note_write');
+    }
+  });
+
+  it('a dry run and a plan keep nothing, and a run that fails an entity keeps nothing of it', async () => {
+    expect((await fx.sync({ dryRun: true })).status).toBe('ok');
+    expect((await fx.sync({ changes: { max: 10 } })).status).toBe('ok');
+    expect(await kept()).toEqual([]);
+
+    // Every register gone from the remote: the mass-delete guard fails the entity.
+    await fx.remoteClient.query('DELETE FROM device_register');
+    await fx.remoteClient.query('DELETE FROM register WHERE tenant_id = 1');
+    const guarded = await fx.sync();
+    expect(guarded.entities.find((e) => e.entity === 'register')?.error?.code).toBe('MASS_DELETE_GUARD');
+    expect(await kept()).toEqual(['meter']);
+  });
+
+  it('the writes noted stay few: each run forgets those no kept fingerprint needs', async () => {
+    for (let i = 0; i < 5; i++) {
+      await renameOnSite(fx.siteClient, `edit ${i}`);
+      expect(countRows(await fx.sync())[1]![2]).toBe(1);
+    }
+    const { rows } = await fx.siteClient.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM meter_sync_table_write',
+    );
+    // The last run's own writes, at most one per table it wrote.
+    expect(rows[0]!.n).toBeLessThanOrEqual(TABLES.length);
+  });
+});
