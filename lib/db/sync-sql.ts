@@ -792,12 +792,20 @@ export const fingerprintSql = {
       `, string_agg(b || ':' || r, ',') FILTER (WHERE r > 0) AS remembered`,
     );
   },
-  /** The same of the remote slice (`$1` is the tenant id, then the `bucketValues`). */
-  remoteBuckets: (e: ResolvedEntity, kind: Buckets['kind']) =>
-    packed(`SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
-       SELECT ${bucketOf(e, 'r', kind, bucketParameters(kind, 2))} AS b, ${rowHash(e, 'r')} AS h
+  /**
+   * The same of the remote slice (`$1` is the tenant id, then the `bucketValues`); with range
+   * buckets also the slice's first and last key, so that the outer ranges have bounds.
+   */
+  remoteBuckets: (e: ResolvedEntity, kind: Buckets['kind']) => {
+    const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';
+    return packed(
+      `SELECT b, count(*) AS n, bit_xor(h) AS x, min(k) AS lo, max(k) AS hi FROM (
+       SELECT ${bucketOf(e, 'r', kind, bucketParameters(kind, 2))} AS b, ${rowHash(e, 'r')} AS h, ${key} AS k
        FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
-     GROUP BY b`),
+     GROUP BY b`,
+      ', min(lo)::text AS lo, max(hi)::text AS hi',
+    );
+  },
   createBucketTable: (table: string) =>
     `CREATE TEMPORARY TABLE ${table} (b integer PRIMARY KEY) ON COMMIT DROP`,
   fillBucketTable: (table: string) => `INSERT INTO ${table} (b) SELECT unnest($1::integer[])`,

@@ -272,7 +272,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
         : site
             .bucketFingerprints(e, buckets)
             .then((fingerprints) => ({ fingerprints, remembered: new Map() })),
-    remote.query<{ packed: string | null }>(
+    remote.query<{ packed: string | null; lo: string | null; hi: string | null }>(
       fingerprintSql.remoteBuckets(e, buckets.kind),
       [ctx.tenantId, ...bucketValues(buckets)],
       name,
@@ -307,7 +307,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   };
   const occupied = new Set([...siteBuckets.keys(), ...remoteBuckets.keys()]);
   const region: Region =
-    differing.length === occupied.size ? all : await bucketRegion(ctx, e, differing, buckets);
+    differing.length === occupied.size ? all : await bucketRegion(ctx, e, differing, buckets, remoteRows[0]);
   // A few changes: their buckets' rows are fewer than the keys would be to compare.
   const staged =
     differing.length <= BROAD_CHANGE_SHARE * occupied.size &&
@@ -321,7 +321,6 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
 /** Key ranges of an integer first key column, when its values span less than this. */
 const MAX_RANGE_SPAN = 2n ** 62n;
 const MAX_KEY = 2n ** 63n - 1n;
-const MIN_KEY = -(2n ** 63n);
 
 /** A power of two: about `BUCKET_ROWS` rows a bucket, within the bounds. */
 function bucketCount(rows: number): number {
@@ -384,20 +383,25 @@ function adjacentRuns(numbers: readonly number[]): [number, number][] {
 }
 
 /**
- * The key ranges of some range buckets, adjacent ones joined. The outer buckets are open: they hold
- * every key below the first bound or above the last, the remote's beyond the site's included.
+ * The key ranges of some range buckets, adjacent ones joined. The outer buckets reach the outer
+ * keys of both sides: the site's made the buckets, the remote's (`remote`) came with its fingerprints.
  */
 function keyRanges(
   buckets: Buckets & { kind: 'range' | 'bounds' },
   numbers: readonly number[],
+  remote: { lo: string | null; hi: string | null } | undefined,
 ): { lo: string[]; hi: string[] } {
   const runs = adjacentRuns(numbers);
   if (buckets.kind === 'bounds') return boundedRanges(buckets.bounds, runs);
+  const remoteLo = remote?.lo == null ? buckets.lo : BigInt(remote.lo);
+  const remoteHi = remote?.hi == null ? buckets.hi : BigInt(remote.hi);
+  const first = remoteLo < buckets.lo ? remoteLo : buckets.lo;
+  const last = remoteHi > buckets.hi ? remoteHi : buckets.hi;
   const lastBucket = Number((buckets.hi - buckets.lo) / buckets.width);
   return {
-    lo: runs.map(([b]) => String(b === 0 ? MIN_KEY : buckets.lo + BigInt(b) * buckets.width)),
+    lo: runs.map(([b]) => String(b === 0 ? first : buckets.lo + BigInt(b) * buckets.width)),
     hi: runs.map(([, b]) =>
-      String(b === lastBucket ? MAX_KEY : buckets.lo + BigInt(b + 1) * buckets.width - 1n),
+      String(b === lastBucket ? last : buckets.lo + BigInt(b + 1) * buckets.width - 1n),
     ),
   };
 }
@@ -457,13 +461,14 @@ async function changedThroughout(
 
 /**
  * The rows of some buckets, on both sides: a table of bucket numbers or key ranges on the site,
- * settings on the remote (COPY statements take no parameters).
+ * settings on the remote (COPY statements take no parameters). `remote`: the remote's outer keys.
  */
 async function bucketRegion(
   ctx: CompareContext,
   e: ResolvedEntity,
   differing: readonly DifferingBucket[],
   buckets: Buckets,
+  remote?: { lo: string | null; hi: string | null },
 ): Promise<Region> {
   const numbers = differing.map((d) => d.b);
   const settings: [string, string][] = [];
@@ -472,7 +477,7 @@ async function bucketRegion(
     site = ctx.site.createBucketRegion(e, numbers, buckets.mask);
     settings.push([MASK_SETTING, String(buckets.mask)], [REGION_SETTING, `{${numbers.join(',')}}`]);
   } else {
-    const ranges = keyRanges(buckets, numbers);
+    const ranges = keyRanges(buckets, numbers, remote);
     site = ctx.site.createRangeRegion(e, ranges.lo, ranges.hi);
     settings.push(
       [RANGES_LO_SETTING, `{${ranges.lo.join(',')}}`],
