@@ -421,6 +421,19 @@ export class SiteDatabase {
     return { fingerprints: unpackFingerprints(rows[0]?.packed ?? null), remembered };
   }
 
+  private keeping: Promise<boolean> | undefined;
+
+  /**
+   * Whether the role may read and keep fingerprints (migration 6's tables): a role granted only
+   * what older builds needed still syncs, scanning every table as they did.
+   */
+  keepsFingerprints(): Promise<boolean> {
+    this.keeping ??= this.client
+      .query<{ may: boolean }>(fingerprintMemorySql.mayKeep)
+      .then(({ rows }) => rows[0]?.may === true);
+    return this.keeping;
+  }
+
   /**
    * The fingerprint of the table an earlier run kept, when it can still be trusted (sync-sql's
    * fingerprintMemorySql), and the snapshot a fingerprint kept by this run is taken after;

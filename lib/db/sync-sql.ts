@@ -828,6 +828,8 @@ export const fingerprintSql = {
 const SIGNATURE = `($3 || '@' || current_setting('server_version_num')::integer / 10000)`;
 
 export const fingerprintMemorySql = {
+  mayKeep: `SELECT coalesce(has_table_privilege(to_regclass('meter_sync_fingerprint'), 'SELECT, INSERT, UPDATE')
+      AND has_table_privilege(to_regclass('meter_sync_table_write'), 'SELECT, DELETE'), false) AS may`,
   read: `SELECT pg_current_snapshot()::text AS snapshot,
       EXISTS (SELECT 1 FROM pg_trigger AS g
         WHERE g.tgrelid = to_regclass($2) AND g.tgname = '${WRITE_NOTE_TRIGGER}' AND g.tgenabled = 'A') AS noted,

@@ -261,7 +261,10 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   // One scan on each side at once; equal buckets everywhere end it here, which is most runs. A
   // table with no parents (whose skips nothing remembers) may have its fingerprint from the run
   // before: then only the remote scans.
-  const memory = hasParents ? undefined : await site.rememberedFingerprint(e, REMEMBER_SECONDS);
+  const memory =
+    hasParents || !(await site.keepsFingerprints())
+      ? undefined
+      : await site.rememberedFingerprint(e, REMEMBER_SECONDS);
   const kept = memory?.remembered;
   const buckets = kept?.buckets ?? (await chooseBuckets(site, e, shape));
   const [siteSide, remoteRows] = await Promise.all([

@@ -516,6 +516,7 @@ class SyncRun {
    * fingerprint needs.
    */
   private async keepFingerprints(db: SiteDatabase): Promise<void> {
+    if (!(await db.keepsFingerprints())) return;
     for (const state of this.states.values()) {
       const { memo, result: r } = state;
       if (!memo || !state.resolved || state.failed || r.status !== 'ok') continue;

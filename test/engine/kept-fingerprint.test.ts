@@ -4,8 +4,9 @@
  * that run did not see has written the table since. Cost is the rows the site server reads
  * (pg_stat_user_tables); correctness is the site's rows against the remote's slice.
  */
-import type { Client } from 'pg';
+import { type Client, escapeIdentifier } from 'pg';
 import { registerId } from '../../lib/seed/seed-remote';
+import { createLoginRole } from '../functions/login-role';
 import { countRows, entityContents, expectedSlice, resetFixture } from '../harness/site-contents';
 import { createSyncFixture, openTestClient, type SyncFixture } from '../harness/sync-fixture';
 import { readsDuring } from '../harness/table-reads';
@@ -170,6 +171,37 @@ describe('a fingerprint kept from the run before', () => {
     const guarded = await fx.sync();
     expect(guarded.entities.find((e) => e.entity === 'register')?.error?.code).toBe('MASS_DELETE_GUARD');
     expect(await kept()).toEqual(['meter']);
+  });
+
+  it('a role granted only what older builds needed still syncs, scanning every table, and keeps nothing', async () => {
+    // Arrange: a login role that may not keep fingerprints; a kept one it could otherwise use.
+    await measured();
+    const role = await createLoginRole([fx.site.name]);
+    try {
+      await fx.siteClient.query(`REVOKE ALL ON meter_sync_fingerprint FROM ${escapeIdentifier(role.name)}`);
+      const site = new URL(fx.site.url);
+      site.username = role.name;
+      site.password = role.password;
+      await renameOnSite(fx.siteClient, 'edited on the site');
+      const keptRows = async () =>
+        (
+          await fx.siteClient.query(
+            'SELECT entity, writer::text, recorded_at::text FROM meter_sync_fingerprint ORDER BY entity',
+          )
+        ).rows;
+      const before = await keptRows();
+
+      // Act
+      const result = await fx.sync({ site: site.toString() });
+
+      // Assert: the edit found by a scan and repaired; nothing kept by this run.
+      expect(result.status).toBe('ok');
+      expect(countRows(result)[1]).toEqual(['register', 0, 1, 0, 0, SHAPE.registersPerTenant - 1]);
+      await expectSlice();
+      expect(await keptRows()).toEqual(before);
+    } finally {
+      await role.drop();
+    }
   });
 
   it('the writes noted stay few: each run forgets those no kept fingerprint needs', async () => {

@@ -145,7 +145,7 @@ describe('check: a preflight of one site against real PostgreSQL', () => {
       'the remote query returns its 4 columns, each of a type its site column takes',
     );
     expect(named(report, 'site privileges').message).toBe(
-      `the site role ${siteRole.name} can read and write meter, register, device_register, sync_run, meter_sync_skipped_row and create temporary tables`,
+      `the site role ${siteRole.name} can read and write meter, register, device_register, sync_run, meter_sync_skipped_row, meter_sync_fingerprint, meter_sync_table_write and create temporary tables`,
     );
     expect(named(report, 'tenant slice').message).toBe('tenant 1: 5 meter, 5 register, 10 device_register');
     expect(named(report, 'site lock').message).toBe('the run lock is free, and the site role can take it');

@@ -1,5 +1,6 @@
 /**
- * What the site role needs for a run: to read and write the entity tables and `sync_run`, to
+ * What the site role needs for a run: to read and write the entity tables, `sync_run` and the
+ * fingerprints runs keep (without which a run still syncs, scanning every table), to
  * create temporary tables (the run stages remote rows in them), and, while the schema is behind,
  * to create tables (the migration the next sync applies).
  */
@@ -13,6 +14,12 @@ const ENTITY_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 const SYNC_RUN_PRIVILEGES = ['SELECT', 'INSERT', 'DELETE'];
 /** The skips a site remembers are replaced as runs decide them again. */
 const SKIPPED_ROW_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
+/**
+ * The fingerprints runs keep, and the writes that end them, forgotten once seen (migration 6).
+ * Without them a run still syncs, scanning every table.
+ */
+const FINGERPRINT_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE'];
+const TABLE_WRITE_PRIVILEGES = ['SELECT', 'DELETE'];
 
 /** For each table that exists (`$1` names, `$2` quoted names), the privileges of `$3` it lacks. */
 const MISSING_TABLE_PRIVILEGES = `SELECT u.name,
@@ -53,6 +60,8 @@ export async function sitePrivilegesCheck(
     ...(await missingOn(client, tables, ENTITY_PRIVILEGES)),
     ...(await missingOn(client, ['sync_run'], SYNC_RUN_PRIVILEGES)),
     ...(await missingOn(client, [SKIPPED_ROWS_TABLE], SKIPPED_ROW_PRIVILEGES)),
+    ...(await missingOn(client, ['meter_sync_fingerprint'], FINGERPRINT_PRIVILEGES)),
+    ...(await missingOn(client, ['meter_sync_table_write'], TABLE_WRITE_PRIVILEGES)),
   ];
   const { rows } = await client.query<{
     role: string;
