@@ -597,7 +597,9 @@ async function mergeKeys(
 
 /**
  * Other keys, whose order depends on collations: the site diffs the remote's key hashes. Without
- * counts (the whole table, not fingerprinted), the site counts its rows.
+ * counts (the whole table, not fingerprinted), the diff gives them: each key is on both sides, on
+ * the remote's alone or on the site's alone, so the site holds the remote's rows less the first
+ * (fetched, not on the site) plus the second (on the site, not fetched).
  */
 async function diffKeys(
   ctx: CompareContext,
@@ -610,7 +612,7 @@ async function diffKeys(
     e.meta.name,
     (hashes) => ctx.site.diffByHashes(e, region, hashes),
   );
-  const siteRows = known?.siteRows ?? (await ctx.site.countRows(e));
+  const siteRows = known?.siteRows ?? hashed.remoteRows - hashed.fetch + hashed.onSite;
   const counts = known ?? { siteRows, siteInRegion: siteRows, remoteInRegion: hashed.remoteRows };
   if (hashed.fetch > MAX_FETCH_SHARE * counts.remoteInRegion) return stageRegion(ctx, e, region, counts);
   return stageKeys(ctx, e, hashed.region, hashed.fetch, {

@@ -327,8 +327,8 @@ describe('comparing an entity', () => {
       'CREATE TABLE IF NOT EXISTS big_reading (id uuid PRIMARY KEY, tenant_id integer NOT NULL, body text)';
     const LARGE = 150_000;
 
-    it('compares every key at once when a sampled key range finds changes throughout, without fingerprinting', async () => {
-      // Arrange: about 20 MB on the site.
+    /** About 20 MB on the site, in sync with the remote. */
+    async function arrangeLarge(): Promise<void> {
       await Promise.all([fx.remoteClient.query(TABLE), fx.siteClient.query(TABLE)]);
       await Promise.all([
         fx.remoteClient.query('TRUNCATE big_reading'),
@@ -340,6 +340,11 @@ describe('comparing an entity', () => {
       );
       expect((await fx.sync({ registry })).status).toBe('ok');
       await fx.siteClient.query('ANALYZE big_reading');
+    }
+
+    it('compares every key at once when a sampled key range finds changes throughout, without fingerprinting', async () => {
+      // Arrange
+      await arrangeLarge();
       const { rowCount: changed } = await fx.remoteClient.query(
         `UPDATE big_reading SET body = body || '!' WHERE abs(hashtext(id::text)) % 50 = 7`,
       );
@@ -362,6 +367,40 @@ describe('comparing an entity', () => {
         status: 'ok',
         updated: changed,
         unchanged: LARGE - (changed ?? 0),
+      });
+    });
+
+    it('counts the site rows from the diff when keys come and go: rows new on the remote, rows gone from it', async () => {
+      // Arrange: rows changed, deleted and added on the remote.
+      await arrangeLarge();
+      const { rowCount: changed } = await fx.remoteClient.query(
+        `UPDATE big_reading SET body = body || '?' WHERE abs(hashtext(id::text)) % 50 = 11`,
+      );
+      const { rowCount: deleted } = await fx.remoteClient.query(
+        `DELETE FROM big_reading WHERE abs(hashtext(id::text)) % 50 = 12`,
+      );
+      const { rowCount: added } = await fx.remoteClient.query(
+        `INSERT INTO big_reading SELECT md5('new' || i)::uuid, ${TENANT}, 'new ' || i FROM generate_series(1, 2000) AS i`,
+      );
+
+      // Act
+      const comparison = await compare(reading, []);
+
+      // Assert: the site's rows as the table holds them, counted without a scan of their own.
+      expect(comparison).toMatchObject({
+        mode: 'staged',
+        region: { kind: 'keys' },
+        staged: (changed ?? 0) + (added ?? 0),
+        knownEqual: LARGE - (changed ?? 0) - (deleted ?? 0),
+        siteRows: LARGE,
+      });
+      const synced = await fx.sync({ registry });
+      expect(synced.entities[0]).toMatchObject({
+        status: 'ok',
+        inserted: added,
+        updated: changed,
+        deleted,
+        unchanged: LARGE - (changed ?? 0) - (deleted ?? 0),
       });
     });
   });
