@@ -310,7 +310,9 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   };
   const occupied = new Set([...siteBuckets.keys(), ...remoteBuckets.keys()]);
   const region: Region =
-    differing.length === occupied.size ? all : await bucketRegion(ctx, e, differing, buckets, remoteRows[0]);
+    differing.length === occupied.size
+      ? all
+      : await bucketRegion(ctx, e, differing, buckets, remoteRows[0], shape.keys);
   // A few changes: their buckets' rows are fewer than the keys would be to compare.
   const staged =
     differing.length <= BROAD_CHANGE_SHARE * occupied.size &&
@@ -387,19 +389,21 @@ function adjacentRuns(numbers: readonly number[]): [number, number][] {
 
 /**
  * The key ranges of some range buckets, adjacent ones joined. The outer buckets reach the outer
- * keys of both sides: the site's made the buckets, the remote's (`remote`) came with its fingerprints.
+ * keys of both sides: the remote's (`remote`) came with its fingerprints, the site's are its table's
+ * now (`site`), which reach beyond the buckets when they are kept from an earlier run.
  */
 function keyRanges(
   buckets: Buckets & { kind: 'range' | 'bounds' },
   numbers: readonly number[],
   remote: { lo: string | null; hi: string | null } | undefined,
+  site: { lo: bigint; hi: bigint } | undefined,
 ): { lo: string[]; hi: string[] } {
   const runs = adjacentRuns(numbers);
   if (buckets.kind === 'bounds') return boundedRanges(buckets.bounds, runs);
-  const remoteLo = remote?.lo == null ? buckets.lo : BigInt(remote.lo);
-  const remoteHi = remote?.hi == null ? buckets.hi : BigInt(remote.hi);
-  const first = remoteLo < buckets.lo ? remoteLo : buckets.lo;
-  const last = remoteHi > buckets.hi ? remoteHi : buckets.hi;
+  const lows = [buckets.lo, site?.lo ?? buckets.lo, remote?.lo == null ? buckets.lo : BigInt(remote.lo)];
+  const highs = [buckets.hi, site?.hi ?? buckets.hi, remote?.hi == null ? buckets.hi : BigInt(remote.hi)];
+  const first = lows.reduce((a, b) => (b < a ? b : a));
+  const last = highs.reduce((a, b) => (b > a ? b : a));
   const lastBucket = Number((buckets.hi - buckets.lo) / buckets.width);
   return {
     lo: runs.map(([b]) => String(b === 0 ? first : buckets.lo + BigInt(b) * buckets.width)),
@@ -464,14 +468,16 @@ async function changedThroughout(
 
 /**
  * The rows of some buckets, on both sides: a table of bucket numbers or key ranges on the site,
- * settings on the remote (COPY statements take no parameters). `remote`: the remote's outer keys.
+ * settings on the remote (COPY statements take no parameters). `remote`: the remote's outer keys;
+ * `siteKeys`: the site's.
  */
 async function bucketRegion(
   ctx: CompareContext,
   e: ResolvedEntity,
   differing: readonly DifferingBucket[],
   buckets: Buckets,
-  remote?: { lo: string | null; hi: string | null },
+  remote: { lo: string | null; hi: string | null } | undefined,
+  siteKeys: { lo: bigint; hi: bigint } | undefined,
 ): Promise<Region> {
   const numbers = differing.map((d) => d.b);
   const settings: [string, string][] = [];
@@ -480,7 +486,7 @@ async function bucketRegion(
     site = ctx.site.createBucketRegion(e, numbers, buckets.mask);
     settings.push([MASK_SETTING, String(buckets.mask)], [REGION_SETTING, `{${numbers.join(',')}}`]);
   } else {
-    const ranges = keyRanges(buckets, numbers, remote);
+    const ranges = keyRanges(buckets, numbers, remote, siteKeys);
     site = ctx.site.createRangeRegion(e, ranges.lo, ranges.hi);
     settings.push(
       [RANGES_LO_SETTING, `{${ranges.lo.join(',')}}`],

@@ -91,6 +91,27 @@ describe('a fingerprint kept from the run before', () => {
     expect(after.reads.register!.seq).toBe(1);
   });
 
+  it("a row below the kept buckets' first key is still compared: the outer ranges reach the site's keys as they are now", async () => {
+    // Arrange: kept with the site's first key at registerId(1, 1); a register below it added on the
+    // remote and applied against the kept buckets (which stay those of the first run).
+    await measured();
+    const below = registerId(1, 0);
+    await fx.remoteClient.query(
+      `INSERT INTO register (id, tenant_id, name, address, data_type, unit, scale, description, updated_at)
+       SELECT $1, tenant_id, 'below', address, data_type, unit, scale, description, updated_at FROM register WHERE id = $2`,
+      [below, registerId(1, 1)],
+    );
+    expect(countRows(await fx.sync())[1]).toEqual(['register', 1, 0, 0, 0, SHAPE.registersPerTenant]);
+    await fx.remoteClient.query('DELETE FROM register WHERE id = $1', [below]);
+
+    // Act
+    const result = await fx.sync();
+
+    // Assert: the row gone from the remote is deleted from the site.
+    expect(countRows(result)[1]).toEqual(['register', 0, 0, 1, 0, SHAPE.registersPerTenant]);
+    await expectSlice();
+  });
+
   it("a write to the site's table ends the kept fingerprint: the next run scans the table and repairs it", async () => {
     await measured();
     await renameOnSite(fx.siteClient, 'edited on the site');
