@@ -450,10 +450,12 @@ export class SiteDatabase {
       maxAgeSeconds,
     ]);
     const row = rows[0] ?? {};
-    const kept = row.remembered as { buckets: string; packed: string } | null;
+    const noted = row.noted === true;
+    // Without its trigger on, a table's writes go unnoted: what was kept proves nothing.
+    const kept = noted ? (row.remembered as { buckets: string; packed: string } | null) : null;
     return {
       snapshot: String(row.snapshot),
-      noted: row.noted === true,
+      noted,
       ...(kept ? { remembered: { buckets: parseBuckets(kept.buckets), packed: kept.packed } } : {}),
     };
   }

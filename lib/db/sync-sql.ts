@@ -816,20 +816,30 @@ export const fingerprintSql = {
   },
 };
 
-/**
- * The fingerprints a site remembers (migration 6). `$1` the entity, `$2` its table (for
- * `to_regclass`), `$3` its signature. A remembered one is given only while it can be trusted: the
- * same table made the same way on the same server major version, younger than `$4` seconds, its
- * trigger on, and no write to the table since by a transaction its snapshot did not see, other than
- * the one that kept it. The snapshot given is this statement's: what a fingerprint kept later in
- * the run saw at most.
- */
 /** A fingerprint's signature as kept: the table's columns and types (`$3`), and the server's major version, whose hash functions made it. */
 const SIGNATURE = `($3 || '@' || current_setting('server_version_num')::integer / 10000)`;
 
+/**
+ * Migration 6's tables and what a run does to them: keeps fingerprints, and forgets the writes
+ * noted once seen. A role without these privileges still syncs, scanning every table.
+ */
+export const KEPT_FINGERPRINT_PRIVILEGES: Readonly<Record<string, readonly string[]>> = {
+  meter_sync_fingerprint: ['SELECT', 'INSERT', 'UPDATE'],
+  meter_sync_table_write: ['SELECT', 'DELETE'],
+};
+
+/**
+ * The fingerprints a site remembers (migration 6). `$1` the entity, `$2` its table (for
+ * `to_regclass`), `$3` its signature. A remembered one is given only while it can be trusted: the
+ * same table made the same way on the same server major version, younger than `$4` seconds, and
+ * no write to the table since by a transaction its snapshot did not see, other than the one that
+ * kept it; and only while the table's trigger is on (`noted`). The snapshot given is this
+ * statement's: what a fingerprint kept later in the run saw at most.
+ */
 export const fingerprintMemorySql = {
-  mayKeep: `SELECT coalesce(has_table_privilege(to_regclass('meter_sync_fingerprint'), 'SELECT, INSERT, UPDATE')
-      AND has_table_privilege(to_regclass('meter_sync_table_write'), 'SELECT, DELETE'), false) AS may`,
+  mayKeep: `SELECT coalesce(${Object.entries(KEPT_FINGERPRINT_PRIVILEGES)
+    .map(([table, privileges]) => `has_table_privilege(to_regclass('${table}'), '${privileges.join(', ')}')`)
+    .join(' AND ')}, false) AS may`,
   read: `SELECT pg_current_snapshot()::text AS snapshot,
       EXISTS (SELECT 1 FROM pg_trigger AS g
         WHERE g.tgrelid = to_regclass($2) AND g.tgname = '${WRITE_NOTE_TRIGGER}' AND g.tgenabled = 'A') AS noted,
@@ -837,8 +847,6 @@ export const fingerprintMemorySql = {
         FROM meter_sync_fingerprint AS f
         WHERE f.entity = $1 AND f.table_oid = to_regclass($2) AND f.signature = ${SIGNATURE}
           AND f.recorded_at > now() - make_interval(secs => $4)
-          AND EXISTS (SELECT 1 FROM pg_trigger AS g
-            WHERE g.tgrelid = f.table_oid AND g.tgname = '${WRITE_NOTE_TRIGGER}' AND g.tgenabled = 'A')
           AND NOT EXISTS (SELECT 1 FROM meter_sync_table_write AS w
             WHERE w.table_oid = f.table_oid AND w.xid IS DISTINCT FROM f.writer
               AND NOT pg_visible_in_snapshot(w.xid, f.snapshot::pg_snapshot))) AS remembered`,

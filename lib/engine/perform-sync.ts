@@ -519,7 +519,7 @@ class SyncRun {
     if (!(await db.keepsFingerprints())) return;
     for (const state of this.states.values()) {
       const { memo, result: r } = state;
-      if (!memo || !state.resolved || state.failed || r.status !== 'ok') continue;
+      if (!memo || !state.resolved || r.status !== 'ok') continue;
       if (r.skipped !== 0 || r.inserted + r.updated + r.unchanged !== r.remoteRows) continue;
       await db.keepFingerprint(state.resolved, memo);
     }

@@ -5,7 +5,7 @@
  * to create tables (the migration the next sync applies).
  */
 import { type Client, escapeIdentifier } from 'pg';
-import { SKIPPED_ROWS_TABLE } from '../../db/sync-sql';
+import { KEPT_FINGERPRINT_PRIVILEGES, SKIPPED_ROWS_TABLE } from '../../db/sync-sql';
 import type { EntityMetadata } from '../../entities';
 import { type Check, check } from './check';
 
@@ -14,12 +14,6 @@ const ENTITY_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 const SYNC_RUN_PRIVILEGES = ['SELECT', 'INSERT', 'DELETE'];
 /** The skips a site remembers are replaced as runs decide them again. */
 const SKIPPED_ROW_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
-/**
- * The fingerprints runs keep, and the writes that end them, forgotten once seen (migration 6).
- * Without them a run still syncs, scanning every table.
- */
-const FINGERPRINT_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE'];
-const TABLE_WRITE_PRIVILEGES = ['SELECT', 'DELETE'];
 
 /** For each table that exists (`$1` names, `$2` quoted names), the privileges of `$3` it lacks. */
 const MISSING_TABLE_PRIVILEGES = `SELECT u.name,
@@ -60,9 +54,9 @@ export async function sitePrivilegesCheck(
     ...(await missingOn(client, tables, ENTITY_PRIVILEGES)),
     ...(await missingOn(client, ['sync_run'], SYNC_RUN_PRIVILEGES)),
     ...(await missingOn(client, [SKIPPED_ROWS_TABLE], SKIPPED_ROW_PRIVILEGES)),
-    ...(await missingOn(client, ['meter_sync_fingerprint'], FINGERPRINT_PRIVILEGES)),
-    ...(await missingOn(client, ['meter_sync_table_write'], TABLE_WRITE_PRIVILEGES)),
   ];
+  for (const [table, privileges] of Object.entries(KEPT_FINGERPRINT_PRIVILEGES))
+    found.push(...(await missingOn(client, [table], privileges)));
   const { rows } = await client.query<{
     role: string;
     database: string;
