@@ -1,15 +1,30 @@
-/** A loopback TCP proxy in front of a PostgreSQL server that counts the bytes the server sends: "bytes read from the remote", measured on the socket. */
+/**
+ * A loopback TCP proxy in front of a PostgreSQL server that counts the bytes the server sends:
+ * "bytes read from the remote", measured on the socket.
+ *
+ * It runs in a child process of its own. In the bench's process every byte of the remote would pass
+ * through Node.js twice, once in the proxy and once in the engine, and the proxy's socket buffers
+ * would count in the peak RSS the bench reports for the engine; the function has no proxy.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
 export interface ByteCountingProxy {
   readonly port: number;
   /** Bytes sent by the server to clients since the last reset. */
-  readonly bytesFromServer: number;
-  reset(): void;
+  bytesFromServer(): Promise<number>;
+  reset(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startByteCountingProxy(
+/** Set in the proxy's child process: where the server is, `host:port`. */
+export const PROXY_CHILD_ENV = 'METER_SYNC_BENCH_PROXY_TARGET';
+
+type Request = { id: number; type: 'reset' | 'bytes' };
+type Reply = { id: number; bytes: number } | { type: 'listening'; port: number };
+
+/** The proxy in this process (a test's, or the child's own): listens on a free loopback port. */
+export async function startInProcessProxy(
   targetHost: string,
   targetPort: number,
 ): Promise<ByteCountingProxy> {
@@ -43,15 +58,76 @@ export async function startByteCountingProxy(
   if (!address || typeof address === 'string') throw new Error('proxy did not bind');
   return {
     port: address.port,
-    get bytesFromServer() {
-      return bytes;
-    },
-    reset() {
+    bytesFromServer: async () => bytes,
+    reset: async () => {
       bytes = 0;
     },
     close() {
       for (const socket of sockets) socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/** The child's side: runs the proxy and answers the bench's requests until the bench goes. */
+export async function runByteCountingProxy(target: string): Promise<void> {
+  const at = target.lastIndexOf(':');
+  const proxy = await startInProcessProxy(target.slice(0, at), Number(target.slice(at + 1)));
+  const send = (reply: Reply) => process.send?.(reply);
+  process.on('message', async (request: Request) => {
+    if (request.type === 'reset') await proxy.reset();
+    send({ id: request.id, bytes: await proxy.bytesFromServer() });
+  });
+  // The bench gone (or done), the proxy goes too.
+  process.on('disconnect', () => {
+    void proxy.close().then(() => process.exit(0));
+  });
+  send({ type: 'listening', port: proxy.port });
+}
+
+/** Starts the proxy in a child process (the bench's own script, told so by PROXY_CHILD_ENV). */
+export async function startByteCountingProxy(
+  targetHost: string,
+  targetPort: number,
+): Promise<ByteCountingProxy> {
+  const child: ChildProcess = fork(process.argv[1]!, [], {
+    env: { ...process.env, [PROXY_CHILD_ENV]: `${targetHost}:${targetPort}` },
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const waiting = new Map<number, (bytes: number) => void>();
+  let nextId = 0;
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      reject(new Error(`byte-counting proxy exited (${code}) before it listened`)),
+    );
+    child.on('message', (reply: Reply) => {
+      if ('port' in reply) resolve(reply.port);
+      else waiting.get(reply.id)?.(reply.bytes);
+    });
+  });
+  child.removeAllListeners('exit');
+  const ask = (type: Request['type']) =>
+    new Promise<number>((resolve) => {
+      const id = nextId++;
+      waiting.set(id, (bytes) => {
+        waiting.delete(id);
+        resolve(bytes);
+      });
+      child.send({ id, type } satisfies Request);
+    });
+  return {
+    port,
+    bytesFromServer: () => ask('bytes'),
+    reset: async () => {
+      await ask('reset');
+    },
+    close: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.disconnect();
+      }),
   };
 }

@@ -34,7 +34,7 @@ import { writeNotesSql } from '../lib/db/site-schema-sql';
 import { type EntityResult, performSync, type SyncOptions, type SyncResult } from '../lib/engine';
 import { type EntityMetadata, EntityRegistry } from '../lib/entities';
 import { ID_SPAN, seedRemote } from '../lib/seed/seed-remote';
-import { startByteCountingProxy } from './byte-counting-proxy';
+import { PROXY_CHILD_ENV, runByteCountingProxy, startByteCountingProxy } from './byte-counting-proxy';
 import { sampleRss } from './rss-sampler';
 import { installStatementTrace, startTrace, stopTrace } from './statement-trace';
 
@@ -495,7 +495,7 @@ async function main(): Promise<void> {
         });
     };
     const measure = async <T>(fn: () => Promise<T>): Promise<Measurement & { value: T }> => {
-      proxy.reset();
+      await proxy.reset();
       const rss = sampleRss();
       if (args.trace) startTrace();
       const started = performance.now();
@@ -512,7 +512,7 @@ async function main(): Promise<void> {
           `    at the peak (${atMs.toFixed(0)} ms): RSS ${shown(peak.rss)} MB, heap ${shown(heapUsed)} of ${shown(heapTotal)} MB, external ${shown(external)} MB (array buffers ${shown(arrayBuffers)} MB)`,
         );
       }
-      return { ms, bytes: proxy.bytesFromServer, rssMb: mb(peak.rss), value };
+      return { ms, bytes: await proxy.bytesFromServer(), rssMb: mb(peak.rss), value };
     };
     /**
      * Each run of a scenario follows a run of its baseline pipe (`pair`), and its ratio is to that
@@ -1071,7 +1071,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
+const proxyTarget = process.env[PROXY_CHILD_ENV];
+(proxyTarget ? runByteCountingProxy(proxyTarget) : main()).catch((error: unknown) => {
   process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });

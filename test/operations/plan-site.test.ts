@@ -3,7 +3,7 @@
  * sides, its cost following the change. Against real PostgreSQL; the CLI's diff output in-process.
  */
 import type { Client } from 'pg';
-import { startByteCountingProxy } from '../../bench/byte-counting-proxy';
+import { startInProcessProxy } from '../../bench/byte-counting-proxy';
 import { main } from '../../lib/cli/main';
 import { LocalCredentials } from '../../lib/credentials';
 import type { RowChange } from '../../lib/engine';
@@ -236,7 +236,7 @@ describe('plan cost follows the change', () => {
   it('a plan of ten changed rows in 100,000 moves about what the sync of them moves from the remote', async () => {
     // Arrange: the remote behind a proxy that counts the bytes it sends.
     const url = new URL(fx.remote.url);
-    const proxy = await startByteCountingProxy(url.hostname, Number(url.port || 5432));
+    const proxy = await startInProcessProxy(url.hostname, Number(url.port || 5432));
     url.hostname = '127.0.0.1';
     url.port = String(proxy.port);
     const source = new LocalCredentials({
@@ -245,12 +245,12 @@ describe('plan cost follows the change', () => {
     });
     try {
       // Act
-      proxy.reset();
+      await proxy.reset();
       const plan = await planSite(source, { siteId: SITE, entities: ['register'] });
-      const planBytes = proxy.bytesFromServer;
-      proxy.reset();
+      const planBytes = await proxy.bytesFromServer();
+      await proxy.reset();
       const dry = await syncSite(source, { siteId: SITE, entities: ['register'], dryRun: true });
-      const syncBytes = proxy.bytesFromServer;
+      const syncBytes = await proxy.bytesFromServer();
       const { rows } = await remote.query(
         `SELECT sum(octet_length(r::text))::bigint AS bytes FROM register AS r WHERE tenant_id = 1`,
       );
