@@ -217,6 +217,7 @@ class SyncRun {
     let site: Client | undefined;
     let remote: Client | undefined;
     let remoteSession: PendingSession | undefined;
+    let remoteClosed: Promise<void> | undefined;
     try {
       this.deadline.check();
       // The remote's session is opened while the site is locked and its catalog read.
@@ -245,7 +246,8 @@ class SyncRun {
       // Before the first write: a site that is the remote itself would lose every other tenant's rows.
       refuseRemoteAsSite(siteIdentity, await readServerIdentity(remote));
       await this.stageFromRemote(db, remote);
-      await remote.end();
+      // The remote's part is over: its logout's round trip overlaps the site's apply.
+      remoteClosed = remote.end().catch(() => {});
       remote = undefined;
       await this.applySteps(db);
       this.deadline.check();
@@ -273,6 +275,7 @@ class SyncRun {
       this.deadline.stop();
       remoteSession?.release();
       await remote?.end().catch(() => {});
+      await remoteClosed;
       await site?.end().catch(() => {});
     }
   }
