@@ -22,6 +22,7 @@ import {
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lib/observability/metric-names';
 import type { SiteMigrationsMode } from '../../lib/operations/operation-options';
 import type { LogLevel } from '../config/infra-config';
+import { ALLOCATOR_ENVIRONMENT } from './allocator-settings';
 
 const REPOSITORY_ROOT = join(__dirname, '..', '..');
 /** The handler the other half of the project ships (issue 4); exported as `handler`. */
@@ -162,6 +163,7 @@ export class SyncFunction extends NodejsFunction {
         POWERTOOLS_LOG_LEVEL: props.logLevel,
         POWERTOOLS_TRACE_ENABLED: String(props.tracing),
         NODE_OPTIONS: '--enable-source-maps',
+        ...ALLOCATOR_ENVIRONMENT,
       },
       tracing: props.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
       retryAttempts: RETRY_ATTEMPTS,
