@@ -8,9 +8,9 @@
  *   npm run bench -- --rows 1000000 --reps 3 [--enforce-targets] [--scenarios register,fleet,composite,uuid]
  *   BENCH_DATABASE_URL=postgres://… npm run bench     (a server of your own instead of the embedded one)
  *
- * `npm run bench` gives V8 the heap the function gets at its default 1,024 MB (a 560 MB limit: 512
- * MB old generation, 16 MB semi-spaces), and glibc the function's allocator settings
- * (infra/constructs/allocator-settings.ts). Node.js sizes the young generation from the machine's
+ * `npm run bench` gives V8 the heap the function gets at its default 1,024 MB (512 MB old
+ * generation) with the function's 2 MB semi-spaces, and glibc the function's allocator settings
+ * (infra/constructs/memory-settings.ts). Node.js sizes the young generation from the machine's
  * memory, and on a 24 GiB machine it takes 64 MB semi-spaces: up to 192 MB of garbage before a
  * collection, which the peak RSS then measured, not the engine.
  *
@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
 import { type Client, escapeIdentifier } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { ALLOCATOR_ENVIRONMENT } from '../infra/constructs/allocator-settings';
+import { ALLOCATOR_ENVIRONMENT, YOUNG_GENERATION_OPTION } from '../infra/constructs/memory-settings';
 import { connect } from '../lib/db/connect';
 import { startEmbeddedServer } from '../lib/db/embedded-server';
 import { createRemoteSchema } from '../lib/db/remote-schema';
@@ -388,11 +388,12 @@ async function main(): Promise<void> {
     `${Math.round(totalmem() / 2 ** 30)} GiB`,
     `Node.js ${process.version} (V8 heap limit ${Math.round(getHeapStatistics().heap_size_limit / 2 ** 20)} MB)`,
     `PostgreSQL ${version[0]?.server_version} (${embedded ? 'embedded' : 'BENCH_DATABASE_URL'})`,
-    // The function's allocator settings, which `npm run bench` passes: without them the peak RSS
-    // measures what glibc keeps of earlier runs, not what a run holds.
-    Object.entries(ALLOCATOR_ENVIRONMENT).every(([name, value]) => process.env[name] === value)
-      ? "the function's allocator settings"
-      : "NOT the function's allocator settings (run it through npm run bench)",
+    // The function's memory settings, which `npm run bench` passes: without them the peak RSS
+    // measures read buffers waiting for a collection and what glibc keeps of earlier runs.
+    Object.entries(ALLOCATOR_ENVIRONMENT).every(([name, value]) => process.env[name] === value) &&
+    process.execArgv.includes(YOUNG_GENERATION_OPTION)
+      ? "the function's memory settings"
+      : "NOT the function's memory settings (run it through npm run bench)",
   ].join(', ');
   for (const name of Object.values(names)) await admin.query(`CREATE DATABASE ${escapeIdentifier(name)}`);
   const serverPort = Number(new URL(serverUrl).port || 5432);

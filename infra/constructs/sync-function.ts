@@ -22,7 +22,7 @@ import {
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lib/observability/metric-names';
 import type { SiteMigrationsMode } from '../../lib/operations/operation-options';
 import type { LogLevel } from '../config/infra-config';
-import { ALLOCATOR_ENVIRONMENT } from './allocator-settings';
+import { ALLOCATOR_ENVIRONMENT, YOUNG_GENERATION_OPTION } from './memory-settings';
 
 const REPOSITORY_ROOT = join(__dirname, '..', '..');
 /** The handler the other half of the project ships (issue 4); exported as `handler`. */
@@ -162,7 +162,7 @@ export class SyncFunction extends NodejsFunction {
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         POWERTOOLS_LOG_LEVEL: props.logLevel,
         POWERTOOLS_TRACE_ENABLED: String(props.tracing),
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: `--enable-source-maps ${YOUNG_GENERATION_OPTION}`,
         ...ALLOCATOR_ENVIRONMENT,
       },
       tracing: props.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
