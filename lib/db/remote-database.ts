@@ -41,13 +41,31 @@ export class RemoteSnapshot {
    * the next entity. (Destroying the COPY stream would leave the connection waiting mid-COPY.)
    */
   async copyOut<T>(sql: string, label: string, consume: (rows: Readable) => Promise<T>): Promise<T> {
+    const [result] = await this.copyOutThen(sql, label, consume);
+    return result;
+  }
+
+  /**
+   * `copyOut`, and `next` on the remote as soon as the remote's COPY is over, while the consumer
+   * may still be writing the last rows: a site's socket buffers hold up to half a second of a
+   * large COPY, which the remote would otherwise wait out. Both results, once both are done. A
+   * consumer that fails after `next` started waits for it, and fails as before.
+   */
+  async copyOutThen<T, U = undefined>(
+    sql: string,
+    label: string,
+    consume: (rows: Readable) => Promise<T>,
+    next?: () => Promise<U>,
+  ): Promise<[T, U | undefined]> {
     await this.client.query('SAVEPOINT read_slice');
     const rows = this.client.query(copyOut(sql));
     const relay = new PassThrough();
     // Set once the server ended the COPY, with its last row or with an error.
     let over = false;
     // Set when the remote's COPY failed, as opposed to its consumer (the site, say).
-    let remoteFailed = false;
+    let remoteFailed: Error | undefined;
+    // Set when the consumer failed: `next` then never starts.
+    let abandoned = false;
     const ended = new Promise<void>((resolve) => {
       rows.once('end', resolve);
       rows.once('error', resolve);
@@ -55,22 +73,42 @@ export class RemoteSnapshot {
       over = true;
     });
     rows.on('error', (error) => {
-      remoteFailed = true;
+      remoteFailed = error;
       relay.destroy(error);
     });
     // The consumer meets the error when it reads the relay; until it starts reading (it may first
     // wait on the site), an error with no listener would otherwise crash the process.
     relay.on('error', () => {});
     rows.pipe(relay);
+    // The savepoint is released once the remote's COPY is over, the consumer done or not.
+    let released: Promise<boolean> | undefined;
+    const release = () => {
+      released ??= ended.then(async () => {
+        if (remoteFailed || abandoned) return false;
+        await this.client.query('RELEASE SAVEPOINT read_slice');
+        return true;
+      });
+      return released;
+    };
+    const following = next ? release().then((ok) => (ok ? next() : undefined)) : undefined;
+    // Until it is awaited below, a failure of `next` must not go unhandled.
+    following?.catch(() => {});
+    let result: T;
     try {
-      const result = await consume(relay);
-      await this.client.query('RELEASE SAVEPOINT read_slice');
-      return result;
+      result = await consume(relay);
+      // A consumer that let the remote's error pass still gets it.
+      if (remoteFailed) throw remoteFailed;
     } catch (error) {
+      abandoned = true;
       if (!over) {
         rows.unpipe(relay);
         rows.resume();
         await ended;
+      }
+      // The remote's part was over and `next` under way: the snapshot is as it should be.
+      if (released && (await released.catch(() => false))) {
+        await following?.catch(() => {});
+        throw toMeterSyncError(error, label);
       }
       await this.client.query('ROLLBACK TO SAVEPOINT read_slice').catch(() => {
         this.broken = true;
@@ -78,6 +116,8 @@ export class RemoteSnapshot {
       // Blame the side that failed: a row the site refused is not the remote's doing.
       throw toMeterSyncError(error, remoteFailed ? `${label}: reading the remote failed` : label);
     }
+    await release();
+    return [result, await following];
   }
 
   /** A query in the snapshot, under a savepoint so that a refused one leaves the snapshot usable. */

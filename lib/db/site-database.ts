@@ -656,26 +656,11 @@ export class SiteDatabase {
    * holds a lock on it or a parent), they stay and check each row.
    */
   async loadDirect(e: ResolvedEntity, source: Readable): Promise<number> {
-    const { rows, restore } = await this.loadWithoutForeignKeys(e, source);
-    await restore();
-    return rows;
-  }
-
-  /**
-   * `loadDirect`, leaving the foreign keys to be added back by `restore` (before anything else
-   * on this connection), so that the caller can have the remote work while they check the rows.
-   */
-  async loadWithoutForeignKeys(
-    e: ResolvedEntity,
-    source: Readable,
-  ): Promise<{ rows: number; restore: () => Promise<void> }> {
     const suspended = await this.suspendForeignKeys(e);
     const sink = this.client.query(copyFrom(regionSql.copyIntoTable(e)));
     await pipeline(source, sink);
-    const restore = async () => {
-      if (suspended.length > 0) await this.client.query(siteSql.addConstraints(e, suspended));
-    };
-    return { rows: sink.rowCount, restore };
+    if (suspended.length > 0) await this.client.query(siteSql.addConstraints(e, suspended));
+    return sink.rowCount;
   }
 
   /** Drops the table's foreign keys for the rest of the transaction; returns them, none when it may not. */

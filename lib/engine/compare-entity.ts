@@ -211,25 +211,25 @@ async function load(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison>
     );
     return { mode: 'loaded', rows, remoteRows: rows, skips: [] };
   }
-  const { rows, restore } = await remote.copyOut(
+  // The remote finds the rows it kept back (hashing the parents' keys and the slice in memory: at
+  // 4 MB the slice's hash spilled to disk) as soon as its COPY is over, while the site still
+  // writes the last rows (of a million associations, the last half second) and then checks
+  // them against its foreign keys.
+  const [rows, unloadable = []] = await remote.copyOutThen(
     remoteSql.copyLoadable(meta, ctx.metaOf),
     meta.name,
-    (stream) => site.loadWithoutForeignKeys(e, stream),
-  );
-  // The site checks the rows against its foreign keys while the remote finds those it kept back,
-  // hashing the parents' keys and the slice in memory (at 4 MB the slice's hash spilled to disk).
-  const [, unloadable] = await Promise.all([
-    restore(),
-    remote
-      .setSetting('work_mem', REMOTE_SORT_MEMORY)
-      .then(() =>
-        remote.queryText(
-          remoteSql.unloadable(e, ctx.metaOf),
-          [ctx.tenantId, Math.max(ctx.skipSample, MAX_REMEMBERED_SKIPS)],
-          meta.name,
+    (stream) => site.loadDirect(e, stream),
+    () =>
+      remote
+        .setSetting('work_mem', REMOTE_SORT_MEMORY)
+        .then(() =>
+          remote.queryText(
+            remoteSql.unloadable(e, ctx.metaOf),
+            [ctx.tenantId, Math.max(ctx.skipSample, MAX_REMEMBERED_SKIPS)],
+            meta.name,
+          ),
         ),
-      ),
-  ]);
+  );
   await site.rememberLoadSkips(e, unloadable);
   const remoteRows = rows + Number(unloadable[0]?.skipped ?? 0);
   const skips = unloadable.slice(0, ctx.skipSample).map((row) => parentMissing(meta, row));

@@ -3,6 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { connect } from '../../lib/db/connect';
+import { RemoteSnapshot } from '../../lib/db/remote-database';
 import { createTestDatabase, type TestDatabase } from '../harness/test-database';
 
 /**
@@ -55,6 +58,108 @@ describe('remote snapshot reads', () => {
     expect(JSON.parse(output)).toEqual({
       outcome: expect.stringContaining('division by zero'),
       after: [{ one: 1 }],
+    });
+  });
+
+  describe('copyOutThen: the remote moves on once its COPY is over', () => {
+    const COPY = 'COPY (SELECT g FROM generate_series(1, 1000) AS g) TO STDOUT';
+    const readAll = async (rows: Readable) => {
+      let bytes = 0;
+      for await (const chunk of rows) bytes += (chunk as Buffer).length;
+      return bytes;
+    };
+    const withSnapshot = async (body: (snapshot: RemoteSnapshot) => Promise<void>) => {
+      const client = await connect(db.url, 'remote');
+      try {
+        await body(await RemoteSnapshot.open(client, 1));
+      } finally {
+        await client.end();
+      }
+    };
+
+    it('runs `next` while the consumer is still busy, and gives both results', async () => {
+      await withSnapshot(async (snapshot) => {
+        let nextRan!: () => void;
+        const started = new Promise<void>((resolve) => {
+          nextRan = resolve;
+        });
+
+        // Act: the consumer ends only once `next` ran; were `next` to wait for it, neither would end.
+        const [bytes, next] = await snapshot.copyOutThen(
+          COPY,
+          'probe',
+          async (rows) => {
+            const read = await readAll(rows);
+            await started;
+            return read;
+          },
+          async () => {
+            nextRan();
+            return snapshot.query<{ n: string }>('SELECT count(*) AS n FROM pg_class', [], 'probe');
+          },
+        );
+
+        expect(bytes).toBeGreaterThan(1000);
+        expect(Number(next?.[0]?.n)).toBeGreaterThan(0);
+        expect(snapshot.broken).toBe(false);
+      });
+    });
+
+    it('fails as the consumer failed when it fails after `next` started; `next` finishes and the snapshot serves', async () => {
+      await withSnapshot(async (snapshot) => {
+        let nextDone = false;
+
+        const outcome = snapshot.copyOutThen(
+          COPY,
+          'probe',
+          async (rows) => {
+            await readAll(rows);
+            await new Promise((done) => setTimeout(done, 50));
+            throw new Error('the site refused a row');
+          },
+          async () => {
+            await snapshot.query('SELECT pg_sleep(0.1)', [], 'probe');
+            nextDone = true;
+          },
+        );
+
+        await expect(outcome).rejects.toThrow('the site refused a row');
+        expect(nextDone).toBe(true);
+        expect(snapshot.broken).toBe(false);
+        expect(await snapshot.query('SELECT 1 AS one', [], 'probe')).toEqual([{ one: 1 }]);
+      });
+    });
+
+    it('never starts `next` when the consumer fails before the COPY is over, and the snapshot serves', async () => {
+      await withSnapshot(async (snapshot) => {
+        let nextStarted = false;
+
+        const outcome = snapshot.copyOutThen(
+          'COPY (SELECT g FROM generate_series(1, 200000) AS g) TO STDOUT',
+          'probe',
+          async () => {
+            throw new Error('the site refused the first row');
+          },
+          async () => {
+            nextStarted = true;
+          },
+        );
+
+        await expect(outcome).rejects.toThrow('the site refused the first row');
+        expect(nextStarted).toBe(false);
+        expect(await snapshot.query('SELECT 1 AS one', [], 'probe')).toEqual([{ one: 1 }]);
+      });
+    });
+
+    it('fails with the error of a `next` the remote refused, and the snapshot serves', async () => {
+      await withSnapshot(async (snapshot) => {
+        const outcome = snapshot.copyOutThen(COPY, 'probe', readAll, () =>
+          snapshot.query('SELECT 1 / 0', [], 'probe'),
+        );
+
+        await expect(outcome).rejects.toThrow(/division by zero/);
+        expect(await snapshot.query('SELECT 1 AS one', [], 'probe')).toEqual([{ one: 1 }]);
+      });
     });
   });
 });
