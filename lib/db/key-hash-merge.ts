@@ -36,6 +36,9 @@ export interface KeyHashDiff {
   readonly differing: number;
 }
 
+/** Each field of a tuple: a bigint. */
+const bigints = (fields: number) => Array.from({ length: fields }, () => 8);
+
 /** The binary COPY header's fixed part: signature, flags, length of the extension that follows. */
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const HEADER = SIGNATURE.length + 8;
@@ -47,7 +50,7 @@ const FIRST_VALUE = 6;
 function malformed(side: string, what: string): MeterSyncError {
   return new MeterSyncError(
     'INTERNAL_ERROR',
-    `the ${side} key hashes are not a binary COPY of bigints: ${what}`,
+    `the ${side} key hashes are not the binary COPY they should be: ${what}`,
   );
 }
 
@@ -63,14 +66,17 @@ class TupleBatches {
   private headerRead = false;
   private ended = false;
   readonly size: number;
+  private readonly fields: number;
 
+  /** `widths`: the bytes of each field's value; every field a bigint (8) but a uuid key's (16). */
   constructor(
     stream: Readable,
-    private readonly fields: number,
+    private readonly widths: readonly number[],
     private readonly side: string,
   ) {
     this.chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    this.size = 2 + fields * FIELD;
+    this.fields = widths.length;
+    this.size = 2 + widths.reduce((total, width) => total + 4 + width, 0);
   }
 
   /** The next whole tuples, or undefined after the trailer. */
@@ -127,9 +133,12 @@ class TupleBatches {
       }
       if (at + this.size > bytes.length) break;
       if (fields !== this.fields) throw malformed(this.side, `a tuple of ${fields} fields`);
-      for (let f = 0; f < this.fields; f++)
-        if (view.getInt32(at + 2 + f * FIELD) !== 8)
-          throw malformed(this.side, 'a field that is not a bigint (a NULL key?)');
+      let field = at + 2;
+      for (const width of this.widths) {
+        if (view.getInt32(field) !== width)
+          throw malformed(this.side, `a field that is not ${width} bytes long (a NULL key?)`);
+        field += 4 + width;
+      }
       at += this.size;
     }
     return at;
@@ -256,8 +265,8 @@ export async function mergeKeyHashes(
   keyColumns: number,
   limit: number,
 ): Promise<KeyHashDiff> {
-  const r = new Cursor(new TupleBatches(remote, keyColumns + 1, 'remote'), keyColumns, 'remote');
-  const s = new Cursor(new TupleBatches(site, keyColumns + 1, 'site'), keyColumns, 'site');
+  const r = new Cursor(new TupleBatches(remote, bigints(keyColumns + 1), 'remote'), keyColumns, 'remote');
+  const s = new Cursor(new TupleBatches(site, bigints(keyColumns + 1), 'site'), keyColumns, 'site');
   const changed: string[] = [];
   const remoteOnly: string[] = [];
   const siteOnly: string[] = [];
@@ -348,7 +357,7 @@ export async function compareKeyHashesBySlot(
   let siteRows = 0;
 
   const read = async (stream: Readable, side: number, name: string) => {
-    const batches = new TupleBatches(stream, 2, name);
+    const batches = new TupleBatches(stream, bigints(2), name);
     for (let batch = await batches.next(); batch !== undefined; batch = await batches.next()) {
       const view = viewOf(batch);
       if (side === SITE) siteRows += batch.length / batches.size;
@@ -422,4 +431,146 @@ export async function compareKeyHashesBySlot(
 
 function twice(side: string, key: string): MeterSyncError {
   return new MeterSyncError('INTERNAL_ERROR', `the ${side} key hashes hold the key ${key} twice`);
+}
+
+/**
+ * The most keys a comparison by table (`compareUuidKeyHashes`) holds: 25 bytes each at a load of
+ * at most 0.8, 38 MB; a table whose two sides may hold more is diffed on the site instead.
+ */
+export const MAX_TABLE_KEYS = 1_250_000;
+const TABLE_LOAD = 0.8;
+
+/** How many keys a comparison by table is made for, from the rows each side is thought to hold. */
+export function tableKeys(expectedRows: number): number | undefined {
+  const keys = Math.ceil(expectedRows * 1.1) + 1024;
+  return keys <= MAX_TABLE_KEYS ? keys : undefined;
+}
+
+/** A uuid's text from its four 32-bit words. */
+function uuidText(a: number, b: number, c: number, d: number): string {
+  const hex = (word: number) => (word >>> 0).toString(16).padStart(8, '0');
+  const [w0, w1, w2, w3] = [hex(a), hex(b), hex(c), hex(d)];
+  return `${w0}-${w1.slice(0, 4)}-${w1.slice(4)}-${w2.slice(0, 4)}-${w2.slice(4)}${w3}`;
+}
+
+/**
+ * Compares the two streams of one uuid key column and its row hash, in any order, in an open
+ * addressing table of typed arrays: the key's four words, the first side's hash, and which sides
+ * sent it. Neither server sorts and both stream at once, as by slot; `keys` sizes the table (see
+ * `tableKeys`). Keys beyond it are kept apart, at most `limit` of them. Keeps at most `limit`
+ * differing keys and counts them all (unless the keys apart overflow).
+ */
+export async function compareUuidKeyHashes(
+  remote: Readable,
+  site: Readable,
+  keys: number,
+  limit: number,
+): Promise<KeyHashDiff> {
+  const capacity = Math.ceil(keys / TABLE_LOAD);
+  const full = keys;
+  const words = new Int32Array(capacity * 4);
+  const hashes = new Int32Array(capacity * 2);
+  const seen = new Uint8Array(capacity);
+  let used = 0;
+  const apart = new Map<string, { sides: number; high: number; low: number }>();
+  let overflow = false;
+  let remoteRows = 0;
+  let siteRows = 0;
+
+  const read = async (stream: Readable, side: number, name: string) => {
+    const batches = new TupleBatches(stream, [16, 8], name);
+    for (let batch = await batches.next(); batch !== undefined; batch = await batches.next()) {
+      const view = viewOf(batch);
+      if (side === SITE) siteRows += batch.length / batches.size;
+      else remoteRows += batch.length / batches.size;
+      for (let at = 0; at < batch.length; at += batches.size) {
+        // The uuid's four words (after the field count and its length), then the row hash's two.
+        const a = view.getInt32(at + 6);
+        const b = view.getInt32(at + 10);
+        const c = view.getInt32(at + 14);
+        const d = view.getInt32(at + 18);
+        const hashHigh = view.getInt32(at + 26);
+        const hashLow = view.getInt32(at + 30);
+        // Version 1 and 7 uuids share their leading words: every word counts in the slot.
+        let slot =
+          (Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b) ^ d, 0xc2b2ae35) >>> 0) %
+          capacity;
+        while (seen[slot] !== 0) {
+          const w = slot * 4;
+          if (words[w] === a && words[w + 1] === b && words[w + 2] === c && words[w + 3] === d) break;
+          slot = slot + 1 === capacity ? 0 : slot + 1;
+        }
+        const state = seen[slot]!;
+        if (state === 0 && used >= full) {
+          if (overflow) continue;
+          const key = uuidText(a, b, c, d);
+          const found = apart.get(key);
+          if (found === undefined) {
+            if (apart.size >= limit) overflow = true;
+            else apart.set(key, { sides: side, high: hashHigh, low: hashLow });
+          } else if (found.sides & side) throw twice(name, key);
+          else {
+            found.sides |= side;
+            if (found.high !== hashHigh || found.low !== hashLow) found.sides |= DIFFERENT;
+          }
+          continue;
+        }
+        if (state & side) throw twice(name, uuidText(a, b, c, d));
+        if (state === 0) {
+          const w = slot * 4;
+          words[w] = a;
+          words[w + 1] = b;
+          words[w + 2] = c;
+          words[w + 3] = d;
+          hashes[2 * slot] = hashHigh;
+          hashes[2 * slot + 1] = hashLow;
+          seen[slot] = side;
+          used += 1;
+        } else {
+          const same = hashes[2 * slot] === hashHigh && hashes[2 * slot + 1] === hashLow;
+          seen[slot] = state | side | (same ? 0 : DIFFERENT);
+        }
+      }
+    }
+  };
+  // Both reads end before this does, even when one fails (as by slot).
+  const reads = await Promise.allSettled([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
+  for (const r of reads) if (r.status === 'rejected') throw r.reason;
+
+  const changed: string[] = [];
+  const remoteOnly: string[] = [];
+  const siteOnly: string[] = [];
+  let differing = 0;
+  const keep = (sides: number, key: string) => {
+    differing += 1;
+    if (differing > limit) return;
+    const list = sides === SITE ? siteOnly : sides === REMOTE ? remoteOnly : changed;
+    list.push(key);
+  };
+  const EQUAL = SITE | REMOTE;
+  for (let slot = 0; slot < capacity; slot++) {
+    const sides = seen[slot]!;
+    if (sides !== 0 && sides !== EQUAL) {
+      const w = slot * 4;
+      keep(sides, uuidText(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!));
+    }
+  }
+  for (const [key, { sides }] of apart) if (sides !== EQUAL) keep(sides, key);
+  // The table's 30-odd MB go back now, not at V8's next full collection: the run's next steps
+  // (the diff's temporary table, the fetch) would otherwise peak with them still held.
+  for (const array of [words, hashes, seen]) release(array.buffer);
+  return {
+    changed,
+    remoteOnly,
+    siteOnly,
+    remoteRows,
+    siteRows,
+    overflow: overflow || differing > limit,
+    differing,
+  };
+}
+
+/** Detaches an ArrayBuffer, freeing its memory at once (ES2024 `transfer`, Node.js 22 and later). */
+function release(buffer: ArrayBufferLike): void {
+  (buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }).transfer?.(0);
 }

@@ -969,6 +969,13 @@ function remoteRegionRows(e: ResolvedEntity, region: RemoteRegion): string {
   }
 }
 
+/** A key column as a binary key-hash comparison reads it: a uuid as it is, any integer as a bigint. */
+function binaryKey(e: ResolvedEntity, k: string, alias: string, remote: boolean): string {
+  const type = e.types[k]!;
+  if (type === 'uuid') return `${alias}.${q(k)}::uuid`;
+  return remote ? `${alias}.${q(k)}::${type}::bigint` : `${alias}.${q(k)}::bigint`;
+}
+
 export const regionSql = {
   setSetting: 'SELECT set_config($1, $2, true)',
   /** The slice's rows in the region the settings name. */
@@ -986,10 +993,10 @@ export const regionSql = {
   },
   /**
    * Key and row hash of the slice's rows in a region, typed as on the site, for a comparison with
-   * the site's (see key-hash-merge): binary, every field a bigint; in key order for a merge.
+   * the site's (see key-hash-merge): binary, every field a bigint but a uuid key; in key order for a merge.
    */
   copyKeyHashes: (e: ResolvedEntity, region: RemoteRegion, inKeyOrder: boolean) => {
-    const keys = e.meta.keyColumns.map((k) => `r.${q(k)}::${e.types[k]}::bigint`).join(', ');
+    const keys = e.meta.keyColumns.map((k) => binaryKey(e, k, 'r', true)).join(', ');
     const order = inKeyOrder ? ` ORDER BY ${e.meta.keyColumns.map((_, i) => i + 1).join(', ')}` : '';
     return `COPY (SELECT ${keys}, ${rowHash(e, 'r')} ${remoteRegionRows(e, region)}${order}) TO STDOUT (FORMAT binary)`;
   },
@@ -998,7 +1005,7 @@ export const regionSql = {
   // of walking its index one row at a time as the merge asks, after the remote's sort is done.
   copySiteKeyHashes: (e: ResolvedEntity, region: Region, inKeyOrder: boolean) => {
     const order = inKeyOrder ? ` ORDER BY ${e.meta.keyColumns.map((k) => `t.${q(k)} + 0`).join(', ')}` : '';
-    return `COPY (SELECT ${e.meta.keyColumns.map((k) => `t.${q(k)}::bigint`).join(', ')}, ${rowHash(e, 't')}
+    return `COPY (SELECT ${e.meta.keyColumns.map((k) => binaryKey(e, k, 't', false)).join(', ')}, ${rowHash(e, 't')}
       ${siteRegionRows(e, region)}${order}) TO STDOUT (FORMAT binary)`;
   },
   /**

@@ -24,7 +24,14 @@
  */
 
 import { Readable } from 'node:stream';
-import { canMergeKeys, compareKeyHashesBySlot, keySlots, mergeKeyHashes } from '../db/key-hash-merge';
+import {
+  canMergeKeys,
+  compareKeyHashesBySlot,
+  compareUuidKeyHashes,
+  keySlots,
+  mergeKeyHashes,
+  tableKeys,
+} from '../db/key-hash-merge';
 import type { RemoteSnapshot } from '../db/remote-database';
 import type { SiteDatabase, TableShape } from '../db/site-database';
 import { parentMissing, type SkippedRow } from '../db/skipped-rows';
@@ -253,7 +260,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   const shape = await site.tableShape(e);
   if (await changedThroughout(ctx, e, shape))
     return remembering(
-      canMergeKeys(keyTypes(e)) ? await mergeKeys(ctx, e, all, shape) : await diffKeys(ctx, e, all),
+      inMemory(e, shape) ? await mergeKeys(ctx, e, all, shape) : await diffKeys(ctx, e, all),
       e,
       all,
     );
@@ -538,9 +545,9 @@ async function stageRegion(
 }
 
 /**
- * Narrows a region to the keys whose row hash differs, and stages only those rows. Integer keys
- * are compared from both sides' streams at once; other keys are diffed by the site from the
- * remote's hashes. When most rows of the region differ, the region is staged whole instead.
+ * Narrows a region to the keys whose row hash differs, and stages only those rows. Integer keys,
+ * and a uuid key of up to MAX_TABLE_KEYS rows, are compared from both sides' streams at once;
+ * other keys are diffed by the site from the remote's hashes. When most rows of the region differ, the region is staged whole instead.
  */
 function compareKeys(
   ctx: CompareContext,
@@ -549,15 +556,27 @@ function compareKeys(
   shape: TableShape,
   counts: RegionCounts,
 ): Promise<Comparison> {
-  return canMergeKeys(e.meta.keyColumns.map((k) => e.types[k]!))
+  return inMemory(e, shape, counts)
     ? mergeKeys(ctx, e, region, shape, counts)
     : diffKeys(ctx, e, region, counts);
 }
 
+/** The keys a comparison by table is made for: one uuid key column, of few enough rows. */
+function uuidTableKeys(e: ResolvedEntity, shape: TableShape, known?: RegionCounts): number | undefined {
+  if (e.meta.keyColumns.length !== 1 || keyTypes(e)[0] !== 'uuid') return undefined;
+  return tableKeys(known ? Math.max(known.remoteInRegion, known.siteInRegion) : shape.rows);
+}
+
+/** Both sides' key hashes can be compared in this process: integer keys, or a uuid key (`uuidTableKeys`). */
+function inMemory(e: ResolvedEntity, shape: TableShape, known?: RegionCounts): boolean {
+  return canMergeKeys(keyTypes(e)) || uuidTableKeys(e, shape, known) !== undefined;
+}
+
 /**
- * Keys of integers: both sides' key hashes streamed at once and compared. One key column whose
- * site keys are dense enough is compared by slot, in any order, so that neither server sorts;
- * other keys are merged in key order. Without counts, the comparison counts.
+ * Keys of integers, or one uuid key: both sides' key hashes streamed at once and compared. One
+ * integer key column whose site keys are dense enough is compared by slot, and a uuid key in a
+ * table, in any order, so that neither server sorts; other keys are merged in key order. Without
+ * counts, the comparison counts.
  */
 async function mergeKeys(
   ctx: CompareContext,
@@ -573,7 +592,8 @@ async function mergeKeys(
     e.meta.keyColumns.length === 1 && shape.keys !== undefined
       ? keySlots(shape.keys.lo, shape.keys.hi, shape.rows)
       : undefined;
-  const inKeyOrder = slots === undefined;
+  const table = uuidTableKeys(e, shape, known);
+  const inKeyOrder = slots === undefined && table === undefined;
   // The remote sorts its key hashes in memory instead of in temporary files: a million take 60 MB.
   if (inKeyOrder) await ctx.remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
   const merged = await ctx.remote.copyOut(
@@ -581,9 +601,11 @@ async function mergeKeys(
     e.meta.name,
     (remoteLines) =>
       ctx.site.readKeyHashes(e, region, inKeyOrder, (siteLines) =>
-        slots === undefined
-          ? mergeKeyHashes(remoteLines, siteLines, e.meta.keyColumns.length, keep)
-          : compareKeyHashesBySlot(remoteLines, siteLines, slots, keep),
+        table !== undefined
+          ? compareUuidKeyHashes(remoteLines, siteLines, table, keep)
+          : slots === undefined
+            ? mergeKeyHashes(remoteLines, siteLines, e.meta.keyColumns.length, keep)
+            : compareKeyHashesBySlot(remoteLines, siteLines, slots, keep),
       ),
   );
   const counts = known ?? {

@@ -1,7 +1,15 @@
 /** The merge of two ordered key-hash streams: against a model, over any chunking of the bytes. */
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { canMergeKeys, compareKeyHashesBySlot, keySlots, mergeKeyHashes } from '../../lib/db/key-hash-merge';
+import {
+  canMergeKeys,
+  compareKeyHashesBySlot,
+  compareUuidKeyHashes,
+  keySlots,
+  MAX_TABLE_KEYS,
+  mergeKeyHashes,
+  tableKeys,
+} from '../../lib/db/key-hash-merge';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
@@ -264,6 +272,146 @@ describe('merging ordered key hashes', () => {
       expect(keySlots(1n, 2n ** 22n, 2 ** 22)).toBeUndefined();
       expect(keySlots(2n ** 60n, 2n ** 60n + 10n, 11)).toBeUndefined();
       expect(keySlots(5n, 4n, 0)).toBeUndefined();
+    });
+  });
+
+  describe('a uuid key, by table, in any order', () => {
+    /** A binary COPY of (uuid, bigint hash) tuples, cut into chunks at the given byte offsets. */
+    function uuidStream(rows: readonly [string, number][], cuts: readonly number[] = []): Readable {
+      const tuples = rows.map(([uuid, hash]) => {
+        const bytes = Buffer.alloc(2 + 20 + 12);
+        bytes.writeInt16BE(2, 0);
+        bytes.writeInt32BE(16, 2);
+        Buffer.from(uuid.replace(/-/g, ''), 'hex').copy(bytes, 6);
+        bytes.writeInt32BE(8, 22);
+        bytes.writeBigInt64BE(BigInt(hash), 26);
+        return bytes;
+      });
+      const bytes = Buffer.concat([SIGNATURE, Buffer.alloc(8), ...tuples, Buffer.from([0xff, 0xff])]);
+      const offsets = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+      const chunks: Buffer[] = [];
+      let from = 0;
+      for (const to of [...offsets, bytes.length]) {
+        if (to > from) chunks.push(bytes.subarray(from, to));
+        from = Math.max(from, to);
+      }
+      return Readable.from(chunks);
+    }
+    // Words from a small set, so that keys share leading words (as time-ordered uuids do) and
+    // collide in the table; and now and then any uuid at all.
+    const word = fc.constantFrom('00000000', '00000001', 'ffffffff', '7fffffff', '80000000', '0badf00d');
+    const uuid = fc.oneof(
+      {
+        weight: 4,
+        arbitrary: fc
+          .tuple(word, word, word, word)
+          .map(([a, b, c, d]) => `${a}-${b.slice(0, 4)}-${b.slice(4)}-${c.slice(0, 4)}-${c.slice(4)}${d}`),
+      },
+      { weight: 1, arbitrary: fc.uuid() },
+    );
+    const rows = fc.uniqueArray(fc.tuple(uuid, fc.integer({ min: 0, max: 2 })), {
+      selector: ([k]) => k,
+      maxLength: 60,
+    });
+
+    it('finds exactly the changed, remote-only and site-only keys, in any order and however cut', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          rows,
+          rows,
+          fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 })), { maxLength: 40 }),
+          fc.array(fc.nat(), { maxLength: 8 }),
+          fc.array(fc.nat(), { maxLength: 8 }),
+          fc.integer({ min: 1, max: 80 }),
+          fc.integer({ min: 1, max: 90 }),
+          async (remote, site, shared, remoteCuts, siteCuts, limit, keys) => {
+            const siteRows = new Map(site);
+            for (const [i, hash] of shared) {
+              const row = remote[i % Math.max(1, remote.length)];
+              if (row) siteRows.set(row[0], hash);
+            }
+            const remoteRows = new Map(remote);
+            const expected = {
+              changed: [] as string[],
+              remoteOnly: [] as string[],
+              siteOnly: [] as string[],
+            };
+            for (const [k, h] of remoteRows) {
+              const s = siteRows.get(k);
+              if (s === undefined) expected.remoteOnly.push(k);
+              else if (s !== h) expected.changed.push(k);
+            }
+            for (const k of siteRows.keys()) if (!remoteRows.has(k)) expected.siteOnly.push(k);
+            const differing = expected.changed.length + expected.remoteOnly.length + expected.siteOnly.length;
+            const distinct = new Set([...remoteRows.keys(), ...siteRows.keys()]).size;
+
+            const diff = await compareUuidKeyHashes(
+              uuidStream([...remoteRows], remoteCuts),
+              uuidStream([...siteRows], siteCuts),
+              keys,
+              limit,
+            );
+
+            const sorted = (list: string[]) => [...list].sort();
+            expect(diff).toMatchObject({ remoteRows: remoteRows.size, siteRows: siteRows.size });
+            // Keys beyond the table's are kept apart, at most `limit` of them.
+            if (differing <= limit && distinct - keys <= limit) {
+              expect({
+                changed: sorted(diff.changed),
+                remoteOnly: sorted(diff.remoteOnly),
+                siteOnly: sorted(diff.siteOnly),
+              }).toEqual({
+                changed: sorted(expected.changed),
+                remoteOnly: sorted(expected.remoteOnly),
+                siteOnly: sorted(expected.siteOnly),
+              });
+              expect(diff).toMatchObject({ overflow: false, differing });
+            } else {
+              expect(diff.overflow).toBe(true);
+              expect(diff.changed.length + diff.remoteOnly.length + diff.siteOnly.length).toBeLessThanOrEqual(
+                limit,
+              );
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+
+    it('refuses a side that sends a key twice, in the table or apart from it', async () => {
+      const key = '0badf00d-0000-0001-ffff-ffff7fffffff';
+      for (const keys of [10, 1])
+        await expect(
+          compareUuidKeyHashes(
+            uuidStream([
+              ['00000000-0000-0000-0000-000000000001', 1],
+              [key, 5],
+              [key, 6],
+            ]),
+            uuidStream([]),
+            keys,
+            10,
+          ),
+        ).rejects.toMatchObject({
+          code: 'INTERNAL_ERROR',
+          message: expect.stringContaining(`the remote key hashes hold the key ${key} twice`),
+        });
+    });
+
+    it('refuses a NULL key, and is made only for tables small enough to hold', async () => {
+      const nullKey = Buffer.concat([
+        SIGNATURE,
+        Buffer.alloc(8),
+        Buffer.from([0, 2, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]),
+        Buffer.from([0xff, 0xff]),
+      ]);
+      await expect(
+        compareUuidKeyHashes(Readable.from([nullKey]), uuidStream([]), 10, 10),
+      ).rejects.toMatchObject({
+        code: 'INTERNAL_ERROR',
+      });
+      expect(tableKeys(1_000_000)).toBeGreaterThan(1_000_000);
+      expect(tableKeys(MAX_TABLE_KEYS)).toBeUndefined();
     });
   });
 });
