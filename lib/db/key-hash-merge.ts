@@ -15,7 +15,7 @@
  */
 import type { Readable } from 'node:stream';
 import { MeterSyncError } from '../errors';
-import { INTEGER_TYPES } from './sync-sql';
+import { bigIntToUuid, INTEGER_TYPES } from './sync-sql';
 
 /** Keys of integer columns only: both servers send them as bigints and order them as numbers. */
 export function canMergeKeys(keyTypes: readonly string[]): boolean {
@@ -333,6 +333,65 @@ export function keySlots(lo: bigint, hi: bigint, rows: number): KeySlots | undef
 const SITE = 1;
 const REMOTE = 2;
 const DIFFERENT = 4;
+const EQUAL = SITE | REMOTE;
+
+/**
+ * Keys a comparison in any order holds apart from its slots or table, with the sides that sent
+ * each and the first one's hash: at most `limit` of them, past which it overflows.
+ */
+class KeysApart {
+  private readonly keys = new Map<string, { sides: number; high: number; low: number }>();
+  overflow = false;
+
+  constructor(private readonly limit: number) {}
+
+  note(key: string, side: number, high: number, low: number, name: string): void {
+    const found = this.keys.get(key);
+    if (found === undefined) {
+      if (this.keys.size >= this.limit) this.overflow = true;
+      else this.keys.set(key, { sides: side, high, low });
+    } else if (found.sides & side) throw twice(name, key);
+    else {
+      found.sides |= side;
+      if (found.high !== high || found.low !== low) found.sides |= DIFFERENT;
+    }
+  }
+
+  keepDiffering(lists: DifferingKeys): void {
+    for (const [key, { sides }] of this.keys) if (sides !== EQUAL) lists.keep(sides, key);
+  }
+}
+
+/** The differing keys of a comparison in any order, by the sides that sent them: at most `limit` kept, all counted. */
+class DifferingKeys {
+  readonly changed: string[] = [];
+  readonly remoteOnly: string[] = [];
+  readonly siteOnly: string[] = [];
+  differing = 0;
+
+  constructor(private readonly limit: number) {}
+
+  /** Called for differing keys only: a million equal ones cost no allocation. */
+  keep(sides: number, key: number | string): void {
+    this.differing += 1;
+    if (this.differing > this.limit) return;
+    const list = sides === SITE ? this.siteOnly : sides === REMOTE ? this.remoteOnly : this.changed;
+    list.push(String(key));
+  }
+
+  diff(remoteRows: number, siteRows: number, overflow: boolean): KeyHashDiff {
+    const { changed, remoteOnly, siteOnly, differing } = this;
+    return {
+      changed,
+      remoteOnly,
+      siteOnly,
+      remoteRows,
+      siteRows,
+      overflow: overflow || differing > this.limit,
+      differing,
+    };
+  }
+}
 
 /**
  * Compares the two streams of one integer key column and its row hash, in any order, by slot:
@@ -350,9 +409,8 @@ export async function compareKeyHashesBySlot(
   const seen = new Uint8Array(span.slots);
   const hashes = new Int32Array(span.slots * 2);
   const lo = Number(span.lo);
-  /** Keys outside the slots: decimal text → the sides that sent it and the first one's hash. */
-  const apart = new Map<string, { sides: number; high: number; low: number }>();
-  let overflow = false;
+  /** Keys outside the slots, as decimal text. */
+  const apart = new KeysApart(limit);
   let remoteRows = 0;
   let siteRows = 0;
 
@@ -370,17 +428,8 @@ export async function compareKeyHashesBySlot(
         const hashLow = view.getInt32(at + FIRST_VALUE + FIELD + 4);
         const slot = high > -SAFE_HIGH && high < SAFE_HIGH ? high * 2 ** 32 + low - lo : -1;
         if (slot < 0 || slot >= span.slots) {
-          if (overflow) continue;
-          const key = view.getBigInt64(at + FIRST_VALUE).toString();
-          const found = apart.get(key);
-          if (found === undefined) {
-            if (apart.size >= limit) overflow = true;
-            else apart.set(key, { sides: side, high: hashHigh, low: hashLow });
-          } else if (found.sides & side) throw twice(name, key);
-          else {
-            found.sides |= side;
-            if (found.high !== hashHigh || found.low !== hashLow) found.sides |= DIFFERENT;
-          }
+          if (!apart.overflow)
+            apart.note(view.getBigInt64(at + FIRST_VALUE).toString(), side, hashHigh, hashLow, name);
           continue;
         }
         const state = seen[slot]!;
@@ -401,32 +450,13 @@ export async function compareKeyHashesBySlot(
   const reads = await Promise.allSettled([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
   for (const r of reads) if (r.status === 'rejected') throw r.reason;
 
-  const changed: string[] = [];
-  const remoteOnly: string[] = [];
-  const siteOnly: string[] = [];
-  let differing = 0;
-  // Called for differing keys only: a million equal ones cost no allocation.
-  const keep = (sides: number, key: number | string) => {
-    differing += 1;
-    if (differing > limit) return;
-    const list = sides === SITE ? siteOnly : sides === REMOTE ? remoteOnly : changed;
-    list.push(String(key));
-  };
-  const EQUAL = SITE | REMOTE;
+  const lists = new DifferingKeys(limit);
   for (let slot = 0; slot < span.slots; slot++) {
     const sides = seen[slot]!;
-    if (sides !== 0 && sides !== EQUAL) keep(sides, lo + slot);
+    if (sides !== 0 && sides !== EQUAL) lists.keep(sides, lo + slot);
   }
-  for (const [key, { sides }] of apart) if (sides !== EQUAL) keep(sides, key);
-  return {
-    changed,
-    remoteOnly,
-    siteOnly,
-    remoteRows,
-    siteRows,
-    overflow: overflow || differing > limit,
-    differing,
-  };
+  apart.keepDiffering(lists);
+  return lists.diff(remoteRows, siteRows, apart.overflow);
 }
 
 function twice(side: string, key: string): MeterSyncError {
@@ -446,11 +476,10 @@ export function tableKeys(expectedRows: number): number | undefined {
   return keys <= MAX_TABLE_KEYS ? keys : undefined;
 }
 
-/** A uuid's text from its four 32-bit words. */
+/** A uuid's text from its four 32-bit words (only differing keys are written). */
 function uuidText(a: number, b: number, c: number, d: number): string {
-  const hex = (word: number) => (word >>> 0).toString(16).padStart(8, '0');
-  const [w0, w1, w2, w3] = [hex(a), hex(b), hex(c), hex(d)];
-  return `${w0}-${w1.slice(0, 4)}-${w1.slice(4)}-${w2.slice(0, 4)}-${w2.slice(4)}${w3}`;
+  const word = (w: number) => BigInt(w >>> 0);
+  return bigIntToUuid((word(a) << 96n) | (word(b) << 64n) | (word(c) << 32n) | word(d));
 }
 
 /**
@@ -472,8 +501,7 @@ export async function compareUuidKeyHashes(
   const hashes = new Int32Array(capacity * 2);
   const seen = new Uint8Array(capacity);
   let used = 0;
-  const apart = new Map<string, { sides: number; high: number; low: number }>();
-  let overflow = false;
+  const apart = new KeysApart(limit);
   let remoteRows = 0;
   let siteRows = 0;
 
@@ -502,17 +530,7 @@ export async function compareUuidKeyHashes(
         }
         const state = seen[slot]!;
         if (state === 0 && used >= full) {
-          if (overflow) continue;
-          const key = uuidText(a, b, c, d);
-          const found = apart.get(key);
-          if (found === undefined) {
-            if (apart.size >= limit) overflow = true;
-            else apart.set(key, { sides: side, high: hashHigh, low: hashLow });
-          } else if (found.sides & side) throw twice(name, key);
-          else {
-            found.sides |= side;
-            if (found.high !== hashHigh || found.low !== hashLow) found.sides |= DIFFERENT;
-          }
+          if (!apart.overflow) apart.note(uuidText(a, b, c, d), side, hashHigh, hashLow, name);
           continue;
         }
         if (state & side) throw twice(name, uuidText(a, b, c, d));
@@ -537,37 +555,19 @@ export async function compareUuidKeyHashes(
   const reads = await Promise.allSettled([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
   for (const r of reads) if (r.status === 'rejected') throw r.reason;
 
-  const changed: string[] = [];
-  const remoteOnly: string[] = [];
-  const siteOnly: string[] = [];
-  let differing = 0;
-  const keep = (sides: number, key: string) => {
-    differing += 1;
-    if (differing > limit) return;
-    const list = sides === SITE ? siteOnly : sides === REMOTE ? remoteOnly : changed;
-    list.push(key);
-  };
-  const EQUAL = SITE | REMOTE;
+  const lists = new DifferingKeys(limit);
   for (let slot = 0; slot < capacity; slot++) {
     const sides = seen[slot]!;
     if (sides !== 0 && sides !== EQUAL) {
       const w = slot * 4;
-      keep(sides, uuidText(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!));
+      lists.keep(sides, uuidText(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!));
     }
   }
-  for (const [key, { sides }] of apart) if (sides !== EQUAL) keep(sides, key);
+  apart.keepDiffering(lists);
   // The table's 30-odd MB go back now, not at V8's next full collection: the run's next steps
   // (the diff's temporary table, the fetch) would otherwise peak with them still held.
   for (const array of [words, hashes, seen]) release(array.buffer);
-  return {
-    changed,
-    remoteOnly,
-    siteOnly,
-    remoteRows,
-    siteRows,
-    overflow: overflow || differing > limit,
-    differing,
-  };
+  return lists.diff(remoteRows, siteRows, apart.overflow);
 }
 
 /** Detaches an ArrayBuffer, freeing its memory at once (ES2024 `transfer`, Node.js 22 and later). */

@@ -5,6 +5,7 @@ import {
   canMergeKeys,
   compareKeyHashesBySlot,
   compareUuidKeyHashes,
+  type KeyHashDiff,
   keySlots,
   MAX_TABLE_KEYS,
   mergeKeyHashes,
@@ -26,10 +27,15 @@ function tuple(values: readonly bigint[]): Buffer {
 
 /** A binary COPY of the lines (tab-separated integers), cut into chunks at the given byte offsets. */
 function streamOf(lines: readonly string[], cuts: readonly number[] = []): Readable {
-  const header = Buffer.alloc(8);
-  const tuples = lines.map((l) => tuple(l.split('\t').map(BigInt)));
-  const trailer = Buffer.from([0xff, 0xff]);
-  const bytes = Buffer.concat([SIGNATURE, header, ...tuples, trailer]);
+  return binaryCopy(
+    lines.map((l) => tuple(l.split('\t').map(BigInt))),
+    cuts,
+  );
+}
+
+/** A binary COPY of the tuples, cut into chunks at the given byte offsets. */
+function binaryCopy(tuples: readonly Buffer[], cuts: readonly number[]): Readable {
+  const bytes = Buffer.concat([SIGNATURE, Buffer.alloc(8), ...tuples, Buffer.from([0xff, 0xff])]);
   const offsets = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
   const chunks: Buffer[] = [];
   let from = 0;
@@ -63,6 +69,49 @@ function sorted(rows: [bigint[], number][]): [bigint[], number][] {
 }
 
 const line = ([key, hash]: [bigint[], number]) => `${key.join('\t')}\t${hash - 1}`;
+
+/** What a comparison in any order must find of two sides' rows (key → hash): the model. */
+function modelDiff<K>(remoteRows: Map<K, number>, siteRows: Map<K, number>) {
+  const expected = { changed: [] as string[], remoteOnly: [] as string[], siteOnly: [] as string[] };
+  for (const [k, h] of remoteRows) {
+    const s = siteRows.get(k);
+    if (s === undefined) expected.remoteOnly.push(String(k));
+    else if (s !== h) expected.changed.push(String(k));
+  }
+  for (const k of siteRows.keys()) if (!remoteRows.has(k)) expected.siteOnly.push(String(k));
+  const differing = expected.changed.length + expected.remoteOnly.length + expected.siteOnly.length;
+  return { expected, differing };
+}
+
+/**
+ * Checks a comparison in any order against the model: exactly its keys when they fit (`fits`),
+ * else an overflow that keeps at most `limit` keys, for the caller to stage the region whole.
+ */
+function expectModel(
+  diff: KeyHashDiff,
+  model: ReturnType<typeof modelDiff>,
+  rows: { remote: number; site: number },
+  limit: number,
+  fits: boolean,
+): void {
+  const sorted = (keys: string[]) => [...keys].sort();
+  expect(diff).toMatchObject({ remoteRows: rows.remote, siteRows: rows.site });
+  if (fits && model.differing <= limit) {
+    expect({
+      changed: sorted(diff.changed),
+      remoteOnly: sorted(diff.remoteOnly),
+      siteOnly: sorted(diff.siteOnly),
+    }).toEqual({
+      changed: sorted(model.expected.changed),
+      remoteOnly: sorted(model.expected.remoteOnly),
+      siteOnly: sorted(model.expected.siteOnly),
+    });
+    expect(diff).toMatchObject({ overflow: false, differing: model.differing });
+  } else {
+    expect(diff.overflow).toBe(true);
+    expect(diff.changed.length + diff.remoteOnly.length + diff.siteOnly.length).toBeLessThanOrEqual(limit);
+  }
+}
 
 describe('merging ordered key hashes', () => {
   it('merges only integer keys', () => {
@@ -199,18 +248,6 @@ describe('merging ordered key hashes', () => {
               if (row) siteRows.set(row[0], hash);
             }
             const remoteRows = new Map(remote.map(([k, h]) => [k, h]));
-            const expected = {
-              changed: [] as string[],
-              remoteOnly: [] as string[],
-              siteOnly: [] as string[],
-            };
-            for (const [k, h] of remoteRows) {
-              const s = siteRows.get(k);
-              if (s === undefined) expected.remoteOnly.push(String(k));
-              else if (s !== h) expected.changed.push(String(k));
-            }
-            for (const k of siteRows.keys()) if (!remoteRows.has(k)) expected.siteOnly.push(String(k));
-            const differing = expected.changed.length + expected.remoteOnly.length + expected.siteOnly.length;
             const lines = (m: Map<bigint, number>) => [...m].map(([k, h]) => `${k}\t${h - 1}`);
 
             const diff = await compareKeyHashesBySlot(
@@ -220,30 +257,17 @@ describe('merging ordered key hashes', () => {
               limit,
             );
 
-            const sorted = (keys: string[]) => [...keys].sort();
-            expect(diff).toMatchObject({ remoteRows: remoteRows.size, siteRows: siteRows.size });
             // Keys outside the slots are kept apart, at most `limit` of them, whether they differ or not.
             const apart = new Set(
               [...remoteRows.keys(), ...siteRows.keys()].filter((k) => k < 1_000n || k >= 1_050n),
             );
-            if (differing <= limit && apart.size <= limit) {
-              expect({
-                changed: sorted(diff.changed),
-                remoteOnly: sorted(diff.remoteOnly),
-                siteOnly: sorted(diff.siteOnly),
-              }).toEqual({
-                changed: sorted(expected.changed),
-                remoteOnly: sorted(expected.remoteOnly),
-                siteOnly: sorted(expected.siteOnly),
-              });
-              expect(diff).toMatchObject({ overflow: false, differing });
-            } else {
-              // Too many to keep, or to tell apart: the caller stages the region whole.
-              expect(diff.overflow).toBe(true);
-              expect(diff.changed.length + diff.remoteOnly.length + diff.siteOnly.length).toBeLessThanOrEqual(
-                limit,
-              );
-            }
+            expectModel(
+              diff,
+              modelDiff(remoteRows, siteRows),
+              { remote: remoteRows.size, site: siteRows.size },
+              limit,
+              apart.size <= limit,
+            );
           },
         ),
         { numRuns: 300 },
@@ -287,15 +311,7 @@ describe('merging ordered key hashes', () => {
         bytes.writeBigInt64BE(BigInt(hash), 26);
         return bytes;
       });
-      const bytes = Buffer.concat([SIGNATURE, Buffer.alloc(8), ...tuples, Buffer.from([0xff, 0xff])]);
-      const offsets = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-      const chunks: Buffer[] = [];
-      let from = 0;
-      for (const to of [...offsets, bytes.length]) {
-        if (to > from) chunks.push(bytes.subarray(from, to));
-        from = Math.max(from, to);
-      }
-      return Readable.from(chunks);
+      return binaryCopy(tuples, cuts);
     }
     // Words from a small set, so that keys share leading words (as time-ordered uuids do) and
     // collide in the table; and now and then any uuid at all.
@@ -331,18 +347,6 @@ describe('merging ordered key hashes', () => {
               if (row) siteRows.set(row[0], hash);
             }
             const remoteRows = new Map(remote);
-            const expected = {
-              changed: [] as string[],
-              remoteOnly: [] as string[],
-              siteOnly: [] as string[],
-            };
-            for (const [k, h] of remoteRows) {
-              const s = siteRows.get(k);
-              if (s === undefined) expected.remoteOnly.push(k);
-              else if (s !== h) expected.changed.push(k);
-            }
-            for (const k of siteRows.keys()) if (!remoteRows.has(k)) expected.siteOnly.push(k);
-            const differing = expected.changed.length + expected.remoteOnly.length + expected.siteOnly.length;
             const distinct = new Set([...remoteRows.keys(), ...siteRows.keys()]).size;
 
             const diff = await compareUuidKeyHashes(
@@ -352,26 +356,14 @@ describe('merging ordered key hashes', () => {
               limit,
             );
 
-            const sorted = (list: string[]) => [...list].sort();
-            expect(diff).toMatchObject({ remoteRows: remoteRows.size, siteRows: siteRows.size });
             // Keys beyond the table's are kept apart, at most `limit` of them.
-            if (differing <= limit && distinct - keys <= limit) {
-              expect({
-                changed: sorted(diff.changed),
-                remoteOnly: sorted(diff.remoteOnly),
-                siteOnly: sorted(diff.siteOnly),
-              }).toEqual({
-                changed: sorted(expected.changed),
-                remoteOnly: sorted(expected.remoteOnly),
-                siteOnly: sorted(expected.siteOnly),
-              });
-              expect(diff).toMatchObject({ overflow: false, differing });
-            } else {
-              expect(diff.overflow).toBe(true);
-              expect(diff.changed.length + diff.remoteOnly.length + diff.siteOnly.length).toBeLessThanOrEqual(
-                limit,
-              );
-            }
+            expectModel(
+              diff,
+              modelDiff(remoteRows, siteRows),
+              { remote: remoteRows.size, site: siteRows.size },
+              limit,
+              distinct - keys <= limit,
+            );
           },
         ),
         { numRuns: 300 },
