@@ -74,6 +74,6 @@ export function stopTrace(): string[] {
   recording = undefined;
   return entries.map(
     (e) =>
-      `    ${e.start.toFixed(1).padStart(7)} ${(e.end === undefined ? '?' : (e.end - e.start).toFixed(1)).padStart(7)} ${e.side.padEnd(6)} ${e.sql.slice(0, 160)}`,
+      `    ${e.start.toFixed(1).padStart(7)} ${(e.end === undefined ? '?' : (e.end - e.start).toFixed(1)).padStart(7)} ${e.side.padEnd(6)} ${e.sql.slice(0, process.env.BENCH_FULL_SQL ? 100000 : 160)}`,
   );
 }

@@ -7,6 +7,8 @@
  *
  *   npm run bench -- --rows 1000000 --reps 3 [--enforce-targets] [--scenarios register,fleet,composite,uuid]
  *   BENCH_DATABASE_URL=postgres://… npm run bench     (a server of your own instead of the embedded one)
+ *   BENCH_KEEP=1 BENCH_DATABASE_URL=… npm run bench   (its databases kept after it, to EXPLAIN a statement)
+ *   BENCH_FULL_SQL=1 npm run bench -- --trace          (each traced statement whole, not its first 160 characters)
  *
  * `npm run bench` gives V8 the heap the function gets at its default 1,024 MB (512 MB old
  * generation) with the function's 2 MB semi-spaces, and glibc the function's allocator settings
@@ -1070,7 +1072,7 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     }
   } finally {
-    for (const name of Object.values(names)) {
+    for (const name of process.env.BENCH_KEEP ? [] : Object.values(names)) {
       await admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)} WITH (FORCE)`).catch(() => {});
     }
     await admin.end();

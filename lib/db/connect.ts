@@ -100,10 +100,23 @@ function placeOf(client: Client, role: DatabaseRole): ConnectionPlace {
   return { role, host: host || 'localhost', port: port ?? 5432, database: database ?? '' };
 }
 
-/** A session being opened: `take` waits for it; `release` ends it, or the attempt, if it was never taken. */
-export interface PendingSession {
-  take(): Promise<Client>;
+/**
+ * A session being opened: `take` waits for it (and for what `prepare` made of it); `release` ends
+ * it, or the attempt, if it was never taken.
+ */
+export interface PendingSession<T = Client> {
+  take(): Promise<T>;
   release(): void;
+}
+
+export interface AheadOptions<T> {
+  /** Called once the login is over, with its failure if it failed. */
+  onSettled?: (error?: unknown) => void;
+  /**
+   * The session's first statements, run as soon as it is logged in, before anyone takes it: what
+   * `take` then gives. Its failure ends the session and is given, unchanged, to whoever takes it.
+   */
+  prepare?: (client: Client) => Promise<T>;
 }
 
 /**
@@ -114,9 +127,26 @@ export interface PendingSession {
 export function connectAhead(
   target: DatabaseTarget,
   role: DatabaseRole,
+  options?: ConnectOptions,
+): PendingSession;
+export function connectAhead<T>(
+  target: DatabaseTarget,
+  role: DatabaseRole,
+  options: ConnectOptions,
+  ahead: AheadOptions<T> & { prepare: (client: Client) => Promise<T> },
+): PendingSession<T>;
+export function connectAhead(
+  target: DatabaseTarget,
+  role: DatabaseRole,
+  options: ConnectOptions,
+  ahead: AheadOptions<Client>,
+): PendingSession;
+export function connectAhead<T>(
+  target: DatabaseTarget,
+  role: DatabaseRole,
   options: ConnectOptions = {},
-  { onSettled }: { onSettled?: (error?: unknown) => void } = {},
-): PendingSession {
+  { onSettled, prepare }: AheadOptions<T> = {},
+): PendingSession<T | Client> {
   const client = new Client(clientConfig(target, role, options));
   // A dropped connection must fail the query in flight, not crash the process.
   client.on('error', () => {});
@@ -124,7 +154,7 @@ export function connectAhead(
   const onAbort = () => letGo(client);
   signal?.addEventListener('abort', onAbort, { once: true });
   client.once('end', () => signal?.removeEventListener('abort', onAbort));
-  const ready = (signal?.aborted ? Promise.reject(new CancelledError(signal.reason)) : client.connect())
+  const loggedIn = (signal?.aborted ? Promise.reject(new CancelledError(signal.reason)) : client.connect())
     .then(() => client.query(CHECK_CLIENT_CONNECTION, [CLIENT_CHECK_INTERVAL]))
     .then(
       () => {
@@ -138,6 +168,14 @@ export function connectAhead(
         throw failure;
       },
     );
+  const ready: Promise<T | Client> = prepare
+    ? loggedIn.then((session) =>
+        prepare(session).catch(async (error: unknown) => {
+          await client.end().catch(() => {});
+          throw error;
+        }),
+      )
+    : loggedIn;
   // Until it is taken, a failure has nobody to report to.
   ready.catch(() => {});
   let taken = false;

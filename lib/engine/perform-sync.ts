@@ -22,7 +22,7 @@ import { type ConnectOptions, connectAhead, type DatabaseTarget, type PendingSes
 import { findRejectedLine } from '../db/find-rejected-line';
 import { findRejectedRow } from '../db/find-rejected-row';
 import { RemoteSnapshot } from '../db/remote-database';
-import { readServerIdentity, refuseRemoteAsSite } from '../db/server-identity';
+import { readServerIdentity, refuseRemoteAsSite, type ServerIdentity } from '../db/server-identity';
 import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-database';
 import { schemaMismatch, siteSchemaVersion } from '../db/site-migrations';
 import { applicableRows, type ParentLookup, type ResolvedEntity, remoteSql } from '../db/sync-sql';
@@ -177,6 +177,13 @@ function checkOptions(options: SyncOptions): void {
   }
 }
 
+/** The remote's session once it may be read: the server it is on, and its snapshot. */
+interface OpenRemote {
+  client: Client;
+  identity: ServerIdentity;
+  snapshot: RemoteSnapshot;
+}
+
 class SyncRun {
   private readonly registry: EntityRegistry;
   private readonly states = new Map<string, EntityState>();
@@ -216,12 +223,13 @@ class SyncRun {
   async run(): Promise<SyncResult> {
     let site: Client | undefined;
     let remote: Client | undefined;
-    let remoteSession: PendingSession | undefined;
+    let remoteSession: PendingSession<OpenRemote> | undefined;
     let remoteClosed: Promise<void> | undefined;
     try {
       this.deadline.check();
-      // The remote's session is opened while the site is locked and its catalog read.
-      remoteSession = this.connectAhead('remote');
+      // The remote logs in, says which server it is and opens its snapshot while the site is
+      // locked and its catalog read.
+      remoteSession = this.openRemote();
       site = await this.connectAhead('site').take();
       this.deadline.watch(site, 'site');
       // Before the transaction: a role that may not read the system identifier is refused harmlessly.
@@ -241,11 +249,11 @@ class SyncRun {
       this.entitiesStarted = true;
       await this.resolveEntities(db);
       this.deadline.check();
-      remote = await remoteSession.take();
-      this.deadline.watch(remote, 'remote');
+      const opened = await remoteSession.take();
+      remote = opened.client;
       // Before the first write: a site that is the remote itself would lose every other tenant's rows.
-      refuseRemoteAsSite(siteIdentity, await readServerIdentity(remote));
-      await this.stageFromRemote(db, remote);
+      refuseRemoteAsSite(siteIdentity, opened.identity);
+      await this.stageFromRemote(db, opened.snapshot);
       // The remote's part is over: its logout's round trip overlaps the site's apply.
       remoteClosed = remote.end().catch(() => {});
       remote = undefined;
@@ -280,18 +288,41 @@ class SyncRun {
     }
   }
 
-  /** Starts connecting to one side, and reports the phase once the login is over, taken or not. */
-  private connectAhead(database: 'site' | 'remote'): PendingSession {
-    const started = this.phaseStart();
-    return connectAhead(this.options[database], database, this.deadline.limit(this.options.connectOptions), {
-      onSettled: (error) =>
-        this.phaseDone(started, {
-          phase: 'connect',
-          database,
-          rows: {},
-          ...(error !== undefined ? { error: toMeterSyncError(error).code } : {}),
-        }),
+  /**
+   * The remote's session, ready to read: logged in, its identity read (outside a transaction, see
+   * server-identity.ts) and its snapshot open.
+   */
+  private openRemote(): PendingSession<OpenRemote> {
+    return this.connectAhead('remote', async (client) => {
+      this.deadline.watch(client, 'remote');
+      const identity = await readServerIdentity(client);
+      const snapshot = await RemoteSnapshot.open(client, this.options.tenantId);
+      return { client, identity, snapshot };
     });
+  }
+
+  /** Starts connecting to one side, and reports the phase once the login is over, taken or not. */
+  private connectAhead(database: 'site' | 'remote'): PendingSession;
+  private connectAhead<T>(
+    database: 'site' | 'remote',
+    prepare: (client: Client) => Promise<T>,
+  ): PendingSession<T>;
+  private connectAhead<T>(
+    database: 'site' | 'remote',
+    prepare?: (client: Client) => Promise<T>,
+  ): PendingSession<T> | PendingSession {
+    const started = this.phaseStart();
+    const onSettled = (error?: unknown) =>
+      this.phaseDone(started, {
+        phase: 'connect',
+        database,
+        rows: {},
+        ...(error !== undefined ? { error: toMeterSyncError(error).code } : {}),
+      });
+    const options = this.deadline.limit(this.options.connectOptions);
+    return prepare
+      ? connectAhead(this.options[database], database, options, { onSettled, prepare })
+      : connectAhead(this.options[database], database, options, { onSettled });
   }
 
   private phaseStart(): { at: number; t0: number } {
@@ -373,8 +404,7 @@ class SyncRun {
     }
   }
 
-  private async stageFromRemote(db: SiteDatabase, remote: Client): Promise<void> {
-    const snapshot = await RemoteSnapshot.open(remote, this.options.tenantId);
+  private async stageFromRemote(db: SiteDatabase, snapshot: RemoteSnapshot): Promise<void> {
     for (const name of this.order) {
       const state = this.states.get(name)!;
       this.deadline.check();

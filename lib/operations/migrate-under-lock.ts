@@ -38,14 +38,15 @@ export async function migrateUnderLock(
 async function migrate(target: MigrationTarget, options: OperationOptions): Promise<MigrationStep> {
   if (options.deadline !== undefined && options.deadline <= Date.now()) throw new DeadlineExceededError();
   // The remote's session is opened while the site's is; it only says which server and database it is.
-  const remoteSession = connectAhead(target.remote, 'remote', sessionOptions(options));
+  const remoteSession = connectAhead(target.remote, 'remote', sessionOptions(options), {
+    prepare: (remote) => readServerIdentity(remote).finally(() => remote.end().catch(() => {})),
+  });
   let site: Awaited<ReturnType<typeof connect>> | undefined;
   try {
     // A migration is one transaction: a statement cut at the deadline, or cancelled, rolls all of it back.
     site = await connect(target.site, 'site', sessionOptions(options));
     const siteIdentity = await readServerIdentity(site);
-    const remote = await remoteSession.take();
-    const remoteIdentity = await readServerIdentity(remote).finally(() => remote.end().catch(() => {}));
+    const remoteIdentity = await remoteSession.take();
     const fromVersion = await siteSchemaVersion(site);
     try {
       refuseRemoteAsSite(siteIdentity, remoteIdentity);
