@@ -516,10 +516,14 @@ async function main(): Promise<void> {
       if (args.trace) {
         say(stopTrace().join('\n'));
         // What the peak was made of: the JS heap, buffers outside it, or neither (the allocator's).
-        const { heapTotal, heapUsed, external, arrayBuffers, atMs } = peak;
+        const { heapTotal, heapUsed, external, arrayBuffers, atMs, anon, file } = peak;
         const shown = (bytes: number) => mb(bytes).toFixed(0);
+        const parts =
+          anon !== undefined && file !== undefined
+            ? ` (${shown(anon)} anonymous, ${shown(file)} of files)`
+            : '';
         say(
-          `    at the peak (${atMs.toFixed(0)} ms): RSS ${shown(peak.rss)} MB, heap ${shown(heapUsed)} of ${shown(heapTotal)} MB, external ${shown(external)} MB (array buffers ${shown(arrayBuffers)} MB)`,
+          `    at the peak (${atMs.toFixed(0)} ms): RSS ${shown(peak.rss)} MB${parts}, heap ${shown(heapUsed)} of ${shown(heapTotal)} MB, external ${shown(external)} MB (array buffers ${shown(arrayBuffers)} MB)`,
         );
       }
       return { ms, bytes: await proxy.bytesFromServer(), rssMb: mb(peak.rss), value };

@@ -6,12 +6,15 @@
  * - by slot (`compareKeyHashesBySlot`): one integer key column whose site keys are dense enough
  *   gets a slot per key in two typed arrays (9 bytes a key, at most 19 MB), filled from both
  *   streams in whatever order they come. Neither server sorts, and both stream at once.
+ * - by table (`compareKeyHashesInTable`): a key of 128 bits at most (a uuid, one or two integer
+ *   columns) in an open addressing table of typed arrays, filled from both streams in any order,
+ *   up to MAX_TABLE_KEYS keys (25 bytes each, at a load of at most 0.8).
  * - by merge (`mergeKeyHashes`): any integer keys, both streams in key order. Both servers and
  *   this code then agree on the order without any collation.
  *
- * Both sides send binary COPY with every field a bigint, so every tuple has the same width and is
- * read where it lies in the chunk, without parsing text: a million tuples a side cost no
- * allocation each, only the keys that differ are turned into text.
+ * Both sides send binary COPY with every field a bigint but a uuid key, so every tuple has the
+ * same width and is read where it lies in the chunk, without parsing text: a million tuples a side
+ * cost no allocation each, only the keys that differ are turned into text.
  */
 import type { Readable } from 'node:stream';
 import { MeterSyncError } from '../errors';
@@ -464,8 +467,8 @@ function twice(side: string, key: string): MeterSyncError {
 }
 
 /**
- * The most keys a comparison by table (`compareUuidKeyHashes`) holds: 25 bytes each at a load of
- * at most 0.8, 38 MB; a table whose two sides may hold more is diffed on the site instead.
+ * The most keys a comparison by table (`compareKeyHashesInTable`) holds: 25 bytes each at a load of
+ * at most 0.8, 38 MB; a table whose two sides may hold more is compared otherwise.
  */
 export const MAX_TABLE_KEYS = 1_250_000;
 const TABLE_LOAD = 0.8;
@@ -476,25 +479,70 @@ export function tableKeys(expectedRows: number): number | undefined {
   return keys <= MAX_TABLE_KEYS ? keys : undefined;
 }
 
+/**
+ * The keys a table holds in 128 bits: one uuid column, or one or two integer columns (each sent
+ * as a bigint).
+ */
+export type TableKey = { readonly kind: 'uuid' } | { readonly kind: 'integers'; readonly columns: 1 | 2 };
+
+/** The key a comparison by table is made for, if the key's columns fit in one. */
+export function tableKeyOf(keyTypes: readonly string[]): TableKey | undefined {
+  if (keyTypes.length === 1 && keyTypes[0] === 'uuid') return { kind: 'uuid' };
+  if (canMergeKeys(keyTypes) && keyTypes.length <= 2)
+    return { kind: 'integers', columns: keyTypes.length as 1 | 2 };
+  return undefined;
+}
+
 /** A uuid's text from its four 32-bit words (only differing keys are written). */
 function uuidText(a: number, b: number, c: number, d: number): string {
   const word = (w: number) => BigInt(w >>> 0);
   return bigIntToUuid((word(a) << 96n) | (word(b) << 64n) | (word(c) << 32n) | word(d));
 }
 
+/** A bigint's decimal text from its high and low 32-bit words. */
+const integerText = (high: number, low: number) =>
+  BigInt.asIntN(64, (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0)).toString();
+
+/** Where a key's words lie in a tuple, how the tuple's fields are sized, and how a key reads as text. */
+interface TableLayout {
+  readonly widths: readonly number[];
+  /** Offsets of the key's four 32-bit words in a tuple; -1 for a word a key of one bigint has not. */
+  readonly words: readonly [number, number, number, number];
+  readonly hash: number;
+  readonly text: (a: number, b: number, c: number, d: number) => string;
+}
+
+function layoutOf(key: TableKey): TableLayout {
+  // After the tuple's field count (2 bytes), each field is its length (4 bytes), then its value.
+  if (key.kind === 'uuid') return { widths: [16, 8], words: [6, 10, 14, 18], hash: 26, text: uuidText };
+  if (key.columns === 1)
+    return { widths: [8, 8], words: [6, 10, -1, -1], hash: 18, text: (a, b) => integerText(a, b) };
+  return {
+    widths: [8, 8, 8],
+    words: [6, 10, 18, 22],
+    hash: 30,
+    // Tab-joined, as a merge names a key of two columns.
+    text: (a, b, c, d) => `${integerText(a, b)}\t${integerText(c, d)}`,
+  };
+}
+
 /**
- * Compares the two streams of one uuid key column and its row hash, in any order, in an open
- * addressing table of typed arrays: the key's four words, the first side's hash, and which sides
- * sent it. Neither server sorts and both stream at once, as by slot; `keys` sizes the table (see
- * `tableKeys`). Keys beyond it are kept apart, at most `limit` of them. Keeps at most `limit`
- * differing keys and counts them all (unless the keys apart overflow).
+ * Compares the two streams of a key that fits in 128 bits (`TableKey`) and its row hash, in any
+ * order, in an open addressing table of typed arrays: the key's four words, the first side's
+ * hash, and which sides sent it. Neither server sorts and both stream at once, as by slot;
+ * `keys` sizes the table (see `tableKeys`). Keys beyond it are kept apart, at most `limit` of
+ * them. Keeps at most `limit` differing keys and counts them all (unless the keys apart overflow).
  */
-export async function compareUuidKeyHashes(
+export async function compareKeyHashesInTable(
   remote: Readable,
   site: Readable,
+  key: TableKey,
   keys: number,
   limit: number,
 ): Promise<KeyHashDiff> {
+  const layout = layoutOf(key);
+  const [w0, w1, w2, w3] = layout.words;
+  const h0 = layout.hash;
   const capacity = Math.ceil(keys / TABLE_LOAD);
   const full = keys;
   const words = new Int32Array(capacity * 4);
@@ -506,23 +554,24 @@ export async function compareUuidKeyHashes(
   let siteRows = 0;
 
   const read = async (stream: Readable, side: number, name: string) => {
-    const batches = new TupleBatches(stream, [16, 8], name);
+    const batches = new TupleBatches(stream, layout.widths, name);
     for (let batch = await batches.next(); batch !== undefined; batch = await batches.next()) {
       const view = viewOf(batch);
       if (side === SITE) siteRows += batch.length / batches.size;
       else remoteRows += batch.length / batches.size;
       for (let at = 0; at < batch.length; at += batches.size) {
-        // The uuid's four words (after the field count and its length), then the row hash's two.
-        const a = view.getInt32(at + 6);
-        const b = view.getInt32(at + 10);
-        const c = view.getInt32(at + 14);
-        const d = view.getInt32(at + 18);
-        const hashHigh = view.getInt32(at + 26);
-        const hashLow = view.getInt32(at + 30);
-        // Version 1 and 7 uuids share their leading words: every word counts in the slot.
-        let slot =
-          (Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b) ^ d, 0xc2b2ae35) >>> 0) %
-          capacity;
+        const a = view.getInt32(at + w0);
+        const b = view.getInt32(at + w1);
+        const c = w2 < 0 ? 0 : view.getInt32(at + w2);
+        const d = w3 < 0 ? 0 : view.getInt32(at + w3);
+        const hashHigh = view.getInt32(at + h0);
+        const hashLow = view.getInt32(at + h0 + 4);
+        // Every word counts in the slot: version 1 and 7 uuids share their leading words, and
+        // the keys of two integer columns are mostly small numbers in their low words.
+        let mixed = Math.imul(Math.imul(Math.imul(a, 0x9e3779b1) ^ b, 0x85ebca6b) ^ c, 0xc2b2ae35) ^ d;
+        mixed = Math.imul(mixed ^ (mixed >>> 16), 0x85ebca6b);
+        mixed = Math.imul(mixed ^ (mixed >>> 13), 0xc2b2ae35);
+        let slot = ((mixed ^ (mixed >>> 16)) >>> 0) % capacity;
         while (seen[slot] !== 0) {
           const w = slot * 4;
           if (words[w] === a && words[w + 1] === b && words[w + 2] === c && words[w + 3] === d) break;
@@ -530,10 +579,10 @@ export async function compareUuidKeyHashes(
         }
         const state = seen[slot]!;
         if (state === 0 && used >= full) {
-          if (!apart.overflow) apart.note(uuidText(a, b, c, d), side, hashHigh, hashLow, name);
+          if (!apart.overflow) apart.note(layout.text(a, b, c, d), side, hashHigh, hashLow, name);
           continue;
         }
-        if (state & side) throw twice(name, uuidText(a, b, c, d));
+        if (state & side) throw twice(name, layout.text(a, b, c, d));
         if (state === 0) {
           const w = slot * 4;
           words[w] = a;
@@ -560,7 +609,7 @@ export async function compareUuidKeyHashes(
     const sides = seen[slot]!;
     if (sides !== 0 && sides !== EQUAL) {
       const w = slot * 4;
-      lists.keep(sides, uuidText(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!));
+      lists.keep(sides, layout.text(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!));
     }
   }
   apart.keepDiffering(lists);

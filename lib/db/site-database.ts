@@ -140,6 +140,13 @@ function temporaryName(purpose: string, e: ResolvedEntity): string {
   return `pg_temp.${escapeIdentifier(`meter_sync_${purpose}_${e.meta.name}`)}`;
 }
 
+/** What an upsert step applies of the stage: `skipped` names the table of the keys it skips, if any. */
+export interface Applicability {
+  readonly total: number;
+  readonly applicable: number;
+  readonly skipped?: string;
+}
+
 function count(value: unknown): number {
   return Number(value ?? 0);
 }
@@ -201,27 +208,41 @@ export class SiteDatabase {
     return count(rows[0]?.rows);
   }
 
-  /** How many staged rows there are, and how many of them have all their parents on the site. */
-  async countApplicable(
-    e: ResolvedEntity,
-    parents: ParentLookup,
-  ): Promise<{ total: number; applicable: number }> {
-    const { rows } = await this.client.query(applySql.countApplicable(e, parents));
-    return { total: count(rows[0]?.total), applicable: count(rows[0]?.applicable) };
+  /**
+   * How many staged rows there are, and how many of them have all their parents on the site now;
+   * `skipped`, when some have not: the table of their keys, which the step's other statements join.
+   */
+  async countApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<Applicability> {
+    const { rows } = await this.client.query(applySql.countStaged(e));
+    const total = count(rows[0]?.total);
+    if ((e.meta.parents ?? []).length === 0 || total === 0) return { total, applicable: total };
+    const table = temporaryName('skipped', e);
+    // A step planned again (after a failed one) finds the table of its first try.
+    await this.client.query(`DROP TABLE IF EXISTS ${table}`);
+    const created = await this.client.query(applySql.createSkipped(e, parents, table));
+    const skipped = created.rowCount ?? 0;
+    return skipped === 0
+      ? { total, applicable: total }
+      : { total, applicable: total - skipped, skipped: table };
   }
 
-  /** The first staged rows (in key order) whose parents are not all on the site, and which parent is missing. */
-  async sampleSkipped(e: ResolvedEntity, parents: ParentLookup, limit: number): Promise<SkippedRow[]> {
+  /** The first staged rows (in key order) the step skips, and which parent is missing. */
+  async sampleSkipped(
+    e: ResolvedEntity,
+    parents: ParentLookup,
+    skipped: string,
+    limit: number,
+  ): Promise<SkippedRow[]> {
     const { rows } = await this.client.query<Row>({
-      text: applySql.sampleSkipped(e, parents),
+      text: applySql.sampleSkipped(e, parents, skipped),
       values: [limit],
       types: TEXT_TYPES,
     });
     return rows.map((row) => parentMissing(e.meta, row));
   }
 
-  async upsertApplicable(e: ResolvedEntity, parents: ParentLookup): Promise<WriteCounts> {
-    return this.writeCounts(upsertFrom(e, applicableRows(e, parents)));
+  async upsertApplicable(e: ResolvedEntity, skipped: string | undefined): Promise<WriteCounts> {
+    return this.writeCounts(upsertFrom(e, applicableRows(e, skipped)));
   }
 
   // ---- the plan of a run (DESIGN §3.5, §3.12, §3.13; sync-sql's planSql) ----
@@ -499,16 +520,11 @@ export class SiteDatabase {
 
   /**
    * After the entity's upsert: the skips of its compared region are the staged rows it skipped
-   * (`skipped`: whether there are any, as the step counted them; none, and nothing is scanned).
+   * (`skipped`: their keys' table, when there are any; none, and nothing is scanned).
    */
-  async rememberSkips(
-    e: ResolvedEntity,
-    compared: Region,
-    parents: ParentLookup,
-    skipped: boolean,
-  ): Promise<void> {
+  async rememberSkips(e: ResolvedEntity, compared: Region, skipped: string | undefined): Promise<void> {
     await this.client.query(skippedSql.forget(e, compared), [e.meta.name]);
-    if (skipped) await this.client.query(skippedSql.rememberStaged(e, parents), [e.meta.name]);
+    if (skipped !== undefined) await this.client.query(skippedSql.rememberStaged(e, skipped), [e.meta.name]);
   }
 
   /** After a first load: its skips are those the remote listed (key and reference columns as text, and hash). */

@@ -236,21 +236,35 @@ function parentsOnSite(e: ResolvedEntity, parents: ParentLookup, s = 's'): strin
   return conditions.length > 0 ? conditions.join(' AND ') : 'TRUE';
 }
 
-/** The staged rows of `e` that its upsert step applies: those whose parents are on the site. */
-export function applicableRows(e: ResolvedEntity, parents: ParentLookup): string {
-  return `SELECT s.* FROM ${e.stage} AS s WHERE ${parentsOnSite(e, parents)}`;
+/**
+ * The staged rows of `e` that its upsert step applies: all but those `skipped`, a table of the
+ * keys of the staged rows whose parents are not all on the site (`applySql.createSkipped`).
+ */
+export function applicableRows(e: ResolvedEntity, skipped?: string): string {
+  if (skipped === undefined) return `SELECT s.* FROM ${e.stage} AS s`;
+  return `SELECT s.* FROM ${e.stage} AS s
+    WHERE NOT EXISTS (SELECT 1 FROM ${skipped} AS k WHERE ${stagedKeyMatch(e, 'k', 's')})`;
 }
 
+/** Staged keys (text) matched as they are. */
+const stagedKeyMatch = (e: ResolvedEntity, a: string, b: string) =>
+  e.meta.keyColumns.map((k) => `${a}.${q(k)} = ${b}.${q(k)}`).join(' AND ');
+
 export const applySql = {
-  countApplicable: (e: ResolvedEntity, parents: ParentLookup) =>
-    (e.meta.parents ?? []).length === 0
-      ? `SELECT count(*) AS total, count(*) AS applicable FROM ${e.stage}`
-      : `SELECT (SELECT count(*) FROM ${e.stage}) AS total, (SELECT count(*) FROM (${applicableRows(e, parents)}) AS a) AS applicable`,
+  countStaged: (e: ResolvedEntity) => `SELECT count(*) AS total FROM ${e.stage}`,
   /**
-   * The first staged rows in key order that the step skips, and for each parent reference (`m0`,
-   * `m1`, …) whether that parent is missing: an anti-join first, then probes of those few rows only.
+   * The keys of the staged rows whose parents are not all on the site now, in a table the step's
+   * statements then join (`table`): the parents are probed once a row, not once a statement.
    */
-  sampleSkipped: (e: ResolvedEntity, parents: ParentLookup) => {
+  createSkipped: (e: ResolvedEntity, parents: ParentLookup, table: string) =>
+    `CREATE TEMPORARY TABLE ${table} ON COMMIT DROP AS SELECT ${list(e.meta.keyColumns, 's')}
+      FROM ${e.stage} AS s WHERE NOT (${parentsOnSite(e, parents)})`,
+  /**
+   * The first staged rows in key order that the step skips (`skipped`, as `createSkipped` made
+   * it), and for each parent reference (`m0`, `m1`, …) whether that parent is missing: probes of
+   * those few rows only.
+   */
+  sampleSkipped: (e: ResolvedEntity, parents: ParentLookup, skipped: string) => {
     const keys = e.meta.keyColumns;
     const missing = (e.meta.parents ?? []).map((reference, i) => {
       const parent = parents(reference.entity);
@@ -258,7 +272,7 @@ export const applySql = {
     });
     return `SELECT ${list(keyAndReferenceColumns(e.meta), 'x')}${missing.map((m) => `, ${m}`).join('')}
       FROM (SELECT s.* FROM ${e.stage} AS s
-            WHERE NOT EXISTS (SELECT 1 FROM (${applicableRows(e, parents)}) AS a WHERE ${keys.map((k) => `a.${q(k)} = s.${q(k)}`).join(' AND ')})
+            WHERE EXISTS (SELECT 1 FROM ${skipped} AS k WHERE ${stagedKeyMatch(e, 'k', 's')})
             ORDER BY ${byBytes(keys, 's')} LIMIT $1) AS x
       ORDER BY ${byBytes(keys, 'x')}`;
   },
@@ -1138,10 +1152,11 @@ export const skippedSql = {
     `DELETE FROM ${q(SKIPPED_ROWS_TABLE)} AS d WHERE d.entity = $1 AND d.row IN (
       SELECT m.row FROM (${rememberedRows(e, '$1')}) AS m WHERE ${inCompared(e, compared, 'm')})`,
   /** Remembers the staged rows of `e` (`$1` its name) whose parents are not all on the site. */
-  rememberStaged: (e: ResolvedEntity, parents: ParentLookup) =>
+  /** Remembers the staged rows the step skipped (`skipped`, as `applySql.createSkipped` made it). */
+  rememberStaged: (e: ResolvedEntity, skipped: string) =>
     `INSERT INTO ${q(SKIPPED_ROWS_TABLE)} (entity, row, hash)
       SELECT $1, ARRAY[${list(keyAndReferenceColumns(e.meta), 's')}]::text[], ${rowHash(e, 's')}
-      FROM ${e.stage} AS s WHERE NOT (${parentsOnSite(e, parents)})
+      FROM ${e.stage} AS s WHERE EXISTS (SELECT 1 FROM ${skipped} AS k WHERE ${stagedKeyMatch(e, 'k', 's')})
       ON CONFLICT (entity, row) DO UPDATE SET hash = EXCLUDED.hash`,
   /** Remembers rows given as one text array per key and reference column, then their hashes (`$1` the entity's name). */
   rememberListed: (e: ResolvedEntity) => {

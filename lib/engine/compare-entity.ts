@@ -27,9 +27,11 @@ import { Readable } from 'node:stream';
 import {
   canMergeKeys,
   compareKeyHashesBySlot,
-  compareUuidKeyHashes,
+  compareKeyHashesInTable,
   keySlots,
   mergeKeyHashes,
+  type TableKey,
+  tableKeyOf,
   tableKeys,
 } from '../db/key-hash-merge';
 import type { RemoteSnapshot } from '../db/remote-database';
@@ -546,8 +548,8 @@ async function stageRegion(
 
 /**
  * Narrows a region to the keys whose row hash differs, and stages only those rows. Integer keys,
- * and a uuid key of up to MAX_TABLE_KEYS rows, are compared from both sides' streams at once;
- * other keys are diffed by the site from the remote's hashes. When most rows of the region differ, the region is staged whole instead.
+ * and a uuid key of up to MAX_TABLE_KEYS rows, are compared from both sides' streams at once
+ * (mergeKeys); other keys are diffed by the site from the remote's hashes. When most rows of the region differ, the region is staged whole instead.
  */
 function compareKeys(
   ctx: CompareContext,
@@ -561,22 +563,33 @@ function compareKeys(
     : diffKeys(ctx, e, region, counts);
 }
 
-/** The keys a comparison by table is made for: one uuid key column, of few enough rows. */
-function uuidTableKeys(e: ResolvedEntity, shape: TableShape, known?: RegionCounts): number | undefined {
-  if (e.meta.keyColumns.length !== 1 || keyTypes(e)[0] !== 'uuid') return undefined;
-  return tableKeys(known ? Math.max(known.remoteInRegion, known.siteInRegion) : shape.rows);
+/**
+ * A comparison by table, when the key fits in one (a uuid, one or two integer columns) and its
+ * keys are few enough: the key, and how many keys the table is made for.
+ */
+function tableFor(e: ResolvedEntity, shape: TableShape, known?: RegionCounts): InTable | undefined {
+  const key = tableKeyOf(keyTypes(e));
+  if (key === undefined) return undefined;
+  const keys = tableKeys(known ? Math.max(known.remoteInRegion, known.siteInRegion) : shape.rows);
+  return keys === undefined ? undefined : { key, keys };
 }
 
-/** Both sides' key hashes can be compared in this process: integer keys, or a uuid key (`uuidTableKeys`). */
+interface InTable {
+  readonly key: TableKey;
+  readonly keys: number;
+}
+
+/** Both sides' key hashes can be compared in this process: integer keys, or a key a table holds (`tableFor`). */
 function inMemory(e: ResolvedEntity, shape: TableShape, known?: RegionCounts): boolean {
-  return canMergeKeys(keyTypes(e)) || uuidTableKeys(e, shape, known) !== undefined;
+  return canMergeKeys(keyTypes(e)) || tableFor(e, shape, known) !== undefined;
 }
 
 /**
  * Keys of integers, or one uuid key: both sides' key hashes streamed at once and compared. One
- * integer key column whose site keys are dense enough is compared by slot, and a uuid key in a
- * table, in any order, so that neither server sorts; other keys are merged in key order. Without
- * counts, the comparison counts.
+ * integer key column whose site keys are dense enough is compared by slot, and a key of 128 bits
+ * at most (a uuid, one or two integer columns) in a table, in any order, so that neither server
+ * sorts; other keys, and more keys than a table holds, are merged in key order. Without counts,
+ * the comparison counts.
  */
 async function mergeKeys(
   ctx: CompareContext,
@@ -592,7 +605,7 @@ async function mergeKeys(
     e.meta.keyColumns.length === 1 && shape.keys !== undefined
       ? keySlots(shape.keys.lo, shape.keys.hi, shape.rows)
       : undefined;
-  const table = uuidTableKeys(e, shape, known);
+  const table = slots === undefined ? tableFor(e, shape, known) : undefined;
   const inKeyOrder = slots === undefined && table === undefined;
   // The remote sorts its key hashes in memory instead of in temporary files: a million take 60 MB.
   if (inKeyOrder) await ctx.remote.setSetting('work_mem', REMOTE_SORT_MEMORY);
@@ -602,7 +615,7 @@ async function mergeKeys(
     (remoteLines) =>
       ctx.site.readKeyHashes(e, region, inKeyOrder, (siteLines) =>
         table !== undefined
-          ? compareUuidKeyHashes(remoteLines, siteLines, table, keep)
+          ? compareKeyHashesInTable(remoteLines, siteLines, table.key, table.keys, keep)
           : slots === undefined
             ? mergeKeyHashes(remoteLines, siteLines, e.meta.keyColumns.length, keep)
             : compareKeyHashesBySlot(remoteLines, siteLines, slots, keep),

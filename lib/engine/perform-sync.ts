@@ -731,11 +731,11 @@ class SyncRun {
       const removed = counts.deletes > 0 ? await db.deleteGone(e, plan.tables) : 0;
       return { deleted: removed - counts.bounces };
     }
-    const { total, applicable } = await db.countApplicable(e, parents);
+    const { total, applicable, skipped } = await db.countApplicable(e, parents);
     const sample = this.skipSample();
     const remembered = state.remembered;
     const kept = remembered?.kept ?? 0;
-    let skippedRows = total > applicable ? await db.sampleSkipped(e, parents, sample) : [];
+    let skippedRows = skipped !== undefined ? await db.sampleSkipped(e, parents, skipped, sample) : [];
     if (remembered && kept > 0) {
       // The parents are as the run leaves them now: a remembered skip stands if one is not on the site.
       const onSite = (name: string) => ({ entity: parents(name), staged: false });
@@ -744,8 +744,8 @@ class SyncRun {
     }
     if (counts.pinnedUnstaged > 0 && skippedRows.length < sample)
       skippedRows.push(...(await db.samplePinned(e, plan.tables, sample - skippedRows.length)));
-    const { inserted, updated } = await this.upsert(db, e, parents);
-    if (remembered) await db.rememberSkips(e, remembered.compared, parents, total > applicable);
+    const { inserted, updated } = await this.upsert(db, e, skipped);
+    if (remembered) await db.rememberSkips(e, remembered.compared, skipped);
     // Bounced rows were deleted and are inserted again: on the site they are updated or unchanged.
     // Pinned rows stay as they are: unchanged, and their deletes skipped.
     return {
@@ -762,18 +762,25 @@ class SyncRun {
     return this.options.changes ? this.options.changes.max + 1 : SKIPPED_KEY_SAMPLE;
   }
 
-  /** The upsert of a step. The server does not always say which row it refused: then it is looked for. */
-  private async upsert(db: SiteDatabase, e: ResolvedEntity, parents: ParentLookup): Promise<WriteCounts> {
+  /**
+   * The upsert of a step, of the staged rows but those `skipped`. The server does not always say
+   * which row it refused: then it is looked for.
+   */
+  private async upsert(
+    db: SiteDatabase,
+    e: ResolvedEntity,
+    skipped: string | undefined,
+  ): Promise<WriteCounts> {
     await db.client.query('SAVEPOINT upsert_step');
     try {
-      const counts = await db.upsertApplicable(e, parents);
+      const counts = await db.upsertApplicable(e, skipped);
       await db.client.query('RELEASE SAVEPOINT upsert_step');
       return counts;
     } catch (caught) {
       const error = toMeterSyncError(caught, e.meta.name);
       if (error.code !== 'SITE_REJECTED_ROW') throw error;
       await db.client.query('ROLLBACK TO SAVEPOINT upsert_step');
-      const key = await findRejectedRow(db.client, e, applicableRows(e, parents));
+      const key = await findRejectedRow(db.client, e, applicableRows(e, skipped));
       throw key === undefined ? error : new MeterSyncError(error.code, error.message, key);
     }
   }

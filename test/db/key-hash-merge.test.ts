@@ -4,11 +4,12 @@ import fc from 'fast-check';
 import {
   canMergeKeys,
   compareKeyHashesBySlot,
-  compareUuidKeyHashes,
+  compareKeyHashesInTable,
   type KeyHashDiff,
   keySlots,
   MAX_TABLE_KEYS,
   mergeKeyHashes,
+  tableKeyOf,
   tableKeys,
 } from '../../lib/db/key-hash-merge';
 
@@ -69,6 +70,13 @@ function sorted(rows: [bigint[], number][]): [bigint[], number][] {
 }
 
 const line = ([key, hash]: [bigint[], number]) => `${key.join('\t')}\t${hash - 1}`;
+
+/** A number from a text and a seed: the order a shuffle by that seed gives. */
+function hashOf(text: string, seed: number): number {
+  let h = seed | 0;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h;
+}
 
 /** What a comparison in any order must find of two sides' rows (key → hash): the model. */
 function modelDiff<K>(remoteRows: Map<K, number>, siteRows: Map<K, number>) {
@@ -299,6 +307,89 @@ describe('merging ordered key hashes', () => {
     });
   });
 
+  describe('one or two integer key columns, by table, in any order', () => {
+    it('is made for a uuid or one or two integer columns only', () => {
+      expect(tableKeyOf(['uuid'])).toEqual({ kind: 'uuid' });
+      expect(tableKeyOf(['bigint'])).toEqual({ kind: 'integers', columns: 1 });
+      expect(tableKeyOf(['bigint', 'integer'])).toEqual({ kind: 'integers', columns: 2 });
+      expect(tableKeyOf(['bigint', 'bigint', 'bigint'])).toBeUndefined();
+      expect(tableKeyOf(['bigint', 'uuid'])).toBeUndefined();
+      expect(tableKeyOf(['text'])).toBeUndefined();
+    });
+
+    it('finds exactly the changed, remote-only and site-only keys, in any order and however cut', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(1 as const, 2 as const).chain((columns) =>
+            fc.record({
+              columns: fc.constant(columns),
+              remote: side(columns),
+              site: side(columns),
+              shared: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 })), { maxLength: 40 }),
+              remoteCuts: fc.array(fc.nat(), { maxLength: 8 }),
+              siteCuts: fc.array(fc.nat(), { maxLength: 8 }),
+              limit: fc.integer({ min: 1, max: 80 }),
+              keys: fc.integer({ min: 1, max: 90 }),
+              order: fc.integer(),
+            }),
+          ),
+          async ({ columns, remote, site, shared, remoteCuts, siteCuts, limit, keys, order }) => {
+            // Keys as the table names them: the columns' decimal text, tab-joined.
+            const siteRows = new Map(site.map(([key, hash]) => [key.join('\t'), hash]));
+            for (const [i, hash] of shared) {
+              const row = remote[i % Math.max(1, remote.length)];
+              if (row) siteRows.set(row[0].join('\t'), hash);
+            }
+            const remoteRows = new Map(remote.map(([key, hash]) => [key.join('\t'), hash]));
+            const distinct = new Set([...remoteRows.keys(), ...siteRows.keys()]).size;
+            // Any order: the rows shuffled by a seed of their own.
+            const shuffled = (rows: Map<string, number>) =>
+              [...rows].sort(([a], [b]) => hashOf(a, order) - hashOf(b, order) || (a < b ? -1 : 1));
+            const lines = (rows: Map<string, number>) => shuffled(rows).map(([k, h]) => `${k}\t${h - 1}`);
+
+            const diff = await compareKeyHashesInTable(
+              streamOf(lines(remoteRows), remoteCuts),
+              streamOf(lines(siteRows), siteCuts),
+              { kind: 'integers', columns },
+              keys,
+              limit,
+            );
+
+            expectModel(
+              diff,
+              modelDiff(remoteRows, siteRows),
+              { remote: remoteRows.size, site: siteRows.size },
+              limit,
+              distinct - keys <= limit,
+            );
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+
+    it('refuses a side that sends a key of two columns twice, and a key of the wrong width', async () => {
+      await expect(
+        compareKeyHashesInTable(
+          streamOf(['7\t-1\t5', '7\t-1\t6']),
+          streamOf([]),
+          { kind: 'integers', columns: 2 },
+          10,
+          10,
+        ),
+      ).rejects.toMatchObject({
+        code: 'INTERNAL_ERROR',
+        message: expect.stringContaining('the remote key hashes hold the key 7\t-1 twice'),
+      });
+      await expect(
+        compareKeyHashesInTable(streamOf(['7\t5']), streamOf([]), { kind: 'integers', columns: 2 }, 10, 10),
+      ).rejects.toMatchObject({
+        code: 'INTERNAL_ERROR',
+        message: expect.stringContaining('the remote key hashes are not the binary COPY they should be'),
+      });
+    });
+  });
+
   describe('a uuid key, by table, in any order', () => {
     /** A binary COPY of (uuid, bigint hash) tuples, cut into chunks at the given byte offsets. */
     function uuidStream(rows: readonly [string, number][], cuts: readonly number[] = []): Readable {
@@ -349,9 +440,10 @@ describe('merging ordered key hashes', () => {
             const remoteRows = new Map(remote);
             const distinct = new Set([...remoteRows.keys(), ...siteRows.keys()]).size;
 
-            const diff = await compareUuidKeyHashes(
+            const diff = await compareKeyHashesInTable(
               uuidStream([...remoteRows], remoteCuts),
               uuidStream([...siteRows], siteCuts),
+              { kind: 'uuid' },
               keys,
               limit,
             );
@@ -374,13 +466,14 @@ describe('merging ordered key hashes', () => {
       const key = '0badf00d-0000-0001-ffff-ffff7fffffff';
       for (const keys of [10, 1])
         await expect(
-          compareUuidKeyHashes(
+          compareKeyHashesInTable(
             uuidStream([
               ['00000000-0000-0000-0000-000000000001', 1],
               [key, 5],
               [key, 6],
             ]),
             uuidStream([]),
+            { kind: 'uuid' },
             keys,
             10,
           ),
@@ -398,7 +491,7 @@ describe('merging ordered key hashes', () => {
         Buffer.from([0xff, 0xff]),
       ]);
       await expect(
-        compareUuidKeyHashes(Readable.from([nullKey]), uuidStream([]), 10, 10),
+        compareKeyHashesInTable(Readable.from([nullKey]), uuidStream([]), { kind: 'uuid' }, 10, 10),
       ).rejects.toMatchObject({
         code: 'INTERNAL_ERROR',
       });
