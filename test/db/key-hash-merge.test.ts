@@ -121,6 +121,27 @@ function expectModel(
   }
 }
 
+/**
+ * Checks a comparison by table (made for `keys` keys) against the model: keys beyond the table's
+ * are kept apart, at most `limit` of them, so it fits while the keys past `keys` are that few.
+ */
+function expectTableModel<K>(
+  diff: KeyHashDiff,
+  remoteRows: Map<K, number>,
+  siteRows: Map<K, number>,
+  keys: number,
+  limit: number,
+): void {
+  const distinct = new Set([...remoteRows.keys(), ...siteRows.keys()]).size;
+  expectModel(
+    diff,
+    modelDiff(remoteRows, siteRows),
+    { remote: remoteRows.size, site: siteRows.size },
+    limit,
+    distinct - keys <= limit,
+  );
+}
+
 describe('merging ordered key hashes', () => {
   it('merges only integer keys', () => {
     expect(canMergeKeys(['bigint', 'integer', 'smallint'])).toBe(true);
@@ -341,7 +362,6 @@ describe('merging ordered key hashes', () => {
               if (row) siteRows.set(row[0].join('\t'), hash);
             }
             const remoteRows = new Map(remote.map(([key, hash]) => [key.join('\t'), hash]));
-            const distinct = new Set([...remoteRows.keys(), ...siteRows.keys()]).size;
             // Any order: the rows shuffled by a seed of their own.
             const shuffled = (rows: Map<string, number>) =>
               [...rows].sort(([a], [b]) => hashOf(a, order) - hashOf(b, order) || (a < b ? -1 : 1));
@@ -355,13 +375,7 @@ describe('merging ordered key hashes', () => {
               limit,
             );
 
-            expectModel(
-              diff,
-              modelDiff(remoteRows, siteRows),
-              { remote: remoteRows.size, site: siteRows.size },
-              limit,
-              distinct - keys <= limit,
-            );
+            expectTableModel(diff, remoteRows, siteRows, keys, limit);
           },
         ),
         { numRuns: 300 },
@@ -438,7 +452,6 @@ describe('merging ordered key hashes', () => {
               if (row) siteRows.set(row[0], hash);
             }
             const remoteRows = new Map(remote);
-            const distinct = new Set([...remoteRows.keys(), ...siteRows.keys()]).size;
 
             const diff = await compareKeyHashesInTable(
               uuidStream([...remoteRows], remoteCuts),
@@ -448,14 +461,7 @@ describe('merging ordered key hashes', () => {
               limit,
             );
 
-            // Keys beyond the table's are kept apart, at most `limit` of them.
-            expectModel(
-              diff,
-              modelDiff(remoteRows, siteRows),
-              { remote: remoteRows.size, site: siteRows.size },
-              limit,
-              distinct - keys <= limit,
-            );
+            expectTableModel(diff, remoteRows, siteRows, keys, limit);
           },
         ),
         { numRuns: 300 },
