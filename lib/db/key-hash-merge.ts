@@ -397,6 +397,19 @@ class DifferingKeys {
 }
 
 /**
+ * Reads both sides at once. Both reads end before this does, even when one fails: none is left
+ * reading behind the caller, which then drains what is left of the failed side's stream.
+ */
+async function readBoth(
+  remote: Readable,
+  site: Readable,
+  read: (stream: Readable, side: number, name: string) => Promise<void>,
+): Promise<void> {
+  const reads = await Promise.allSettled([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
+  for (const r of reads) if (r.status === 'rejected') throw r.reason;
+}
+
+/**
  * Compares the two streams of one integer key column and its row hash, in any order, by slot:
  * a slot per site key from `span.lo` on holds what each side sent and the first side's hash,
  * so neither server sorts and both stream at once. Keys outside the slots (the remote's new
@@ -448,10 +461,7 @@ export async function compareKeyHashesBySlot(
       }
     }
   };
-  // Both reads end before this does, even when one fails: none is left reading behind the caller,
-  // which then drains what is left of the failed side's stream.
-  const reads = await Promise.allSettled([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
-  for (const r of reads) if (r.status === 'rejected') throw r.reason;
+  await readBoth(remote, site, read);
 
   const lists = new DifferingKeys(limit);
   for (let slot = 0; slot < span.slots; slot++) {
@@ -600,9 +610,7 @@ export async function compareKeyHashesInTable(
       }
     }
   };
-  // Both reads end before this does, even when one fails (as by slot).
-  const reads = await Promise.allSettled([read(remote, REMOTE, 'remote'), read(site, SITE, 'site')]);
-  for (const r of reads) if (r.status === 'rejected') throw r.reason;
+  await readBoth(remote, site, read);
 
   const lists = new DifferingKeys(limit);
   for (let slot = 0; slot < capacity; slot++) {

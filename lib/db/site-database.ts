@@ -216,9 +216,8 @@ export class SiteDatabase {
     const { rows } = await this.client.query(applySql.countStaged(e));
     const total = count(rows[0]?.total);
     if ((e.meta.parents ?? []).length === 0 || total === 0) return { total, applicable: total };
+    // Made after the apply's savepoint: a step planned again (after a failed one) rolled it back.
     const table = temporaryName('skipped', e);
-    // A step planned again (after a failed one) finds the table of its first try.
-    await this.client.query(`DROP TABLE IF EXISTS ${table}`);
     const created = await this.client.query(applySql.createSkipped(e, parents, table));
     const skipped = created.rowCount ?? 0;
     return skipped === 0
