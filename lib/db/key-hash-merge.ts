@@ -1,14 +1,15 @@
 /**
  * Compares the remote's and the site's rows of a region by streaming both sides' `(key…, row
  * hash)` tuples at the same time, so that neither side loads the other's hashes into a table,
- * and the only rows fetched are those whose hash differs (DESIGN §6). Two ways:
+ * and the only rows fetched are those whose hash differs (DESIGN §6). Three ways:
  *
  * - by slot (`compareKeyHashesBySlot`): one integer key column whose site keys are dense enough
  *   gets a slot per key in two typed arrays (9 bytes a key, at most 19 MB), filled from both
  *   streams in whatever order they come. Neither server sorts, and both stream at once.
  * - by table (`compareKeyHashesInTable`): a key of 128 bits at most (a uuid, one or two integer
  *   columns) in an open addressing table of typed arrays, filled from both streams in any order,
- *   up to MAX_TABLE_KEYS keys (25 bytes each, at a load of at most 0.8).
+ *   up to MAX_TABLE_KEYS keys (at a load of at most 0.8, 25 bytes each; 17 for integer keys
+ *   whose columns fit in 32 bits).
  * - by merge (`mergeKeyHashes`): any integer keys, both streams in key order. Both servers and
  *   this code then agree on the order without any collation.
  *
@@ -478,7 +479,8 @@ function twice(side: string, key: string): MeterSyncError {
 
 /**
  * The most keys a comparison by table (`compareKeyHashesInTable`) holds: 25 bytes each at a load of
- * at most 0.8, 38 MB; a table whose two sides may hold more is compared otherwise.
+ * at most 0.8, 38 MB (26 MB for integer keys that fit in 32 bits); a table whose two sides may
+ * hold more is compared otherwise.
  */
 export const MAX_TABLE_KEYS = 1_250_000;
 const TABLE_LOAD = 0.8;
@@ -538,10 +540,15 @@ function layoutOf(key: TableKey): TableLayout {
 
 /**
  * Compares the two streams of a key that fits in 128 bits (`TableKey`) and its row hash, in any
- * order, in an open addressing table of typed arrays: the key's four words, the first side's
- * hash, and which sides sent it. Neither server sorts and both stream at once, as by slot;
- * `keys` sizes the table (see `tableKeys`). Keys beyond it are kept apart, at most `limit` of
- * them. Keeps at most `limit` differing keys and counts them all (unless the keys apart overflow).
+ * order, in an open addressing table of typed arrays: the key's words, the first side's hash,
+ * and which sides sent it. Neither server sorts and both stream at once, as by slot; `keys`
+ * sizes the table (see `tableKeys`). Keys beyond it are kept apart, at most `limit` of them.
+ * Keeps at most `limit` differing keys and counts them all (unless the keys apart overflow).
+ *
+ * An integer key is held in two words (each column's low word) as long as every key's columns
+ * fit in 32 bits, as serial keys do: 17 bytes a key instead of 25. The first key that does not
+ * fit widens the table to four words a key, in place of the same slots (the slot hash is of
+ * the four words either way).
  */
 export async function compareKeyHashesInTable(
   remote: Readable,
@@ -555,13 +562,36 @@ export async function compareKeyHashesInTable(
   const h0 = layout.hash;
   const capacity = Math.ceil(keys / TABLE_LOAD);
   const full = keys;
-  const words = new Int32Array(capacity * 4);
+  /** Words a slot holds: 2 (the low words b and d) while every key fits them, else 4. */
+  let stride = key.kind === 'uuid' ? 4 : 2;
+  let words = new Int32Array(capacity * stride);
   const hashes = new Int32Array(capacity * 2);
   const seen = new Uint8Array(capacity);
   let used = 0;
   const apart = new KeysApart(limit);
   let remoteRows = 0;
   let siteRows = 0;
+
+  /**
+   * The table at four words a key: each narrow key's high words are its low words' sign (a key of
+   * one column has no third and fourth word: 0, and so is their sign).
+   */
+  const widen = () => {
+    const wide = new Int32Array(capacity * 4);
+    for (let slot = 0; slot < capacity; slot++) {
+      if (seen[slot] === 0) continue;
+      const b = words[2 * slot]!;
+      const d = words[2 * slot + 1]!;
+      const w = slot * 4;
+      wide[w] = b >> 31;
+      wide[w + 1] = b;
+      wide[w + 2] = d >> 31;
+      wide[w + 3] = d;
+    }
+    release(words.buffer);
+    words = wide;
+    stride = 4;
+  };
 
   const read = async (stream: Readable, side: number, name: string) => {
     const batches = new TupleBatches(stream, layout.widths, name);
@@ -576,6 +606,7 @@ export async function compareKeyHashesInTable(
         const d = w3 < 0 ? 0 : view.getInt32(at + w3);
         const hashHigh = view.getInt32(at + h0);
         const hashLow = view.getInt32(at + h0 + 4);
+        if (stride === 2 && (a !== b >> 31 || c !== d >> 31)) widen();
         // Every word counts in the slot: version 1 and 7 uuids share their leading words, and
         // the keys of two integer columns are mostly small numbers in their low words.
         let mixed = Math.imul(Math.imul(Math.imul(a, 0x9e3779b1) ^ b, 0x85ebca6b) ^ c, 0xc2b2ae35) ^ d;
@@ -583,8 +614,13 @@ export async function compareKeyHashesInTable(
         mixed = Math.imul(mixed ^ (mixed >>> 13), 0xc2b2ae35);
         let slot = ((mixed ^ (mixed >>> 16)) >>> 0) % capacity;
         while (seen[slot] !== 0) {
-          const w = slot * 4;
-          if (words[w] === a && words[w + 1] === b && words[w + 2] === c && words[w + 3] === d) break;
+          const w = slot * stride;
+          if (
+            stride === 2
+              ? words[w] === b && words[w + 1] === d
+              : words[w] === a && words[w + 1] === b && words[w + 2] === c && words[w + 3] === d
+          )
+            break;
           slot = slot + 1 === capacity ? 0 : slot + 1;
         }
         const state = seen[slot]!;
@@ -594,11 +630,16 @@ export async function compareKeyHashesInTable(
         }
         if (state & side) throw twice(name, layout.text(a, b, c, d));
         if (state === 0) {
-          const w = slot * 4;
-          words[w] = a;
-          words[w + 1] = b;
-          words[w + 2] = c;
-          words[w + 3] = d;
+          const w = slot * stride;
+          if (stride === 2) {
+            words[w] = b;
+            words[w + 1] = d;
+          } else {
+            words[w] = a;
+            words[w + 1] = b;
+            words[w + 2] = c;
+            words[w + 3] = d;
+          }
           hashes[2 * slot] = hashHigh;
           hashes[2 * slot + 1] = hashLow;
           seen[slot] = side;
@@ -616,12 +657,18 @@ export async function compareKeyHashesInTable(
   for (let slot = 0; slot < capacity; slot++) {
     const sides = seen[slot]!;
     if (sides !== 0 && sides !== EQUAL) {
-      const w = slot * 4;
-      lists.keep(sides, layout.text(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!));
+      if (stride === 2) {
+        const b = words[2 * slot]!;
+        const d = words[2 * slot + 1]!;
+        lists.keep(sides, layout.text(b >> 31, b, d >> 31, d));
+      } else {
+        const w = slot * 4;
+        lists.keep(sides, layout.text(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!));
+      }
     }
   }
   apart.keepDiffering(lists);
-  // The table's 30-odd MB go back now, not at V8's next full collection: the run's next steps
+  // The table's 20-odd MB go back now, not at V8's next full collection: the run's next steps
   // (the diff's temporary table, the fetch) would otherwise peak with them still held.
   for (const array of [words, hashes, seen]) release(array.buffer);
   return lists.diff(remoteRows, siteRows, apart.overflow);

@@ -10,6 +10,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { RowChange } from '../engine/sync-result';
 import type { EntityMetadata, ParentReference } from '../entities';
 import { SiteSchemaError } from '../errors';
+import { arrayLiteral, booleanArrayLiteral } from './array-literal';
 import { copyOut } from './copy-out';
 import type { KeyHashDiff } from './key-hash-merge';
 import { formatKey, type Row, TEXT_TYPES } from './rows';
@@ -649,7 +650,11 @@ export class SiteDatabase {
     }
     const siteOnly = keys.map((_, i) => i >= diff.changed.length + diff.remoteOnly.length);
     const onSite = keys.map((_, i) => i < diff.changed.length || siteOnly[i]!);
-    await this.client.query(regionSql.createDiffTableFrom(e, table), [...columns, siteOnly, onSite]);
+    await this.client.query(regionSql.createDiffTableFrom(e, table), [
+      ...columns.map(arrayLiteral),
+      booleanArrayLiteral(siteOnly),
+      booleanArrayLiteral(onSite),
+    ]);
     await this.client.query(`ANALYZE ${table}`);
     return { kind: 'keys', table };
   }

@@ -50,6 +50,8 @@ function binaryCopy(tuples: readonly Buffer[], cuts: readonly number[]): Readabl
 const integer = fc.oneof(
   fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
   fc.bigInt({ min: -20n, max: 20n }),
+  // Either side of 32 bits, where a table of integer keys widens from two words a key to four.
+  fc.constantFrom(2n ** 31n - 1n, 2n ** 31n, -(2n ** 31n), -(2n ** 31n) - 1n, 2n ** 32n, -(2n ** 32n)),
 );
 
 /** Rows of one side: unique keys of `columns` integers, each with a hash drawn from a small set. */
