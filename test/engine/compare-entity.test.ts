@@ -370,6 +370,27 @@ describe('comparing an entity', () => {
       });
     });
 
+    it('fingerprints when the sampled key range holds a single change: a uuid sample is smaller, for the same rate', async () => {
+      // Arrange: one row changed; whichever range is sampled holds one change at most.
+      await arrangeLarge();
+      const { rows } = await fx.remoteClient.query<{ id: string }>(
+        `UPDATE big_reading SET body = body || '#' WHERE id = (SELECT id FROM big_reading ORDER BY id OFFSET 7000 LIMIT 1) RETURNING id::text`,
+      );
+      const asked: string[] = [];
+
+      // Act
+      const comparison = await compare(reading, asked);
+
+      // Assert
+      expect(rows).toHaveLength(1);
+      expect(asked.some((sql) => sql.includes('bit_xor'))).toBe(true);
+      // The one differing bucket is staged whole, a few hundred rows, and one of them is applied.
+      expect(comparison).toMatchObject({ mode: 'staged', siteRows: LARGE });
+      expect(comparison.mode === 'staged' && comparison.staged).toBeLessThan(2_000);
+      const synced = await fx.sync({ registry });
+      expect(synced.entities[0]).toMatchObject({ status: 'ok', inserted: 0, updated: 1, deleted: 0 });
+    });
+
     it('counts the site rows from the diff when keys come and go: rows new on the remote, rows gone from it', async () => {
       // Arrange: rows changed, deleted and added on the remote.
       await arrangeLarge();
