@@ -2,9 +2,10 @@
  * PostgreSQL array literals for parameters of many elements (`$1::bigint[]`), built flat.
  *
  * pg's own conversion of a JS array appends element after element to one string. V8 keeps each
- * append as a node of a rope until the string is written out, so a list of 70,000 differing keys
- * in three columns held about 28 MB of the JS heap at once; V8 keeps the pages of such a peak
- * committed for the rest of the process. `join` writes the literal in one allocation.
+ * append as a node of a rope until the string is written out, so 71,000 differing keys of two
+ * columns (four arrays with their two flags) held about 28 MB of the JS heap at once; V8 keeps the
+ * pages of such a peak committed for the rest of the process. `join` writes each literal in one
+ * allocation.
  */
 
 /** An element that needs no quotes: not empty, not NULL, and none of `{ } , " \` or white space. */
