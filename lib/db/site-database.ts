@@ -550,7 +550,7 @@ export class SiteDatabase {
   /** The rows whose first key lies in some ranges (bounds as decimal text, inclusive), as a region. */
   async createRangeRegion(e: ResolvedEntity, lo: readonly string[], hi: readonly string[]): Promise<Region> {
     const table = temporaryName('ranges', e);
-    await this.client.query(fingerprintSql.createRangeTable(e, table), [lo, hi]);
+    await this.client.query(fingerprintSql.createRangeTable(e, table), [arrayLiteral(lo), arrayLiteral(hi)]);
     await this.client.query(`ANALYZE ${table}`);
     return { kind: 'ranges', table };
   }

@@ -6,6 +6,7 @@
 import { escapeIdentifier as q } from 'pg';
 import type { EntityMetadata, ParentReference } from '../entities';
 import { replaceParameter } from '../entities/sql-code';
+import { arrayLiteral } from './array-literal';
 import { WRITE_NOTE_TRIGGER } from './site-schema-sql';
 
 /** An entity bound to one site database: its quoted table and each column's base type there. */
@@ -645,7 +646,7 @@ export function bucketValues(buckets: Buckets): string[] {
     case 'range':
       return [String(buckets.lo), String(buckets.hi), String(buckets.width)];
     case 'bounds':
-      return [`{${buckets.bounds.join(',')}}`];
+      return [arrayLiteral(buckets.bounds)];
     case 'hash':
       return [String(buckets.mask)];
   }

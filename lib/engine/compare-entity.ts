@@ -24,6 +24,7 @@
  */
 
 import { Readable } from 'node:stream';
+import { arrayLiteral } from '../db/array-literal';
 import {
   canMergeKeys,
   compareKeyHashesBySlot,
@@ -504,10 +505,7 @@ async function bucketRegion(
   } else {
     const ranges = keyRanges(buckets, numbers, remote, siteKeys);
     site = ctx.site.createRangeRegion(e, ranges.lo, ranges.hi);
-    settings.push(
-      [RANGES_LO_SETTING, `{${ranges.lo.join(',')}}`],
-      [RANGES_HI_SETTING, `{${ranges.hi.join(',')}}`],
-    );
+    settings.push([RANGES_LO_SETTING, arrayLiteral(ranges.lo)], [RANGES_HI_SETTING, arrayLiteral(ranges.hi)]);
   }
   const [region] = await Promise.all([
     site,
