@@ -164,7 +164,7 @@ const SAMPLE_SPAN = 0.9;
  */
 const REMEMBER_SECONDS = 3_600;
 
-interface DifferingBucket {
+interface BucketRows {
   b: number;
   remoteRows: number;
   siteRows: number;
@@ -185,20 +185,27 @@ interface CompareContext {
   parents: ParentState;
 }
 
-function differingBuckets(
+/** The buckets either side holds that `keep` keeps, with both sides' rows. */
+function bucketsOf(
   site: ReadonlyMap<number, BucketFingerprint>,
   remote: ReadonlyMap<number, BucketFingerprint>,
-): DifferingBucket[] {
-  const differing: DifferingBucket[] = [];
+  keep: (s: BucketFingerprint | undefined, r: BucketFingerprint | undefined) => boolean,
+): BucketRows[] {
+  const kept: BucketRows[] = [];
   for (const b of new Set([...site.keys(), ...remote.keys()])) {
     const s = site.get(b);
     const r = remote.get(b);
-    if (s?.n !== r?.n || s?.x !== r?.x) differing.push({ b, remoteRows: r?.n ?? 0, siteRows: s?.n ?? 0 });
+    if (keep(s, r)) kept.push({ b, remoteRows: r?.n ?? 0, siteRows: s?.n ?? 0 });
   }
-  return differing;
+  return kept;
 }
 
-const sum = (buckets: readonly DifferingBucket[], side: 'remoteRows' | 'siteRows') =>
+const differingBuckets = (
+  site: ReadonlyMap<number, BucketFingerprint>,
+  remote: ReadonlyMap<number, BucketFingerprint>,
+) => bucketsOf(site, remote, (s, r) => s?.n !== r?.n || s?.x !== r?.x);
+
+const sum = (buckets: readonly BucketRows[], side: 'remoteRows' | 'siteRows') =>
   buckets.reduce((total, d) => total + d[side], 0);
 
 async function stageAll(ctx: CompareContext, e: ResolvedEntity, siteRows?: number): Promise<Comparison> {
@@ -318,21 +325,25 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     return { mode: 'equal', rows: siteRows, skipped: allRemembered, skips, ...(memo ? { memo } : {}) };
   }
 
-  const rememberedInRegion = differing.reduce((total, d) => total + remembered(d.b), 0);
+  const occupied = new Set([...siteBuckets.keys(), ...remoteBuckets.keys()]);
+  // Changes in most buckets: every key is compared, those of the equal buckets too. Streaming
+  // them costs less than finding the differing buckets' rows range by range on both sides: for a
+  // slice joined to its parents, once per range (fleet churn: 83 ms against 33 ms for the whole).
+  const broad = differing.length > BROAD_CHANGE_SHARE * occupied.size;
+  const compared = broad ? bucketsOf(siteBuckets, remoteBuckets, () => true) : differing;
+  const rememberedInRegion = compared.reduce((total, d) => total + remembered(d.b), 0);
   const counts = {
     siteRows,
-    siteInRegion: sum(differing, 'siteRows') - rememberedInRegion,
-    remoteInRegion: sum(differing, 'remoteRows'),
+    siteInRegion: sum(compared, 'siteRows') - rememberedInRegion,
+    remoteInRegion: sum(compared, 'remoteRows'),
   };
-  const occupied = new Set([...siteBuckets.keys(), ...remoteBuckets.keys()]);
   const region: Region =
-    differing.length === occupied.size
+    compared.length === occupied.size
       ? all
-      : await bucketRegion(ctx, e, differing, buckets, remoteRows[0], shape.keys);
+      : await bucketRegion(ctx, e, compared, buckets, remoteRows[0], shape.keys);
   // A few changes: their buckets' rows are fewer than the keys would be to compare.
   const staged =
-    differing.length <= BROAD_CHANGE_SHARE * occupied.size &&
-    Math.max(counts.siteInRegion, counts.remoteInRegion) <= SMALL_REGION_ROWS
+    !broad && Math.max(counts.siteInRegion, counts.remoteInRegion) <= SMALL_REGION_ROWS
       ? await stageRegion(ctx, e, region, counts)
       : await compareKeys(ctx, e, region, shape, counts);
   const comparison = remembering(staged, e, region, allRemembered - rememberedInRegion);
@@ -491,7 +502,7 @@ async function changedThroughout(
 async function bucketRegion(
   ctx: CompareContext,
   e: ResolvedEntity,
-  differing: readonly DifferingBucket[],
+  differing: readonly BucketRows[],
   buckets: Buckets,
   remote: { lo: string | null; hi: string | null } | undefined,
   siteKeys: { lo: bigint; hi: bigint } | undefined,

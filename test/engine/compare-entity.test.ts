@@ -215,6 +215,27 @@ describe('comparing an entity', () => {
     await syncAndCheck({ inserted: 0, updated: changed, deleted: 0 }, 60_000);
   });
 
+  it('streams every key once when changes fill most buckets but not all, not the differing ones range by range', async () => {
+    await load(60_000);
+    // One row in 50 of the first three quarters of the key range: 192 of its 256 buckets differ.
+    await updateRegisters(`${FIRST_IDS(45_000)} AND id % 50 = 0`);
+    const { rows } = await fx.remoteClient.query(
+      `SELECT count(*)::int AS n FROM register WHERE tenant_id = ${TENANT} AND ${FIRST_IDS(45_000)} AND id % 50 = 0`,
+    );
+    const changed = rows[0].n as number;
+
+    const asked: string[] = [];
+    const comparison = await compare(register, asked);
+
+    const keyHashes = asked.filter((sql) => sql.includes('FORMAT binary'));
+    expect(keyHashes).toHaveLength(1);
+    expect(keyHashes[0]).not.toContain('ranges_lo');
+    expect(comparison).toMatchObject({ mode: 'staged', region: { kind: 'keys' }, staged: changed });
+    if (comparison.mode !== 'staged') throw new Error('not staged');
+    expect(comparison.knownEqual).toBe(60_000 - changed);
+    await syncAndCheck({ inserted: 0, updated: changed, deleted: 0 }, 60_000);
+  });
+
   it('reaches rows beyond both ends of the site keys through the outer ranges', async () => {
     await load(60_000);
     // New rows above the site's last key (other tenants' keys lie further up), the first rows gone,
