@@ -38,6 +38,8 @@ export interface KeyHashDiff {
   /** Set when more than `limit` keys differed: the lists stop there, the counts go on. */
   readonly overflow: boolean;
   readonly differing: number;
+  /** A comparison by table: the most keys that waited in it at once for the other side's. */
+  readonly waited?: number;
 }
 
 /** Each field of a tuple: a bigint. */
@@ -361,6 +363,14 @@ class KeysApart {
     }
   }
 
+  get size(): number {
+    return this.keys.size;
+  }
+
+  holds(key: string): boolean {
+    return this.keys.has(key);
+  }
+
   keepDiffering(lists: DifferingKeys): void {
     for (const [key, { sides }] of this.keys) if (sides !== EQUAL) lists.keep(sides, key);
   }
@@ -538,12 +548,24 @@ function layoutOf(key: TableKey): TableLayout {
   };
 }
 
+/** The slots a comparison by table starts with (1.1 MB of integer keys); it doubles as keys wait. */
+const FIRST_TABLE_SLOTS = 65_536;
+
 /**
  * Compares the two streams of a key that fits in 128 bits (`TableKey`) and its row hash, in any
  * order, in an open addressing table of typed arrays: the key's words, the first side's hash,
- * and which sides sent it. Neither server sorts and both stream at once, as by slot; `keys`
- * sizes the table (see `tableKeys`). Keys beyond it are kept apart, at most `limit` of them.
- * Keeps at most `limit` differing keys and counts them all (unless the keys apart overflow).
+ * and which side sent it. A key waits in the table only until the other side's arrives: its
+ * hashes are compared then, and it leaves. Both servers mostly send their rows in the order the
+ * first load wrote them, so the table holds the keys the two orders and speeds keep apart (rows
+ * a change moved, keys new on one side), not every key: it starts at `firstSlots` and doubles
+ * as needed, up to what `keys` (see `tableKeys`) takes at a load of 0.8. Keys beyond
+ * are kept apart, at most `limit` of them. Neither server sorts and both stream at once, as by
+ * slot. Keeps at most `limit` differing keys and counts them all (unless the keys apart
+ * overflow).
+ *
+ * A key one side sends twice is refused while the first is waiting; once matched it has left,
+ * and the second counts as that side's alone: the site's table has a primary key, and a remote
+ * slice with a key twice stages it twice, which its upsert refuses.
  *
  * An integer key is held in two words (each column's low word) as long as every key's columns
  * fit in 32 bits, as serial keys do: 17 bytes a key instead of 25. The first key that does not
@@ -556,21 +578,93 @@ export async function compareKeyHashesInTable(
   key: TableKey,
   keys: number,
   limit: number,
+  firstSlots = FIRST_TABLE_SLOTS,
 ): Promise<KeyHashDiff> {
   const layout = layoutOf(key);
   const [w0, w1, w2, w3] = layout.words;
   const h0 = layout.hash;
-  const capacity = Math.ceil(keys / TABLE_LOAD);
-  const full = keys;
+  const most = Math.ceil(keys / TABLE_LOAD);
+  let capacity = Math.max(1, Math.min(most, firstSlots));
   /** Words a slot holds: 2 (the low words b and d) while every key fits them, else 4. */
   let stride = key.kind === 'uuid' ? 4 : 2;
   let words = new Int32Array(capacity * stride);
-  const hashes = new Int32Array(capacity * 2);
-  const seen = new Uint8Array(capacity);
+  let hashes = new Int32Array(capacity * 2);
+  let seen = new Uint8Array(capacity);
+  /** Keys waiting in the table, and the most that waited at once. */
   let used = 0;
+  let waited = 0;
   const apart = new KeysApart(limit);
+  const lists = new DifferingKeys(limit);
   let remoteRows = 0;
   let siteRows = 0;
+
+  /** A key's home slot. Every word counts: version 1 and 7 uuids share their leading words, and the keys of two integer columns are mostly small numbers in their low words. */
+  const home = (a: number, b: number, c: number, d: number) => {
+    let mixed = Math.imul(Math.imul(Math.imul(a, 0x9e3779b1) ^ b, 0x85ebca6b) ^ c, 0xc2b2ae35) ^ d;
+    mixed = Math.imul(mixed ^ (mixed >>> 16), 0x85ebca6b);
+    mixed = Math.imul(mixed ^ (mixed >>> 13), 0xc2b2ae35);
+    return ((mixed ^ (mixed >>> 16)) >>> 0) % capacity;
+  };
+  /** The home slot of the key held in `slot` of `from` (a narrow key's high words are its low words' sign). */
+  const homeOf = (from: Int32Array, slot: number) => {
+    const w = slot * stride;
+    if (stride === 2) return home(from[w]! >> 31, from[w]!, from[w + 1]! >> 31, from[w + 1]!);
+    return home(from[w]!, from[w + 1]!, from[w + 2]!, from[w + 3]!);
+  };
+  const textOf = (slot: number) => {
+    const w = slot * stride;
+    if (stride === 2) return layout.text(words[w]! >> 31, words[w]!, words[w + 1]! >> 31, words[w + 1]!);
+    return layout.text(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!);
+  };
+  const nextSlot = (slot: number) => (slot + 1 === capacity ? 0 : slot + 1);
+
+  /** Slot `from`'s key, hash and side, copied to slot `to` of the table's arrays. */
+  const copySlot = (
+    fromWords: Int32Array,
+    fromHashes: Int32Array,
+    fromSeen: Uint8Array,
+    from: number,
+    to: number,
+  ) => {
+    for (let k = 0; k < stride; k++) words[to * stride + k] = fromWords[from * stride + k]!;
+    hashes[2 * to] = fromHashes[2 * from]!;
+    hashes[2 * to + 1] = fromHashes[2 * from + 1]!;
+    seen[to] = fromSeen[from]!;
+  };
+
+  /**
+   * Empties `slot`, moving back the keys after it that probing would no longer reach (linear
+   * probing's deletion: no marks left behind, so probes stay as short as the keys waiting).
+   */
+  const remove = (slot: number) => {
+    let hole = slot;
+    for (let next = nextSlot(slot); seen[next] !== 0; next = nextSlot(next)) {
+      const at = homeOf(words, next);
+      // The key at `next` stays where its home lies cyclically in (hole, next].
+      const stays = hole <= next ? hole < at && at <= next : hole < at || at <= next;
+      if (stays) continue;
+      copySlot(words, hashes, seen, next, hole);
+      hole = next;
+    }
+    seen[hole] = 0;
+    used -= 1;
+  };
+
+  /** Twice the slots (up to `most`), every waiting key moved to its new home. */
+  const grow = () => {
+    const [oldWords, oldHashes, oldSeen, oldCapacity] = [words, hashes, seen, capacity];
+    capacity = Math.min(most, capacity * 2);
+    words = new Int32Array(capacity * stride);
+    hashes = new Int32Array(capacity * 2);
+    seen = new Uint8Array(capacity);
+    for (let slot = 0; slot < oldCapacity; slot++) {
+      if (oldSeen[slot] === 0) continue;
+      let to = homeOf(oldWords, slot);
+      while (seen[to] !== 0) to = nextSlot(to);
+      copySlot(oldWords, oldHashes, oldSeen, slot, to);
+    }
+    for (const array of [oldWords, oldHashes, oldSeen]) release(array.buffer);
+  };
 
   /**
    * The table at four words a key: each narrow key's high words are its low words' sign (a key of
@@ -607,12 +701,7 @@ export async function compareKeyHashesInTable(
         const hashHigh = view.getInt32(at + h0);
         const hashLow = view.getInt32(at + h0 + 4);
         if (stride === 2 && (a !== b >> 31 || c !== d >> 31)) widen();
-        // Every word counts in the slot: version 1 and 7 uuids share their leading words, and
-        // the keys of two integer columns are mostly small numbers in their low words.
-        let mixed = Math.imul(Math.imul(Math.imul(a, 0x9e3779b1) ^ b, 0x85ebca6b) ^ c, 0xc2b2ae35) ^ d;
-        mixed = Math.imul(mixed ^ (mixed >>> 16), 0x85ebca6b);
-        mixed = Math.imul(mixed ^ (mixed >>> 13), 0xc2b2ae35);
-        let slot = ((mixed ^ (mixed >>> 16)) >>> 0) % capacity;
+        let slot = home(a, b, c, d);
         while (seen[slot] !== 0) {
           const w = slot * stride;
           if (
@@ -621,57 +710,59 @@ export async function compareKeyHashesInTable(
               : words[w] === a && words[w + 1] === b && words[w + 2] === c && words[w + 3] === d
           )
             break;
-          slot = slot + 1 === capacity ? 0 : slot + 1;
+          slot = nextSlot(slot);
         }
         const state = seen[slot]!;
-        if (state === 0 && used >= full) {
+        if (state !== 0) {
+          // The other side's key was waiting: compared, and gone from the table.
+          if (state & side) throw twice(name, layout.text(a, b, c, d));
+          if (hashes[2 * slot] !== hashHigh || hashes[2 * slot + 1] !== hashLow)
+            lists.keep(EQUAL | DIFFERENT, layout.text(a, b, c, d));
+          remove(slot);
+          continue;
+        }
+        // A key kept apart while the table was full stays there until its other side comes.
+        if (apart.size > 0 && apart.holds(layout.text(a, b, c, d))) {
+          apart.note(layout.text(a, b, c, d), side, hashHigh, hashLow, name);
+          continue;
+        }
+        // At most 0.8 of the slots taken, so that every probe meets an empty one.
+        if (used + 1 > capacity * TABLE_LOAD && capacity < most) {
+          grow();
+          slot = home(a, b, c, d);
+          while (seen[slot] !== 0) slot = nextSlot(slot);
+        }
+        if (used >= keys) {
           if (!apart.overflow) apart.note(layout.text(a, b, c, d), side, hashHigh, hashLow, name);
           continue;
         }
-        if (state & side) throw twice(name, layout.text(a, b, c, d));
-        if (state === 0) {
-          const w = slot * stride;
-          if (stride === 2) {
-            words[w] = b;
-            words[w + 1] = d;
-          } else {
-            words[w] = a;
-            words[w + 1] = b;
-            words[w + 2] = c;
-            words[w + 3] = d;
-          }
-          hashes[2 * slot] = hashHigh;
-          hashes[2 * slot + 1] = hashLow;
-          seen[slot] = side;
-          used += 1;
+        const w = slot * stride;
+        if (stride === 2) {
+          words[w] = b;
+          words[w + 1] = d;
         } else {
-          const same = hashes[2 * slot] === hashHigh && hashes[2 * slot + 1] === hashLow;
-          seen[slot] = state | side | (same ? 0 : DIFFERENT);
+          words[w] = a;
+          words[w + 1] = b;
+          words[w + 2] = c;
+          words[w + 3] = d;
         }
+        hashes[2 * slot] = hashHigh;
+        hashes[2 * slot + 1] = hashLow;
+        seen[slot] = side;
+        used += 1;
+        if (used > waited) waited = used;
       }
     }
   };
   await readBoth(remote, site, read);
 
-  const lists = new DifferingKeys(limit);
-  for (let slot = 0; slot < capacity; slot++) {
-    const sides = seen[slot]!;
-    if (sides !== 0 && sides !== EQUAL) {
-      if (stride === 2) {
-        const b = words[2 * slot]!;
-        const d = words[2 * slot + 1]!;
-        lists.keep(sides, layout.text(b >> 31, b, d >> 31, d));
-      } else {
-        const w = slot * 4;
-        lists.keep(sides, layout.text(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!));
-      }
-    }
-  }
+  // The keys still waiting: one side's alone.
+  for (let slot = 0; slot < capacity; slot++) if (seen[slot] !== 0) lists.keep(seen[slot]!, textOf(slot));
   apart.keepDiffering(lists);
-  // The table's 20-odd MB go back now, not at V8's next full collection: the run's next steps
-  // (the diff's temporary table, the fetch) would otherwise peak with them still held.
+  // The table goes back now, not at V8's next full collection: the run's next steps (the diff's
+  // temporary table, the fetch) would otherwise peak with it still held.
   for (const array of [words, hashes, seen]) release(array.buffer);
-  return lists.diff(remoteRows, siteRows, apart.overflow);
+  return { ...lists.diff(remoteRows, siteRows, apart.overflow), waited };
 }
 
 /** Detaches an ArrayBuffer, freeing its memory at once (ES2024 `transfer`, Node.js 22 and later). */
