@@ -730,11 +730,15 @@ export async function compareKeyHashesInTable(
           continue;
         }
         // A key kept apart while the table was full stays there until its other side comes.
-        if (apart.size > 0 && apart.holds(layout.text(a, b, c, d))) {
-          apart.note(layout.text(a, b, c, d), side, hashHigh, hashLow, name);
-          continue;
+        if (apart.size > 0) {
+          const text = layout.text(a, b, c, d);
+          if (apart.holds(text)) {
+            apart.note(text, side, hashHigh, hashLow, name);
+            continue;
+          }
         }
-        // At most 0.8 of the slots taken, so that every probe meets an empty one.
+        // Below GROWING_LOAD while it may grow, then at most TABLE_LOAD (`keys` of `most`): every
+        // probe meets an empty slot.
         if (used + 1 > capacity * GROWING_LOAD && capacity < most) {
           grow();
           slot = home(a, b, c, d);
