@@ -446,6 +446,23 @@ export class SiteDatabase {
     return { fingerprints: unpackFingerprints(rows[0]?.packed ?? null), remembered };
   }
 
+  /**
+   * The per-bucket fingerprints of the skips the site remembers that still stand, alone: what a
+   * kept fingerprint of the table leaves out (compare-entity adds them; perform-sync takes them
+   * away from the remote's before keeping one).
+   */
+  async standingSkipFingerprints(
+    e: ResolvedEntity,
+    buckets: Buckets,
+    parents: ParentState,
+  ): Promise<Map<number, BucketFingerprint>> {
+    const { rows } = await this.client.query(fingerprintSql.standingSkipBuckets(e, buckets.kind, parents), [
+      ...bucketValues(buckets),
+      e.meta.name,
+    ]);
+    return unpackFingerprints(rows[0]?.packed ?? null);
+  }
+
   private keeping: Promise<boolean> | undefined;
 
   /**

@@ -803,10 +803,20 @@ export const fingerprintSql = {
       `SELECT b, count(*) AS n, bit_xor(h) AS x, sum(r) AS r FROM (
          SELECT ${bucketOf(e, 't', kind, values)} AS b, ${rowHash(e, 't')} AS h, 0 AS r FROM ${e.table} AS t
          UNION ALL
-         SELECT ${bucketOf(e, 'm', kind, values)}, m.hash, 1 FROM (${rememberedRows(e, name)}) AS m
-         WHERE ${stillSkipped(e, parents, 'm')}) AS f
+         ${standingSkips(e, kind, parents, values, name)}) AS f
        GROUP BY b`,
       `, string_agg(b || ':' || r, ',') FILTER (WHERE r > 0) AS remembered`,
+    );
+  },
+  /**
+   * The skips alone of `siteBucketsWithSkips`: what a table whose own fingerprint was kept adds to
+   * it, read from the skips the site remembers, never from the table. Same parameters.
+   */
+  standingSkipBuckets: (e: ResolvedEntity, kind: Buckets['kind'], parents: ParentState) => {
+    const values = bucketParameters(kind, 1);
+    return packed(
+      `SELECT b, count(*) AS n, bit_xor(h) AS x FROM (${standingSkips(e, kind, parents, values, `$${values.length + 1}`)}) AS f
+       GROUP BY b`,
     );
   },
   /**
@@ -886,6 +896,19 @@ export const fingerprintMemorySql = {
 
 /** Bytes per bucket of the packed fingerprints: int2 number, int4 count, int8 xor. */
 const PACKED_BUCKET = 14;
+
+/** Packs fingerprints as `packed` does (the buckets in any order). */
+export function packFingerprints(buckets: ReadonlyMap<number, BucketFingerprint>): string {
+  const bytes = Buffer.alloc(buckets.size * PACKED_BUCKET);
+  let at = 0;
+  for (const [b, { n, x }] of buckets) {
+    bytes.writeInt16BE(b, at);
+    bytes.writeInt32BE(n, at + 2);
+    bytes.writeBigInt64BE(BigInt.asIntN(64, x), at + 6);
+    at += PACKED_BUCKET;
+  }
+  return bytes.toString('base64');
+}
 
 /** Parses packed fingerprints (see `packed`). */
 export function unpackFingerprints(packed: string | null): Map<number, BucketFingerprint> {
@@ -1116,6 +1139,18 @@ function parentPresent(
     .map(([child, key]) => `ps.${q(key)}::${parent.types[key]} = ${m}.${q(child)}`)
     .join(' AND ');
   return `(${onSite} OR EXISTS (SELECT 1 FROM ${parent.stage} AS ps WHERE ${match}))`;
+}
+
+/** The remembered skips of an entity that still stand, as `(b, h, r)`: bucket, row hash, 1. */
+function standingSkips(
+  e: ResolvedEntity,
+  kind: Buckets['kind'],
+  parents: ParentState,
+  values: readonly string[],
+  name: string,
+): string {
+  return `SELECT ${bucketOf(e, 'm', kind, values)} AS b, m.hash AS h, 1 AS r FROM (${rememberedRows(e, name)}) AS m
+         WHERE ${stillSkipped(e, parents, 'm')}`;
 }
 
 /** True for a remembered skip `m` that still is one: a parent of it is neither on the site nor staged. */

@@ -8,9 +8,11 @@
  *    in it mean changes everywhere, and every key is compared at once (step 4, whole table).
  * 3. Otherwise both sides compute, at once, a row count and an xor of 64-bit row hashes per
  *    bucket (key ranges of an integer first key, else key hashes): all equal means nothing
- *    changed, for a scan on each side and at most about 20 KB. A table with no parents whose
- *    fingerprint an earlier run kept, and that no one has written since, is not scanned: the
- *    remote's fingerprints are compared with the kept ones (perform-sync keeps them).
+ *    changed, for a scan on each side and at most about 20 KB. A table whose fingerprint an
+ *    earlier run kept, and that no one has written since, is not scanned: the remote's
+ *    fingerprints are compared with the kept ones (perform-sync keeps them), plus, for an entity
+ *    with parents, the skips the site remembers that still stand (they depend on the parents, so
+ *    they are read again in every run; the kept fingerprint is the table's alone).
  * 4. Differing buckets holding few rows are staged whole. Otherwise both sides' key hashes of the
  *    differing buckets (of all, when most differ) are compared key by key (dense integer keys by
  *    slot, as they come; other integer keys merged in key order; other keys diffed by the site),
@@ -255,6 +257,41 @@ async function load(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison>
   return { mode: 'loaded', rows, remoteRows, skips };
 }
 
+/** A table's kept fingerprints with its standing skips added, and how many of those each bucket holds. */
+function withSkips(
+  table: Map<number, BucketFingerprint>,
+  skips: ReadonlyMap<number, BucketFingerprint>,
+): { fingerprints: Map<number, BucketFingerprint>; remembered: Map<number, number> } {
+  const remembered = new Map<number, number>();
+  for (const [b, skip] of skips) {
+    const rows = table.get(b);
+    table.set(b, rows ? { n: rows.n + skip.n, x: rows.x ^ skip.x } : skip);
+    remembered.set(b, skip.n);
+  }
+  return { fingerprints: table, remembered };
+}
+
+/**
+ * The fingerprints of a table equal to the remote but for its standing skips: the remote's with
+ * the skips taken away, or undefined when a skip is not among the remote's rows (the table is
+ * then not what the skips say, and nothing is kept).
+ */
+export function withoutSkips(
+  remote: ReadonlyMap<number, BucketFingerprint>,
+  skips: ReadonlyMap<number, BucketFingerprint>,
+): Map<number, BucketFingerprint> | undefined {
+  const table = new Map(remote);
+  for (const [b, skip] of skips) {
+    const rows = table.get(b);
+    if (!rows || rows.n < skip.n) return undefined;
+    const left = { n: rows.n - skip.n, x: rows.x ^ skip.x };
+    if (left.n === 0 && left.x !== 0n) return undefined;
+    if (left.n === 0) table.delete(b);
+    else table.set(b, left);
+  }
+  return table;
+}
+
 /** A staged comparison of an entity with parents decides again the remembered skips of the region it compared. */
 function remembering(comparison: Comparison, e: ResolvedEntity, compared: Region, kept = 0): Comparison {
   if (comparison.mode !== 'staged' || (e.meta.parents ?? []).length === 0) return comparison;
@@ -278,17 +315,20 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     );
 
   // One scan on each side at once; equal buckets everywhere end it here, which is most runs. A
-  // table with no parents (whose skips nothing remembers) may have its fingerprint from the run
-  // before: then only the remote scans.
-  const memory =
-    hasParents || !(await site.keepsFingerprints())
-      ? undefined
-      : await site.rememberedFingerprint(e, REMEMBER_SECONDS);
+  // table may have its fingerprint from the run before: then only the remote scans, and the site
+  // adds to the kept one the skips it remembers that still stand (read without the table).
+  const memory = (await site.keepsFingerprints())
+    ? await site.rememberedFingerprint(e, REMEMBER_SECONDS)
+    : undefined;
   const kept = memory?.remembered;
   const buckets = kept?.buckets ?? (await chooseBuckets(site, e, shape));
   const [siteSide, remoteRows] = await Promise.all([
     kept
-      ? { fingerprints: unpackFingerprints(kept.packed), remembered: new Map<number, number>() }
+      ? hasParents
+        ? site
+            .standingSkipFingerprints(e, buckets, ctx.parents)
+            .then((skips) => withSkips(unpackFingerprints(kept.packed), skips))
+        : { fingerprints: unpackFingerprints(kept.packed), remembered: new Map<number, number>() }
       : hasParents
         ? site.bucketFingerprintsWithSkips(e, buckets, ctx.parents)
         : site

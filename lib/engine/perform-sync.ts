@@ -25,7 +25,14 @@ import { RemoteSnapshot } from '../db/remote-database';
 import { readServerIdentity, refuseRemoteAsSite, type ServerIdentity } from '../db/server-identity';
 import { SiteDatabase, type SkippedRow, type WriteCounts } from '../db/site-database';
 import { schemaMismatch, siteSchemaVersion } from '../db/site-migrations';
-import { applicableRows, type ParentLookup, type ResolvedEntity, remoteSql } from '../db/sync-sql';
+import {
+  applicableRows,
+  type ParentLookup,
+  packFingerprints,
+  type ResolvedEntity,
+  remoteSql,
+  unpackFingerprints,
+} from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
 import {
   CommitUnconfirmedError,
@@ -35,7 +42,7 @@ import {
   TenantMismatchError,
   toMeterSyncError,
 } from '../errors';
-import { compareEntity, type FingerprintMemo, type RememberedSkips } from './compare-entity';
+import { compareEntity, type FingerprintMemo, type RememberedSkips, withoutSkips } from './compare-entity';
 import { DEFAULT_MAX_DELETE_RATIO, MASS_DELETE_MIN_ROWS } from './mass-delete-defaults';
 import { type EntityPlan, EntityPlanError, type PlanRole, planRun } from './plan-run';
 import { planSteps, relativesOf, type Step } from './plan-steps';
@@ -551,10 +558,24 @@ class SyncRun {
   private async keepFingerprints(db: SiteDatabase): Promise<void> {
     if (!(await db.keepsFingerprints())) return;
     for (const state of this.states.values()) {
-      const { memo, result: r } = state;
-      if (!memo || !state.resolved || r.status !== 'ok') continue;
-      if (r.skipped !== 0 || r.inserted + r.updated + r.unchanged !== r.remoteRows) continue;
-      await db.keepFingerprint(state.resolved, memo);
+      const { memo, resolved: e, result: r } = state;
+      if (!memo || !e || r.status !== 'ok') continue;
+      if (r.inserted + r.updated + r.unchanged + r.skipped !== r.remoteRows) continue;
+      if ((e.meta.parents ?? []).length === 0) {
+        if (r.skipped === 0) await db.keepFingerprint(e, memo);
+        continue;
+      }
+      // The table holds the remote's rows but its skips, which stand as the parents now are: the
+      // remote's fingerprint less theirs is the table's. Kept only when the skips are every row
+      // the run skipped.
+      const skips = await db.standingSkipFingerprints(e, memo.buckets, (name) => ({
+        entity: this.parentLookup()(name),
+        staged: false,
+      }));
+      const table = withoutSkips(unpackFingerprints(memo.packed), skips);
+      const skipped = [...skips.values()].reduce((total, f) => total + f.n, 0);
+      if (table && skipped === r.skipped)
+        await db.keepFingerprint(e, { ...memo, packed: packFingerprints(table) });
     }
     await db.forgetWrites();
   }

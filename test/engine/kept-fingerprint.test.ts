@@ -14,6 +14,8 @@ import { readsDuring } from '../harness/table-reads';
 const TABLES = ['meter', 'register', 'device_register'];
 const SHAPE = { tenants: [1, 2], metersPerTenant: 200, registersPerTenant: 1_000, registersPerMeter: 5 };
 const ASSOCIATIONS = SHAPE.metersPerTenant * SHAPE.registersPerMeter;
+/** A table whose kept fingerprint is trusted: only its first and last key, through its index. */
+const KEPT_READS = { seq: 0, idx: 2 };
 const NO_CHANGE = [
   ['meter', 0, 0, 0, 0, SHAPE.metersPerTenant],
   ['register', 0, 0, 0, 0, SHAPE.registersPerTenant],
@@ -56,13 +58,66 @@ describe('a fingerprint kept from the run before', () => {
     // Assert
     expect(countRows(first.value)).toEqual(NO_CHANGE);
     expect(countRows(second.value)).toEqual(NO_CHANGE);
-    // Associations have parents: their fingerprint counts the skips the site remembers, never kept.
-    expect(await kept()).toEqual(['meter', 'register']);
+    expect(await kept()).toEqual(['device_register', 'meter', 'register']);
     expect(first.reads.register!.seq).toBe(SHAPE.registersPerTenant + 1);
     expect(first.reads.meter!.seq).toBe(SHAPE.metersPerTenant + 1);
+    expect(first.reads.device_register!.seq).toBe(ASSOCIATIONS);
     expect(second.reads.register!.seq).toBe(1);
     expect(second.reads.meter!.seq).toBe(1);
-    expect(second.reads.device_register).toEqual(first.reads.device_register);
+    expect(second.reads.device_register).toEqual(KEPT_READS);
+  });
+
+  it("an entity with parents keeps its table's fingerprint without its skips, which every run reads again: a parent that comes brings the rows it held back", async () => {
+    // Arrange: two associations on the remote whose register is not there yet (skipped, remembered).
+    const late = registerId(1, SHAPE.registersPerTenant + 1);
+    const { rows: meters } = await fx.remoteClient.query<{ id: string }>(
+      'SELECT id FROM meter WHERE tenant_id = 1 ORDER BY id LIMIT 2',
+    );
+    for (const { id } of meters)
+      await fx.remoteClient.query('INSERT INTO device_register VALUES ($1, $2, 30, true)', [id, late]);
+    const skipping = await measured();
+    const steady = await measured();
+
+    // Act: the register arrives; the associations' table has not been written since it was kept.
+    await fx.remoteClient.query(
+      `INSERT INTO register (id, tenant_id, name, address, data_type, scale, updated_at)
+       VALUES ($1, 1, 'late', 1, 'uint16', 1, now())`,
+      [late],
+    );
+    const brought = await measured();
+    const after = await measured();
+
+    // Assert: the skips counted in every run, the table never scanned once kept, the rows applied.
+    expect(countRows(skipping.value)[2]).toEqual(['device_register', 0, 0, 0, 2, ASSOCIATIONS]);
+    expect(countRows(steady.value)[2]).toEqual(['device_register', 0, 0, 0, 2, ASSOCIATIONS]);
+    expect(steady.reads.device_register).toEqual(KEPT_READS);
+    expect(countRows(brought.value)[2]).toEqual(['device_register', 2, 0, 0, 0, ASSOCIATIONS]);
+    expect(brought.reads.device_register!.seq).toBe(0);
+    expect(countRows(after.value)[2]).toEqual(['device_register', 0, 0, 0, 0, ASSOCIATIONS + 2]);
+    expect(after.reads.device_register).toEqual(KEPT_READS);
+    await expectSlice();
+  });
+
+  it("a kept fingerprint of an entity with parents ends with a write to its table, not to its parents'", async () => {
+    // Arrange: kept; then an association removed on the site, and a meter renamed there.
+    await measured();
+    const { rows } = await fx.siteClient.query<{ device_id: string; register_id: string }>(
+      'SELECT device_id, register_id FROM device_register ORDER BY 1, 2 LIMIT 1',
+    );
+    await fx.siteClient.query('DELETE FROM device_register WHERE device_id = $1 AND register_id = $2', [
+      rows[0]!.device_id,
+      rows[0]!.register_id,
+    ]);
+
+    // Act
+    const repaired = await measured();
+    const after = await measured();
+
+    // Assert: the table scanned once and the row put back, then kept again.
+    expect(countRows(repaired.value)[2]).toEqual(['device_register', 1, 0, 0, 0, ASSOCIATIONS - 1]);
+    expect(repaired.reads.device_register!.seq).toBeGreaterThanOrEqual(ASSOCIATIONS - 1);
+    expect(after.reads.device_register).toEqual(KEPT_READS);
+    await expectSlice();
   });
 
   it('a change of the remote is found against the kept fingerprint and applied; the run keeps the result', async () => {
@@ -152,7 +207,7 @@ describe('a fingerprint kept from the run before', () => {
       await renameOnSite(other, 'committed after the run');
       const meanwhile = await fx.sync();
       expect(countRows(meanwhile)).toEqual(NO_CHANGE);
-      expect(await kept()).toEqual(['meter', 'register']);
+      expect(await kept()).toEqual(['device_register', 'meter', 'register']);
       await other.query('COMMIT');
     } finally {
       await other.end();
