@@ -165,6 +165,7 @@ describe("a parent's change costs what the change costs", () => {
         deleted: 0,
         skipped: 0,
       });
+      expect(reportedCounts(result)).toEqual(contentsDiff(before, await siteContents(fx.siteClient)));
       expect(reads.device_register!.seq).toBe(0);
       expect(reads.device_register!.idx).toBeLessThan(1_000);
     });
