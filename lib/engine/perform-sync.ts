@@ -551,9 +551,10 @@ class SyncRun {
 
   /**
    * Keeps the fingerprint of each table the run found or made equal to the remote (every remote row
-   * on the site, nothing skipped or failed), for the next run to compare the remote's with instead
-   * of scanning the table again (compare-entity.ts); then forgets the noted writes no kept
-   * fingerprint needs.
+   * on the site or skipped, nothing failed; only an entity with parents skips, and its table's
+   * fingerprint is the remote's less its standing skips), for the next run to compare the remote's
+   * with instead of scanning the table again (compare-entity.ts); then forgets the noted writes no
+   * kept fingerprint needs.
    */
   private async keepFingerprints(db: SiteDatabase): Promise<void> {
     if (!(await db.keepsFingerprints())) return;
