@@ -897,6 +897,10 @@ export const fingerprintMemorySql = {
 /** Bytes per bucket of the packed fingerprints: int2 number, int4 count, int8 xor. */
 const PACKED_BUCKET = 14;
 
+/** The rows the buckets of a fingerprint count. */
+export const rowsCounted = (buckets: ReadonlyMap<number, BucketFingerprint>): number =>
+  [...buckets.values()].reduce((total, f) => total + f.n, 0);
+
 /** Packs fingerprints as `packed` does (the buckets in any order). */
 export function packFingerprints(buckets: ReadonlyMap<number, BucketFingerprint>): string {
   const bytes = Buffer.alloc(buckets.size * PACKED_BUCKET);

@@ -59,6 +59,7 @@ import {
   type ResolvedEntity,
   regionSql,
   remoteSql,
+  rowsCounted,
   sampleSql,
   unpackFingerprints,
   uuidToBigInt,
@@ -203,9 +204,6 @@ function differingBuckets(
 const sum = (buckets: readonly DifferingBucket[], side: 'remoteRows' | 'siteRows') =>
   buckets.reduce((total, d) => total + d[side], 0);
 
-const remoteTotal = (buckets: ReadonlyMap<number, BucketFingerprint>) =>
-  [...buckets.values()].reduce((total, f) => total + f.n, 0);
-
 async function stageAll(ctx: CompareContext, e: ResolvedEntity, siteRows?: number): Promise<Comparison> {
   const staged = await ctx.remote.copyOut(remoteSql.copySlice(e.meta), e.meta.name, (rows) =>
     ctx.site.stage(e, rows),
@@ -257,7 +255,28 @@ async function load(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison>
   return { mode: 'loaded', rows, remoteRows, skips };
 }
 
-/** A table's kept fingerprints with its standing skips added, and how many of those each bucket holds. */
+/**
+ * The site's fingerprints, and how many standing skips each bucket counts: the kept ones when
+ * `kept` (plus the standing skips of an entity with parents, read without the table), else the
+ * table's scan (with those skips).
+ */
+async function siteFingerprints(
+  ctx: CompareContext,
+  e: ResolvedEntity,
+  buckets: Buckets,
+  kept: string | undefined,
+): Promise<{ fingerprints: Map<number, BucketFingerprint>; remembered: Map<number, number> }> {
+  const hasParents = (e.meta.parents ?? []).length > 0;
+  if (hasParents)
+    return kept === undefined
+      ? ctx.site.bucketFingerprintsWithSkips(e, buckets, ctx.parents)
+      : withSkips(unpackFingerprints(kept), await ctx.site.standingSkipFingerprints(e, buckets, ctx.parents));
+  const fingerprints =
+    kept === undefined ? await ctx.site.bucketFingerprints(e, buckets) : unpackFingerprints(kept);
+  return { fingerprints, remembered: new Map() };
+}
+
+/** A table's kept fingerprints with its standing skips added (into `table`), and how many of those each bucket holds. */
 function withSkips(
   table: Map<number, BucketFingerprint>,
   skips: ReadonlyMap<number, BucketFingerprint>,
@@ -303,7 +322,6 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   const all: Region = { kind: 'all' };
   if (ctx.stageAll) return remembering(await stageAll(ctx, e), e, all);
   const name = e.meta.name;
-  const hasParents = (e.meta.parents ?? []).length > 0;
   if ((e.meta.parents ?? []).every((p) => ctx.loaded(p.entity)) && (await site.isEmpty(e)))
     return load(ctx, e);
   const shape = await site.tableShape(e);
@@ -323,17 +341,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   const kept = memory?.remembered;
   const buckets = kept?.buckets ?? (await chooseBuckets(site, e, shape));
   const [siteSide, remoteRows] = await Promise.all([
-    kept
-      ? hasParents
-        ? site
-            .standingSkipFingerprints(e, buckets, ctx.parents)
-            .then((skips) => withSkips(unpackFingerprints(kept.packed), skips))
-        : { fingerprints: unpackFingerprints(kept.packed), remembered: new Map<number, number>() }
-      : hasParents
-        ? site.bucketFingerprintsWithSkips(e, buckets, ctx.parents)
-        : site
-            .bucketFingerprints(e, buckets)
-            .then((fingerprints) => ({ fingerprints, remembered: new Map() })),
+    siteFingerprints(ctx, e, buckets, kept?.packed),
     remote.query<{ packed: string | null; lo: string | null; hi: string | null }>(
       fingerprintSql.remoteBuckets(e, buckets.kind),
       [ctx.tenantId, ...bucketValues(buckets)],
@@ -345,7 +353,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
   const remoteBuckets = unpackFingerprints(remoteRows[0]?.packed ?? null);
   const allRemembered = [...siteSide.remembered.values()].reduce((total, r) => total + r, 0);
   // The table's rows: the buckets count the remembered skips too.
-  const siteRows = [...siteBuckets.values()].reduce((total, f) => total + f.n, 0) - allRemembered;
+  const siteRows = rowsCounted(siteBuckets) - allRemembered;
   const memo: FingerprintMemo | undefined = memory?.noted
     ? {
         buckets,
@@ -370,7 +378,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     ? allRemembered
     : differing.reduce((total, d) => total + remembered(d.b), 0);
   const counts = broad
-    ? { siteRows, siteInRegion: siteRows, remoteInRegion: remoteTotal(remoteBuckets) }
+    ? { siteRows, siteInRegion: siteRows, remoteInRegion: rowsCounted(remoteBuckets) }
     : {
         siteRows,
         siteInRegion: sum(differing, 'siteRows') - rememberedInRegion,

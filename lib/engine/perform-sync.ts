@@ -31,6 +31,7 @@ import {
   packFingerprints,
   type ResolvedEntity,
   remoteSql,
+  rowsCounted,
   unpackFingerprints,
 } from '../db/sync-sql';
 import { defaultRegistry, type EntityMetadata, type EntityRegistry } from '../entities';
@@ -574,8 +575,7 @@ class SyncRun {
         staged: false,
       }));
       const table = withoutSkips(unpackFingerprints(memo.packed), skips);
-      const skipped = [...skips.values()].reduce((total, f) => total + f.n, 0);
-      if (table && skipped === r.skipped)
+      if (table && rowsCounted(skips) === r.skipped)
         await db.keepFingerprint(e, { ...memo, packed: packFingerprints(table) });
     }
     await db.forgetWrites();
