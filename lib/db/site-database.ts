@@ -122,6 +122,16 @@ function tableSignature(e: ResolvedEntity): string {
 }
 
 /** Buckets as kept with a fingerprint: JSON, the range's bigints as text. */
+/**
+ * A table's fingerprint as a run keeps it; `remoteHorizon` when it is the remote's too, as of that
+ * remote snapshot (sync-sql's `remoteBucketsSince` counts the rows written after it).
+ */
+export interface KeptFingerprint {
+  readonly buckets: Buckets;
+  readonly packed: string;
+  readonly remoteHorizon?: string;
+}
+
 function formatBuckets(buckets: Buckets): string {
   return JSON.stringify(buckets, (_, value) => (typeof value === 'bigint' ? String(value) : value));
 }
@@ -484,7 +494,7 @@ export class SiteDatabase {
   async rememberedFingerprint(
     e: ResolvedEntity,
     maxAgeSeconds: number,
-  ): Promise<{ snapshot: string; noted: boolean; remembered?: { buckets: Buckets; packed: string } }> {
+  ): Promise<{ snapshot: string; noted: boolean; remembered?: KeptFingerprint }> {
     const { rows } = await this.client.query(fingerprintMemorySql.read, [
       e.meta.name,
       e.table,
@@ -494,19 +504,20 @@ export class SiteDatabase {
     const row = rows[0] ?? {};
     const noted = row.noted === true;
     // Without its trigger on, a table's writes go unnoted: what was kept proves nothing.
-    const kept = noted ? (row.remembered as { buckets: string; packed: string } | null) : null;
-    return {
-      snapshot: String(row.snapshot),
-      noted,
-      ...(kept ? { remembered: { buckets: parseBuckets(kept.buckets), packed: kept.packed } } : {}),
+    const kept = noted
+      ? (row.remembered as { buckets: string; packed: string; horizon: string | null } | null)
+      : null;
+    if (!kept) return { snapshot: String(row.snapshot), noted };
+    const remembered: KeptFingerprint = {
+      buckets: parseBuckets(kept.buckets),
+      packed: kept.packed,
+      ...(kept.horizon ? { remoteHorizon: kept.horizon } : {}),
     };
+    return { snapshot: String(row.snapshot), noted, remembered };
   }
 
   /** Keeps the table's fingerprint, as its rows stand at the end of this transaction, for the runs after it. */
-  async keepFingerprint(
-    e: ResolvedEntity,
-    kept: { buckets: Buckets; packed: string; snapshot: string },
-  ): Promise<void> {
+  async keepFingerprint(e: ResolvedEntity, kept: KeptFingerprint & { snapshot: string }): Promise<void> {
     await this.client.query(fingerprintMemorySql.keep, [
       e.meta.name,
       e.table,
@@ -514,6 +525,7 @@ export class SiteDatabase {
       formatBuckets(kept.buckets),
       kept.packed,
       kept.snapshot,
+      kept.remoteHorizon ?? null,
     ]);
   }
 

@@ -100,6 +100,12 @@ export const SITE_MIGRATIONS: readonly Migration[] = [
       ...ENTITY_TABLES_V1.map((t) => writeNotesSql.noteWrites(t.name)),
     ].join('\n'),
   },
+  {
+    version: 7,
+    name: "meter_sync_fingerprint.remote_horizon: the remote's snapshot a kept fingerprint was the remote's at",
+    // The next run's remote hashes only the rows written since that snapshot (compare-entity.ts).
+    sql: 'ALTER TABLE meter_sync_fingerprint ADD COLUMN remote_horizon text;',
+  },
 ];
 
 export const LATEST_SITE_SCHEMA_VERSION = SITE_MIGRATIONS[SITE_MIGRATIONS.length - 1]!.version;

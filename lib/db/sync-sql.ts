@@ -85,6 +85,35 @@ function remoteSlice(meta: EntityMetadata, tenant: string): string {
   return `SELECT ${list(meta.columns)} FROM ${q(meta.table)} WHERE ${q(meta.tenantColumn!)} = ${tenant}`;
 }
 
+/** The column a versioned slice (`versionedSlice`) gives each row's xmin in. */
+const VERSION_COLUMN = 'meter_sync_xmin';
+/** Horizons further back than this many transactions are not counted from: xids are 32 bits on the page. */
+const MAX_HORIZON_AGE = 2 ** 30;
+
+/**
+ * Whether the remote's slice of an entity is its table's rows of the tenant: then each row's xmin
+ * tells whether it was written since an earlier snapshot (`remoteBucketsSince`). A query's rows
+ * carry no xmin, and an entity with parents keeps a fingerprint other than the remote's.
+ */
+export const remoteVersioned = (meta: EntityMetadata): boolean =>
+  meta.remoteQuery === undefined && meta.tenantColumn !== undefined && (meta.parents ?? []).length === 0;
+
+/** The name of a `remoteVersioned` entity's table, as its horizon (`remoteHorizon`) looks it up. */
+export const remoteTableName = (meta: EntityMetadata): string => q(meta.table);
+
+/** `remoteSlice` of a `remoteVersioned` entity, with each row's xmin. */
+function versionedSlice(meta: EntityMetadata, tenant: string): string {
+  return `SELECT ${list(meta.columns)}, xmin AS ${q(VERSION_COLUMN)} FROM ${q(meta.table)} WHERE ${q(meta.tenantColumn!)} = ${tenant}`;
+}
+
+/**
+ * What a later run counts new rows from: the server (its start, so a restart, a restored backup or
+ * another server ends it), the database and the table (`table` its name), and this snapshot.
+ */
+const remoteHorizon = (table: string) =>
+  `(SELECT extract(epoch FROM pg_postmaster_start_time())::text || '/' || d.oid || '/' || coalesce(to_regclass(${table})::oid::text, '')
+     FROM pg_database AS d WHERE d.datname = current_database()) || '@' || pg_current_snapshot()::text`;
+
 /** The entities' metadata by name: parents' slices are part of a child's first load. */
 export type MetadataLookup = (name: string) => EntityMetadata;
 
@@ -833,6 +862,58 @@ export const fingerprintSql = {
       ', min(lo)::text AS lo, max(hi)::text AS hi',
     );
   },
+  /**
+   * `remoteBuckets` of a slice read from its table alone (`remoteVersioned`), which also gives the
+   * horizon that a later run's `remoteBucketsSince` counts from (`REMOTE_HORIZON`): `$1` the
+   * tenant id, then the `bucketValues`, then the table's name.
+   */
+  remoteBucketsWithHorizon: (e: ResolvedEntity, kind: Buckets['kind']) => {
+    const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';
+    const values = bucketParameters(kind, 2);
+    return packed(
+      `SELECT b, count(*) AS n, bit_xor(h) AS x, min(k) AS lo, max(k) AS hi FROM (
+       SELECT ${bucketOf(e, 'r', kind, values)} AS b, ${rowHash(e, 'r')} AS h, ${key} AS k
+       FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
+     GROUP BY b`,
+      `, min(lo)::text AS lo, max(hi)::text AS hi, ${remoteHorizon(`$${values.length + 2}`)} AS horizon`,
+    );
+  },
+  /**
+   * The remote's fingerprints against the ones of an earlier run's snapshot: every row of the slice
+   * is counted, but only the rows written since that snapshot's horizon (their xmin not before its
+   * xmin) are hashed, which is most of the scan's cost. Per bucket the packed `(b, n, x)` give all
+   * rows and the xor of the new ones; `fresh` lists the buckets holding new rows as `b:count,…`.
+   * `usable` is false when the snapshots say this one is not later than the earlier one (a replica
+   * behind the server that gave it) or the horizon is too old for 32-bit xids to compare: the
+   * counts then prove nothing. Parameters as `remoteBucketsWithHorizon`, then the earlier snapshot.
+   */
+  remoteBucketsSince: (e: ResolvedEntity, kind: Buckets['kind']) => {
+    const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';
+    const values = bucketParameters(kind, 2);
+    const table = `$${values.length + 2}`;
+    const was = `$${values.length + 3}::pg_snapshot`;
+    // age() of an xid counts back from one point fixed for the transaction: a row is older than
+    // the horizon when its xmin is further back than the horizon's. A frozen row keeps its xmin.
+    const old = `age(r.${q(VERSION_COLUMN)}) > (SELECT age(pg_snapshot_xmin(${was})::xid))`;
+    return packed(
+      `SELECT b, count(*) AS n, coalesce(bit_xor(h), 0) AS x, count(h) AS c, min(k) AS lo, max(k) AS hi FROM (
+       SELECT ${bucketOf(e, 'r', kind, values)} AS b, CASE WHEN ${old} THEN NULL ELSE ${rowHash(e, 'r')} END AS h, ${key} AS k
+       FROM (${versionedSlice(e.meta, '$1::integer')}) AS r) AS f
+     GROUP BY b`,
+      `, min(lo)::text AS lo, max(hi)::text AS hi, ${remoteHorizon(table)} AS horizon,
+       string_agg(b || ':' || c, ',') FILTER (WHERE c > 0) AS fresh,
+       (SELECT pg_snapshot_xmax(pg_current_snapshot()) >= pg_snapshot_xmax(${was})
+          AND pg_snapshot_xmax(pg_current_snapshot())::text::numeric - pg_snapshot_xmin(${was})::text::numeric < ${MAX_HORIZON_AGE}
+          AND NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+            WHERE x < pg_snapshot_xmax(${was}) AND pg_visible_in_snapshot(x, ${was}))) AS usable`,
+    );
+  },
+  /** `remoteBuckets` of the rows of a region only (the settings name it, as for COPY); the parameters are the `bucketValues`. */
+  remoteRegionBuckets: (e: ResolvedEntity, kind: Buckets['kind'], region: RemoteRegion) =>
+    packed(`SELECT b, count(*) AS n, bit_xor(h) AS x FROM (
+       SELECT ${bucketOf(e, 'r', kind, bucketParameters(kind, 1))} AS b, ${rowHash(e, 'r')} AS h
+       ${remoteRegionRows(e, region)}) AS f
+     GROUP BY b`),
   createBucketTable: (table: string) =>
     `CREATE TEMPORARY TABLE ${table} (b integer PRIMARY KEY) ON COMMIT DROP`,
   fillBucketTable: (table: string) => `INSERT INTO ${table} (b) SELECT unnest($1::integer[])`,
@@ -870,19 +951,22 @@ export const fingerprintMemorySql = {
   read: `SELECT pg_current_snapshot()::text AS snapshot,
       EXISTS (SELECT 1 FROM pg_trigger AS g
         WHERE g.tgrelid = to_regclass($2) AND g.tgname = '${WRITE_NOTE_TRIGGER}' AND g.tgenabled = 'A') AS noted,
-      (SELECT json_build_object('buckets', f.buckets, 'packed', f.packed)
+      (SELECT json_build_object('buckets', f.buckets, 'packed', f.packed, 'horizon', f.remote_horizon)
         FROM meter_sync_fingerprint AS f
         WHERE f.entity = $1 AND f.table_oid = to_regclass($2) AND f.signature = ${SIGNATURE}
           AND f.recorded_at > now() - make_interval(secs => $4)
           AND NOT EXISTS (SELECT 1 FROM meter_sync_table_write AS w
             WHERE w.table_oid = f.table_oid AND w.xid IS DISTINCT FROM f.writer
               AND NOT pg_visible_in_snapshot(w.xid, f.snapshot::pg_snapshot))) AS remembered`,
-  /** Keeps a fingerprint (`$4` the buckets as JSON, `$5` packed, `$6` the snapshot it was taken after), this transaction as its writer. */
-  keep: `INSERT INTO meter_sync_fingerprint AS f (entity, table_oid, signature, buckets, packed, snapshot, writer, recorded_at)
-    VALUES ($1, to_regclass($2), ${SIGNATURE}, $4, $5, $6::pg_snapshot::text, pg_current_xact_id(), now())
+  /**
+   * Keeps a fingerprint (`$4` the buckets as JSON, `$5` packed, `$6` the snapshot it was taken
+   * after, `$7` the remote's horizon when the fingerprint is also the remote's), this transaction as its writer.
+   */
+  keep: `INSERT INTO meter_sync_fingerprint AS f (entity, table_oid, signature, buckets, packed, snapshot, writer, recorded_at, remote_horizon)
+    VALUES ($1, to_regclass($2), ${SIGNATURE}, $4, $5, $6::pg_snapshot::text, pg_current_xact_id(), now(), $7)
     ON CONFLICT (entity) DO UPDATE SET table_oid = EXCLUDED.table_oid, signature = EXCLUDED.signature,
       buckets = EXCLUDED.buckets, packed = EXCLUDED.packed, snapshot = EXCLUDED.snapshot,
-      writer = EXCLUDED.writer, recorded_at = EXCLUDED.recorded_at`,
+      writer = EXCLUDED.writer, recorded_at = EXCLUDED.recorded_at, remote_horizon = EXCLUDED.remote_horizon`,
   /**
    * Forgets the writes of committed transactions that no fingerprint needs: those its snapshot
    * saw, or its own. Those it did not see stay, so that it stays untrusted until it is replaced.

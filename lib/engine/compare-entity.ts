@@ -38,7 +38,7 @@ import {
   tableKeys,
 } from '../db/key-hash-merge';
 import type { RemoteSnapshot } from '../db/remote-database';
-import type { SiteDatabase, TableShape } from '../db/site-database';
+import type { KeptFingerprint, SiteDatabase, TableShape } from '../db/site-database';
 import { parentMissing, type SkippedRow } from '../db/skipped-rows';
 import {
   BOUNDED_TYPES,
@@ -51,6 +51,7 @@ import {
   MASK_SETTING,
   type MetadataLookup,
   type ParentState,
+  packFingerprints,
   RANGES_HI_SETTING,
   RANGES_LO_SETTING,
   REGION_SETTING,
@@ -59,6 +60,8 @@ import {
   type ResolvedEntity,
   regionSql,
   remoteSql,
+  remoteTableName,
+  remoteVersioned,
   rowsCounted,
   sampleSql,
   unpackFingerprints,
@@ -111,6 +114,8 @@ export interface FingerprintMemo {
   readonly buckets: Buckets;
   readonly packed: string;
   readonly snapshot: string;
+  /** The remote snapshot the fingerprint is the remote's at, for a `remoteVersioned` entity. */
+  readonly remoteHorizon?: string;
   /** The site's fingerprints were an earlier run's: an equal table keeps that one. */
   readonly remembered: boolean;
 }
@@ -276,6 +281,122 @@ async function siteFingerprints(
   return { fingerprints, remembered: new Map() };
 }
 
+interface RemoteFingerprints {
+  readonly fingerprints: Map<number, BucketFingerprint>;
+  /** The slice's first and last key, for range buckets. */
+  readonly lo: string | null;
+  readonly hi: string | null;
+  /** This snapshot, for a later run to count new rows from (`remoteVersioned` entities). */
+  readonly horizon?: string;
+  /** The kept fingerprints are still the remote's, as of their horizon: nothing was written since. */
+  readonly asKept: boolean;
+}
+
+interface PackedRow {
+  packed: string | null;
+  lo: string | null;
+  hi: string | null;
+  horizon?: string;
+}
+
+/**
+ * The remote's fingerprints. A slice read from its table alone, whose fingerprint an earlier run
+ * kept with its snapshot, hashes only the rows written since (`fromHorizon`); other slices, and
+ * that one when its horizon proves nothing, hash every row.
+ */
+async function remoteFingerprints(
+  ctx: CompareContext,
+  e: ResolvedEntity,
+  buckets: Buckets,
+  kept: KeptFingerprint | undefined,
+  siteKeys: { lo: bigint; hi: bigint } | undefined,
+): Promise<RemoteFingerprints> {
+  const values = [ctx.tenantId, ...bucketValues(buckets)];
+  if (!remoteVersioned(e.meta)) {
+    const [row] = await ctx.remote.query<PackedRow>(
+      fingerprintSql.remoteBuckets(e, buckets.kind),
+      values,
+      e.meta.name,
+    );
+    return { ...outerKeys(row), fingerprints: unpackFingerprints(row?.packed ?? null), asKept: true };
+  }
+  const horizon = kept?.remoteHorizon?.match(HORIZON);
+  const since = horizon && (await fromHorizon(ctx, e, buckets, kept!, horizon, siteKeys));
+  if (since) return since;
+  const [row] = await ctx.remote.query<PackedRow>(
+    fingerprintSql.remoteBucketsWithHorizon(e, buckets.kind),
+    [...values, remoteTableName(e.meta)],
+    e.meta.name,
+  );
+  return {
+    ...outerKeys(row),
+    fingerprints: unpackFingerprints(row?.packed ?? null),
+    ...(row?.horizon ? { horizon: row.horizon } : {}),
+    asKept: false,
+  };
+}
+
+const outerKeys = (row: PackedRow | undefined) => ({ lo: row?.lo ?? null, hi: row?.hi ?? null });
+
+/** A horizon (sync-sql's `remoteHorizon`): its server, database and table, then its snapshot. */
+const HORIZON = /^([^@]+)@(\d+:\d+:[\d,]*)$/;
+
+/**
+ * The remote's fingerprints from the kept ones (the remote's at the horizon's snapshot) and the
+ * rows written since. A bucket's rows older than the horizon were all in that snapshot, so when
+ * there are as many as it counted, they are the same rows: the bucket is the kept one with the
+ * new rows' hashes added. Where there are fewer (rows updated or deleted since), the bucket's rows
+ * are hashed again, found by their key ranges when buckets are ranges. Undefined when the horizon
+ * proves nothing: another server, database or table, or a snapshot not later than it.
+ */
+async function fromHorizon(
+  ctx: CompareContext,
+  e: ResolvedEntity,
+  buckets: Buckets,
+  kept: KeptFingerprint,
+  [horizon, source, snapshot]: RegExpMatchArray,
+  siteKeys: { lo: bigint; hi: bigint } | undefined,
+): Promise<RemoteFingerprints | undefined> {
+  const [row] = await ctx.remote.query<PackedRow & { fresh: string | null; usable: boolean }>(
+    fingerprintSql.remoteBucketsSince(e, buckets.kind),
+    [ctx.tenantId, ...bucketValues(buckets), remoteTableName(e.meta), snapshot],
+    e.meta.name,
+  );
+  if (!row?.horizon || row.usable !== true || row.horizon.match(HORIZON)?.[1] !== source) return undefined;
+  const now = unpackFingerprints(row.packed);
+  const fresh = new Map(
+    (row.fresh ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((p) => p.split(':').map(Number) as [number, number]),
+  );
+  const before = unpackFingerprints(kept.packed);
+  const fingerprints = new Map<number, BucketFingerprint>();
+  const rehash: number[] = [];
+  for (const [b, all] of now) {
+    const added = fresh.get(b) ?? 0;
+    const was = before.get(b) ?? { n: 0, x: 0n };
+    if (all.n - added === was.n) fingerprints.set(b, { n: all.n, x: was.x ^ all.x });
+    else rehash.push(b);
+  }
+  const keys = outerKeys(row);
+  if (rehash.length > 0) {
+    const region = await remoteBucketRegion(ctx, rehash, buckets, keys, siteKeys);
+    const [again] = await ctx.remote.query<PackedRow>(
+      fingerprintSql.remoteRegionBuckets(e, buckets.kind, region),
+      bucketValues(buckets),
+      e.meta.name,
+    );
+    const hashed = unpackFingerprints(again?.packed ?? null);
+    for (const b of rehash) {
+      const f = hashed.get(b);
+      if (f) fingerprints.set(b, f);
+    }
+  }
+  const asKept = rehash.length === 0 && fresh.size === 0 && now.size === before.size;
+  return { ...keys, fingerprints, horizon: asKept ? horizon : row.horizon, asKept };
+}
+
 /** A table's kept fingerprints with its standing skips added (into `table`), and how many of those each bucket holds. */
 function withSkips(
   table: Map<number, BucketFingerprint>,
@@ -318,10 +439,9 @@ function remembering(comparison: Comparison, e: ResolvedEntity, compared: Region
 }
 
 export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Promise<Comparison> {
-  const { site, remote } = ctx;
+  const { site } = ctx;
   const all: Region = { kind: 'all' };
   if (ctx.stageAll) return remembering(await stageAll(ctx, e), e, all);
-  const name = e.meta.name;
   if ((e.meta.parents ?? []).every((p) => ctx.loaded(p.entity)) && (await site.isEmpty(e)))
     return load(ctx, e);
   const shape = await site.tableShape(e);
@@ -340,26 +460,24 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
     : undefined;
   const kept = memory?.remembered;
   const buckets = kept?.buckets ?? (await chooseBuckets(site, e, shape));
-  const [siteSide, remoteRows] = await Promise.all([
+  const [siteSide, remoteSide] = await Promise.all([
     siteFingerprints(ctx, e, buckets, kept?.packed),
-    remote.query<{ packed: string | null; lo: string | null; hi: string | null }>(
-      fingerprintSql.remoteBuckets(e, buckets.kind),
-      [ctx.tenantId, ...bucketValues(buckets)],
-      name,
-    ),
+    remoteFingerprints(ctx, e, buckets, kept, shape.keys),
   ]);
   const siteBuckets = siteSide.fingerprints;
   const remembered = (b: number) => siteSide.remembered.get(b) ?? 0;
-  const remoteBuckets = unpackFingerprints(remoteRows[0]?.packed ?? null);
+  const remoteBuckets = remoteSide.fingerprints;
   const allRemembered = [...siteSide.remembered.values()].reduce((total, r) => total + r, 0);
   // The table's rows: the buckets count the remembered skips too.
   const siteRows = rowsCounted(siteBuckets) - allRemembered;
   const memo: FingerprintMemo | undefined = memory?.noted
     ? {
         buckets,
-        packed: remoteRows[0]?.packed ?? '',
+        packed: packFingerprints(remoteBuckets),
         snapshot: memory.snapshot,
-        remembered: kept !== undefined,
+        // Kept again when the remote's horizon moved: the next run then hashes fewer rows.
+        remembered: kept !== undefined && remoteSide.asKept,
+        ...(remoteSide.horizon === undefined ? {} : { remoteHorizon: remoteSide.horizon }),
       }
     : undefined;
   const differing = differingBuckets(siteBuckets, remoteBuckets);
@@ -384,9 +502,7 @@ export async function compareEntity(ctx: CompareContext, e: ResolvedEntity): Pro
         siteInRegion: sum(differing, 'siteRows') - rememberedInRegion,
         remoteInRegion: sum(differing, 'remoteRows'),
       };
-  const region: Region = broad
-    ? all
-    : await bucketRegion(ctx, e, differing, buckets, remoteRows[0], shape.keys);
+  const region: Region = broad ? all : await bucketRegion(ctx, e, differing, buckets, remoteSide, shape.keys);
   // A few changes: their buckets' rows are fewer than the keys would be to compare.
   const staged =
     !broad && Math.max(counts.siteInRegion, counts.remoteInRegion) <= SMALL_REGION_ROWS
@@ -554,23 +670,34 @@ async function bucketRegion(
   siteKeys: { lo: bigint; hi: bigint } | undefined,
 ): Promise<Region> {
   const numbers = differing.map((d) => d.b);
-  const settings: [string, string][] = [];
   let site: Promise<Region>;
   if (buckets.kind === 'hash') {
     site = ctx.site.createBucketRegion(e, numbers, buckets.mask);
-    settings.push([MASK_SETTING, String(buckets.mask)], [REGION_SETTING, `{${numbers.join(',')}}`]);
   } else {
     const ranges = keyRanges(buckets, numbers, remote, siteKeys);
     site = ctx.site.createRangeRegion(e, ranges.lo, ranges.hi);
-    settings.push([RANGES_LO_SETTING, arrayLiteral(ranges.lo)], [RANGES_HI_SETTING, arrayLiteral(ranges.hi)]);
   }
-  const [region] = await Promise.all([
-    site,
-    (async () => {
-      for (const [name, value] of settings) await ctx.remote.setSetting(name, value);
-    })(),
-  ]);
+  const [region] = await Promise.all([site, remoteBucketRegion(ctx, numbers, buckets, remote, siteKeys)]);
   return region;
+}
+
+/** Names some buckets' rows to the remote's statements, in its settings: their key ranges, or their numbers for hash buckets. */
+async function remoteBucketRegion(
+  ctx: CompareContext,
+  numbers: readonly number[],
+  buckets: Buckets,
+  remote: { lo: string | null; hi: string | null } | undefined,
+  siteKeys: { lo: bigint; hi: bigint } | undefined,
+): Promise<RemoteRegion> {
+  if (buckets.kind === 'hash') {
+    await ctx.remote.setSetting(MASK_SETTING, String(buckets.mask));
+    await ctx.remote.setSetting(REGION_SETTING, `{${numbers.join(',')}}`);
+    return 'buckets';
+  }
+  const ranges = keyRanges(buckets, numbers, remote, siteKeys);
+  await ctx.remote.setSetting(RANGES_LO_SETTING, arrayLiteral(ranges.lo));
+  await ctx.remote.setSetting(RANGES_HI_SETTING, arrayLiteral(ranges.hi));
+  return 'ranges';
 }
 
 /** How the remote's COPY statements select a region's rows. */

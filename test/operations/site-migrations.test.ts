@@ -206,8 +206,8 @@ describe('site schema migrations by the operations', () => {
       expect(await siteSchemaVersion(client)).toBe(latest.version - 1);
       expect(await appliedVersions()).toEqual(SITE_MIGRATIONS.slice(0, -1).map((m) => m.version));
       const { rows } = await client.query(
-        // The table the latest migration creates.
-        `SELECT 1 FROM pg_class WHERE relname = 'meter_sync_fingerprint'`,
+        // The column the latest migration adds.
+        `SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('meter_sync_fingerprint') AND attname = 'remote_horizon'`,
       );
       expect(rows).toEqual([]);
     }
