@@ -850,24 +850,11 @@ export const fingerprintSql = {
   },
   /**
    * The same of the remote slice (`$1` is the tenant id, then the `bucketValues`); with range
-   * buckets also the slice's first and last key, so that the outer ranges have bounds.
+   * buckets also the slice's first and last key, so that the outer ranges have bounds. With
+   * `horizon`, for a slice read from its table alone (`remoteVersioned`), also the horizon that a
+   * later run's `remoteBucketsSince` counts from (`remoteHorizon`): the table's name follows.
    */
-  remoteBuckets: (e: ResolvedEntity, kind: Buckets['kind']) => {
-    const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';
-    return packed(
-      `SELECT b, count(*) AS n, bit_xor(h) AS x, min(k) AS lo, max(k) AS hi FROM (
-       SELECT ${bucketOf(e, 'r', kind, bucketParameters(kind, 2))} AS b, ${rowHash(e, 'r')} AS h, ${key} AS k
-       FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
-     GROUP BY b`,
-      ', min(lo)::text AS lo, max(hi)::text AS hi',
-    );
-  },
-  /**
-   * `remoteBuckets` of a slice read from its table alone (`remoteVersioned`), which also gives the
-   * horizon that a later run's `remoteBucketsSince` counts from (`REMOTE_HORIZON`): `$1` the
-   * tenant id, then the `bucketValues`, then the table's name.
-   */
-  remoteBucketsWithHorizon: (e: ResolvedEntity, kind: Buckets['kind']) => {
+  remoteBuckets: (e: ResolvedEntity, kind: Buckets['kind'], horizon = false) => {
     const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';
     const values = bucketParameters(kind, 2);
     return packed(
@@ -875,7 +862,7 @@ export const fingerprintSql = {
        SELECT ${bucketOf(e, 'r', kind, values)} AS b, ${rowHash(e, 'r')} AS h, ${key} AS k
        FROM (${remoteSlice(e.meta, '$1::integer')}) AS r) AS f
      GROUP BY b`,
-      `, min(lo)::text AS lo, max(hi)::text AS hi, ${remoteHorizon(`$${values.length + 2}`)} AS horizon`,
+      `, min(lo)::text AS lo, max(hi)::text AS hi${horizon ? `, ${remoteHorizon(`$${values.length + 2}`)} AS horizon` : ''}`,
     );
   },
   /**
@@ -885,7 +872,7 @@ export const fingerprintSql = {
    * rows and the xor of the new ones; `fresh` lists the buckets holding new rows as `b:count,…`.
    * `usable` is false when the snapshots say this one is not later than the earlier one (a replica
    * behind the server that gave it) or the horizon is too old for 32-bit xids to compare: the
-   * counts then prove nothing. Parameters as `remoteBucketsWithHorizon`, then the earlier snapshot.
+   * counts then prove nothing. Parameters as `remoteBuckets` with a horizon, then the earlier snapshot.
    */
   remoteBucketsSince: (e: ResolvedEntity, kind: Buckets['kind']) => {
     const key = kind === 'range' ? firstKey(e, 'r', true) : 'NULL::bigint';

@@ -324,7 +324,7 @@ async function remoteFingerprints(
   const since = horizon && (await fromHorizon(ctx, e, buckets, kept!, horizon, siteKeys));
   if (since) return since;
   const [row] = await ctx.remote.query<PackedRow>(
-    fingerprintSql.remoteBucketsWithHorizon(e, buckets.kind),
+    fingerprintSql.remoteBuckets(e, buckets.kind, true),
     [...values, remoteTableName(e.meta)],
     e.meta.name,
   );
