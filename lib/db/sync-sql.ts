@@ -108,11 +108,14 @@ function versionedSlice(meta: EntityMetadata, tenant: string): string {
 
 /**
  * What a later run counts new rows from: the server (its start, so a restart, a restored backup or
- * another server ends it), the database and the table (`table` its name), and this snapshot.
+ * another server ends it), the database and the table (`table` its name), and this snapshot. NULL
+ * unless the name is a table's, plain or partitioned: a view's or a foreign table's rows carry no xmin.
  */
 const remoteHorizon = (table: string) =>
-  `(SELECT extract(epoch FROM pg_postmaster_start_time())::text || '/' || d.oid || '/' || coalesce(to_regclass(${table})::oid::text, '')
-     FROM pg_database AS d WHERE d.datname = current_database()) || '@' || pg_current_snapshot()::text`;
+  `(SELECT extract(epoch FROM pg_postmaster_start_time())::text || '/' || d.oid || '/' || c.oid
+     FROM pg_database AS d, pg_class AS c
+     WHERE d.datname = current_database() AND c.oid = to_regclass(${table}) AND c.relkind IN ('r', 'p'))
+   || '@' || pg_current_snapshot()::text`;
 
 /** The entities' metadata by name: parents' slices are part of a child's first load. */
 export type MetadataLookup = (name: string) => EntityMetadata;
@@ -895,6 +898,8 @@ export const fingerprintSql = {
             WHERE x < pg_snapshot_xmax(${was}) AND pg_visible_in_snapshot(x, ${was}))) AS usable`,
     );
   },
+  /** The horizon this snapshot would keep (`remoteHorizon`; `$1` the table's name): a kept one's source is checked against it before any row is read. */
+  remoteHorizon: (): string => `SELECT ${remoteHorizon('$1')} AS horizon`,
   /** `remoteBuckets` of the rows of a region only (the settings name it, as for COPY); the parameters are the `bucketValues`. */
   remoteRegionBuckets: (e: ResolvedEntity, kind: Buckets['kind'], region: RemoteRegion) =>
     packed(`SELECT b, count(*) AS n, bit_xor(h) AS x FROM (

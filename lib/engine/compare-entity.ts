@@ -357,6 +357,13 @@ async function fromHorizon(
   [horizon, source, snapshot]: RegExpMatchArray,
   siteKeys: { lo: bigint; hi: bigint } | undefined,
 ): Promise<RemoteFingerprints | undefined> {
+  // Its xmin is read only from the very table the horizon was taken of: a view of the same name has none.
+  const [current] = await ctx.remote.query<{ horizon: string | null }>(
+    fingerprintSql.remoteHorizon(),
+    [remoteTableName(e.meta)],
+    e.meta.name,
+  );
+  if (current?.horizon?.match(HORIZON)?.[1] !== source) return undefined;
   const [row] = await ctx.remote.query<PackedRow & { fresh: string | null; usable: boolean }>(
     fingerprintSql.remoteBucketsSince(e, buckets.kind),
     [ctx.tenantId, ...bucketValues(buckets), remoteTableName(e.meta), snapshot],

@@ -174,6 +174,33 @@ describe("the remote's horizon kept with a fingerprint", () => {
     expect(await registers()).toEqual(['register', 0, 0, 0, 0, REGISTERS - 1]);
   });
 
+  it("a slice read from a view keeps no horizon (a view's rows carry no xmin), and syncs as before", async () => {
+    // Arrange: the remote's registers behind a view of the same name.
+    await fx.remoteClient.query('ALTER TABLE register RENAME TO register_rows');
+    await fx.remoteClient.query('CREATE VIEW register AS SELECT * FROM register_rows');
+    try {
+      await fx.remoteClient.query(`UPDATE register_rows SET name = 'through the view' WHERE id = $1`, [
+        registerId(1, 9),
+      ]);
+
+      // Act
+      const changed = await registers();
+      const after = await registers();
+
+      // Assert
+      expect(changed).toEqual(['register', 0, 1, 0, 0, REGISTERS - 1]);
+      expect(after).toEqual(['register', 0, 0, 0, 0, REGISTERS]);
+      expect((await kept('register'))!.horizon).toBeNull();
+      await fx.remoteClient.query(`UPDATE register_rows SET name = 'again' WHERE id = $1`, [
+        registerId(1, 9),
+      ]);
+      expect(await registers()).toEqual(['register', 0, 1, 0, 0, REGISTERS - 1]);
+    } finally {
+      await fx.remoteClient.query('DROP VIEW register');
+      await fx.remoteClient.query('ALTER TABLE register_rows RENAME TO register');
+    }
+  });
+
   it('a row written by a remote transaction still open when the horizon was taken, and committed after, is found', async () => {
     // Arrange: an insert on the remote, not committed while a run keeps its horizon.
     const other: Client = await openTestClient(fx.remote.url);
