@@ -121,7 +121,6 @@ function tableSignature(e: ResolvedEntity): string {
   return JSON.stringify([e.meta.keyColumns, e.meta.columns.map((c) => [c, e.types[c]]), rowHash(e, 't')]);
 }
 
-/** Buckets as kept with a fingerprint: JSON, the range's bigints as text. */
 /**
  * A table's fingerprint as a run keeps it; `remoteHorizon` when it is the remote's too, as of that
  * remote snapshot (sync-sql's `remoteBucketsSince` counts the rows written after it).
@@ -132,6 +131,7 @@ export interface KeptFingerprint {
   readonly remoteHorizon?: string;
 }
 
+/** Buckets as kept with a fingerprint: JSON, the range's bigints as text. */
 function formatBuckets(buckets: Buckets): string {
   return JSON.stringify(buckets, (_, value) => (typeof value === 'bigint' ? String(value) : value));
 }
